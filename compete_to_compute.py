@@ -140,7 +140,7 @@ def read_idx_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
-def check_digest(raw: bytes, name: str, path: Path, spec: DatasetSpec) -> None:
+def check_digest(raw: bytes, name: str, path, spec: DatasetSpec) -> None:
     """Compare the decompressed bytes with the pinned SHA-256 of this file."""
     actual = hashlib.sha256(raw).hexdigest()
     if actual != spec.sha256[name]:
@@ -167,13 +167,13 @@ def download_idx_file(folder: Path, name: str, spec: DatasetSpec) -> Path:
     failures = []
     for base in spec.mirrors:
         url = base + name + ".gz"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part.gz")
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
                 while chunk := r.read(1 << 20):
                     out.write(chunk)
             raw = read_idx_bytes(Path(tmp))
-            check_digest(raw, name, Path(url), spec)
+            check_digest(raw, name, url, spec)
             os.replace(tmp, target)
             return target
         except (OSError, DataError, ValueError) as e:
@@ -777,7 +777,8 @@ def snapshot_arrays(headline: dict, config: dict) -> dict:
         for task in ("t1", "t2"):
             arrays[f"acc_{task}_{name}"] = np.array([np.nan if a is None else a for a in sched[f"{task}_acc"]])
         units = headline["units"][name]
-        arrays[f"W1_{name}"] = units["W1"].astype(np.float16)
+        with np.errstate(over="ignore"):                 # a diverged model's weights may not fit
+            arrays[f"W1_{name}"] = units["W1"].astype(np.float16)
         for t, per_layer in enumerate(units["freq"]):
             for layer, f in enumerate(per_layer or [], start=1):
                 arrays[f"freq_t{t + 1}_{name}_layer{layer}"] = f.astype(np.float32)
@@ -932,8 +933,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_config(argv: list | None) -> dict:
-    """Parse and cross-check every flag; any problem exits with code 2 naming the flag."""
+def parse_config(argv: list | None) -> tuple:
+    """Parse and cross-check every flag; any problem exits with code 2 naming the flag.
+
+    Returns the experiment's config (everything that can change a number) and the quiet flag.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.topk is None:
@@ -953,8 +957,7 @@ def parse_config(argv: list | None) -> dict:
         parser.error(f"argument --n-train-per-class: at most {most} for these classes of {args.dataset}, "
                      f"got {args.n_train_per_class}")
     config = vars(args)
-    config.pop("quiet")
-    return config
+    return config, config.pop("quiet")
 
 
 class Interrupted(Exception):
@@ -969,8 +972,7 @@ def _raise_interrupted(signum, frame):
 
 def main(argv: list | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    quiet = "--quiet" in argv
-    config = parse_config(argv)
+    config, quiet = parse_config(argv)
     out, snapshots = Path(config["out"]), Path(config["snapshots"])
     old_handlers = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

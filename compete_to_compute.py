@@ -515,64 +515,44 @@ def summarize(acc: dict, freq: list | None, model: Model, config: dict) -> dict:
     return out
 
 
-def run_seed(seed: int, config: dict, headline: bool, progress: bool = False, threads: int = 1) -> dict:
-    """Train every model on Task 1 then Task 2 for one seed; the models run side by side in threads.
+def run_course(seed: int, name: str, config: dict, headline: bool, progress: bool = False) -> dict:
+    """One model's whole course for one seed: Task 1 then Task 2, evaluated along the way.
 
+    The models of a seed share its data subsample, initial weights and minibatch order (all drawn
+    from the seed alone) and nothing else, so each model's course is an independent job.
     The headline seed is evaluated on both full test sets before training and after every epoch
     (the curves the figures draw); other seeds only where the statistics read: Task 1 at the end of
     Task 1, both tasks at the end.
     """
     init_rng, data_rng, order_rng = seed_streams(seed)
     tasks = make_tasks(config, data_rng)
-    initial = init_params(config, init_rng)
-    models = [Model(name, [p.copy() for p in initial], config) for name in config["models"]]
+    model = Model(name, init_params(config, init_rng), config)
     epochs, last = config["epochs"], 2 * config["epochs"]
-    acc, freq = {m.name: {} for m in models}, {m.name: [None, None] for m in models}
-    pool = ThreadPoolExecutor(threads)
-
-    def evaluate_point(point: int, loss: dict) -> None:
+    orders = [[order_rng.permutation(len(x)) for _ in range(epochs)] for x in tasks.x_train]
+    acc, freq = {}, [None, None]
+    for point in range(last + 1):
+        t = 0 if point <= epochs else 1
+        if point > 0:
+            if point in (1, epochs + 1):
+                reset_optimizer(model)
+            perm = orders[t][(point - 1) % epochs]
+            loss = train_epoch(model, tasks.x_train[t][perm], tasks.y_train[t][perm], tasks.classes[t],
+                               config, {"task": t + 1, "epoch": point})
         wanted = (0, 1) if headline or point == last else (0,) if point == epochs else ()
-
-        def run(m):
-            for t in wanted if not m.diverged else ():
-                acc[m.name][(point, t)], freq[m.name][t] = evaluate(
-                    m, tasks.x_test[t], tasks.y_test[t], tasks.classes[t], with_freq=point == last)
-        list(pool.map(run, models))
+        for task in wanted if not model.diverged else ():
+            acc[(point, task)], freq[task] = evaluate(model, tasks.x_test[task], tasks.y_test[task],
+                                                      tasks.classes[task], with_freq=point == last)
         if progress and headline and point > 0:
-            for m in models:
-                state = (f"diverged in task {m.diverged['task']} epoch {m.diverged['epoch']}" if m.diverged
-                         else f"loss {loss[m.name]:.4f}  T1 {acc[m.name][(point, 0)]:.4f}  "
-                              f"T2 {acc[m.name][(point, 1)]:.4f}")
-                print(f"seed {seed}  task {1 if point <= epochs else 2}  epoch {point:>2}/{last}  "
-                      f"{m.name:<5} {state}", flush=True)
-
-    try:
-        evaluate_point(0, {})
-        for t in (0, 1):
-            for m in models:
-                reset_optimizer(m)
-            for e in range(1, epochs + 1):
-                point = t * epochs + e
-                perm = order_rng.permutation(len(tasks.x_train[t]))
-                xs, ys = tasks.x_train[t][perm], tasks.y_train[t][perm]
-                where = {"task": t + 1, "epoch": point}
-                losses = pool.map(lambda m: None if m.diverged else
-                                  train_epoch(m, xs, ys, tasks.classes[t], config, where), models)
-                evaluate_point(point, dict(zip(config["models"], losses)))
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-    result = {"seed": seed, "summary": {}, "timings": {}}
-    for m in models:
-        result["summary"][m.name] = summarize(acc[m.name], freq[m.name], m, config)
-        result["timings"][m.name] = {"train_s": m.train_s, "eval_s": m.eval_s}
+            state = (f"diverged in task {model.diverged['task']} epoch {model.diverged['epoch']}"
+                     if model.diverged else f"loss {loss:.4f}  T1 {acc[(point, 0)]:.4f}  T2 {acc[(point, 1)]:.4f}")
+            print(f"seed {seed}  task {t + 1}  epoch {point:>2}/{last}  {name:<5} {state}", flush=True)
+    out = {"seed": seed, "model": name, "summary": summarize(acc, freq, model, config),
+           "timings": {"train_s": model.train_s, "eval_s": model.eval_s}}
     if headline:
-        result["schedule"] = {m.name: {
-            "epoch": list(range(last + 1)),
-            "t1_acc": [acc[m.name].get((p, 0)) for p in range(last + 1)],
-            "t2_acc": [acc[m.name].get((p, 1)) for p in range(last + 1)]} for m in models}
-        result["units"] = {m.name: {"W1": m.params[0], "freq": freq[m.name]} for m in models}
-    return result
+        out["schedule"] = {"epoch": list(range(last + 1)), "t1_acc": [acc.get((p, 0)) for p in range(last + 1)],
+                           "t2_acc": [acc.get((p, 1)) for p in range(last + 1)]}
+        out["units"] = {"W1": model.params[0], "freq": freq}
+    return out
 
 
 def _worker_init() -> None:
@@ -581,43 +561,58 @@ def _worker_init() -> None:
 
 
 def _worker_run(job: tuple) -> dict:
-    return run_seed(*job)
+    return run_course(*job)
 
 
 def run_seeds(config: dict, progress: bool) -> list:
-    """All seeds, in parallel worker processes when asked; the headline seed (the heaviest) first.
+    """Every model of every seed, one job each, the headline seed's (the heaviest) first.
 
-    With one seed (or one worker) the models of a seed run in one thread each (the OS spreads them
-    over the cores); otherwise one process per worker, each running its seed's models in turn.
+    One seed: its models run in threads in this process (the OS spreads them over the cores).
+    Several seeds: --workers processes take jobs as they free up. Either way every product runs
+    on one BLAS thread, so a job's numbers do not depend on where it ran.
+    Returns one result per seed: {"seed", "summary", "timings"} (+ "schedule", "units" for the headline).
     """
     seeds = [config["seed"] + i for i in range(config["n_seeds"])]
-    workers = min(config["workers"], len(seeds))
-    threads = len(config["models"]) if workers == 1 and config["workers"] > 1 else 1
-    jobs = [(s, config, s == seeds[0], progress, threads) for s in seeds]
-    results = []
+    jobs = [(s, name, config, s == seeds[0], progress) for s in seeds for name in config["models"]]
+    per_seed = {s: {"seed": s, "summary": {}, "timings": {}} for s in seeds}
+    done = []
 
-    def report(r):
-        results.append(r)
-        if progress and len(seeds) > 1:
-            parts = [f"{name} {s['forgetting']:.4f}" if not s["diverged"] else f"{name} diverged"
-                     for name, s in r["summary"].items()]
-            print(f"seed {r['seed']} done ({len(results)}/{len(seeds)}): forgetting "
-                  + ", ".join(parts), flush=True)
+    def collect(r):
+        seed = per_seed[r["seed"]]
+        seed["summary"][r["model"]], seed["timings"][r["model"]] = r["summary"], r["timings"]
+        if "schedule" in r:
+            seed.setdefault("schedule", {})[r["model"]] = r["schedule"]
+            seed.setdefault("units", {})[r["model"]] = r["units"]
+        if len(seed["summary"]) == len(config["models"]):
+            done.append(seed["seed"])
+            if progress and len(seeds) > 1:
+                parts = [f"{n} {seed['summary'][n]['forgetting']:.4f}" if not seed["summary"][n]["diverged"]
+                         else f"{n} diverged" for n in config["models"]]
+                print(f"seed {seed['seed']} done ({len(done)}/{len(seeds)}): forgetting " + ", ".join(parts),
+                      flush=True)
 
-    if workers == 1:
-        for job in jobs:
-            report(run_seed(*job))
+    if len(seeds) == 1 or config["workers"] == 1:
+        threads = len(jobs) if len(seeds) == 1 and config["workers"] > 1 else 1
+        pool = ThreadPoolExecutor(threads)
+        try:
+            for r in pool.map(_worker_run, jobs):
+                collect(r)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
     else:
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
+        pool = multiprocessing.get_context("spawn").Pool(min(config["workers"], len(jobs)),
+                                                         initializer=_worker_init)
         try:
             for r in pool.imap_unordered(_worker_run, jobs):
-                report(r)
+                collect(r)
             pool.close()
         finally:
             pool.terminate()
             pool.join()
-    return sorted(results, key=lambda r: r["seed"])
-
+    for seed in per_seed.values():                  # keep the models in --models order
+        seed["summary"] = {n: seed["summary"][n] for n in config["models"]}
+        seed["timings"] = {n: seed["timings"][n] for n in config["models"]}
+    return [per_seed[s] for s in seeds]
 
 
 def count_flops(config: dict, n_test: tuple) -> dict:

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -527,6 +528,7 @@ def run_course(seed: int, name: str, config: dict, headline: bool, progress: boo
     init_rng, data_rng, order_rng = seed_streams(seed)
     tasks = make_tasks(config, data_rng)
     model = Model(name, init_params(config, init_rng), config)
+    initial_W1 = model.params[0].copy() if headline else None
     epochs, last = config["epochs"], 2 * config["epochs"]
     orders = [[order_rng.permutation(len(x)) for _ in range(epochs)] for x in tasks.x_train]
     acc, freq = {}, [None, None]
@@ -551,7 +553,7 @@ def run_course(seed: int, name: str, config: dict, headline: bool, progress: boo
     if headline:
         out["schedule"] = {"epoch": list(range(last + 1)), "t1_acc": [acc.get((p, 0)) for p in range(last + 1)],
                            "t2_acc": [acc.get((p, 1)) for p in range(last + 1)]}
-        out["units"] = {"W1": model.params[0], "freq": freq}
+        out["units"] = {"W1": model.params[0], "W1_init": initial_W1, "freq": freq}
     return out
 
 
@@ -767,6 +769,8 @@ def snapshot_arrays(headline: dict, config: dict) -> dict:
     arrays = {"schema_version": np.array(SCHEMA_VERSION), "config_json": np.array(json.dumps(config)),
               "models": np.array(config["models"]), "epoch": np.arange(2 * config["epochs"] + 1),
               "summary_json": np.array(json.dumps(headline["summary"]))}
+    with np.errstate(over="ignore"):
+        arrays["W1_init"] = headline["units"][config["models"][0]]["W1_init"].astype(np.float16)
     for name in config["models"]:
         sched = headline["schedule"][name]
         for task in ("t1", "t2"):
@@ -778,6 +782,30 @@ def snapshot_arrays(headline: dict, config: dict) -> dict:
             for layer, f in enumerate(per_layer or [], start=1):
                 arrays[f"freq_t{t + 1}_{name}_layer{layer}"] = f.astype(np.float32)
     return arrays
+
+
+class SnapshotError(Exception):
+    """A snapshot file the figure scripts cannot use; the message says how to make a good one."""
+
+
+def read_snapshots(path: Path) -> dict:
+    """Load what snapshot_arrays wrote, checking it is whole and of this schema version."""
+    fix = "make it with: python compete_to_compute.py --seed 0"
+    if not path.is_file():
+        raise SnapshotError(f"{path}: not found; {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        version = int(data["schema_version"])
+        if version != SCHEMA_VERSION:
+            raise SnapshotError(f"{path}: written with snapshot schema {version}, this code reads "
+                                f"schema {SCHEMA_VERSION}; {fix}")
+        data["config"] = json.loads(str(data.pop("config_json")))
+        data["summary"] = json.loads(str(data.pop("summary_json")))
+        data["models"] = [str(m) for m in data["models"]]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        raise SnapshotError(f"{path}: unreadable or truncated ({type(e).__name__}: {e}); {fix}") from None
+    return data
 
 
 def results_document(config: dict, runs: list, timings: dict, flops: dict, argv: list) -> dict:

@@ -15,8 +15,8 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from compete_to_compute import SnapshotError, read_snapshots, write_atomic
-from visualize_compete_to_compute import color, plt
+from compete_to_compute import read_snapshots, write_atomic
+from visualize_compete_to_compute import color, plt, run_reporting_errors
 
 FRAME_MS, HOLD_MS = 450, 3500   # each evaluation point, then the final verdict
 SIZE_IN, DPI = (6.4, 3.6), 80
@@ -81,21 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
-    try:
-        frames = render_frames(read_snapshots(Path(args.snapshots)))
-        buf = io.BytesIO()
+    buf, frames = io.BytesIO(), []
+
+    def draw():
+        frames.extend(render_frames(read_snapshots(Path(args.snapshots))))
         durations = [FRAME_MS] * (len(frames) - 1) + [HOLD_MS]
         iio.imwrite(buf, np.stack(frames), extension=".gif", duration=durations, loop=0)
         write_atomic(out, lambda f: f.write(buf.getvalue()))
-    except SnapshotError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"error: {e.filename or out}: cannot write ({e.strerror}); choose another --out", file=sys.stderr)
-        return 1
-    print(f"wrote {out}: {len(frames)} frames ({len(frames) - 1} evaluation points + 1 held), "
-          f"{len(buf.getvalue()) / 1024:.0f} KB")
-    return 0
+
+    code = run_reporting_errors(draw, out, "--out")
+    if code == 0:
+        print(f"wrote {out}: {len(frames)} frames ({len(frames) - 1} evaluation points + 1 held), "
+              f"{len(buf.getvalue()) / 1024:.0f} KB")
+    return code
 
 
 if __name__ == "__main__":

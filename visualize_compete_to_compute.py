@@ -245,12 +245,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_reporting_errors(draw, out: Path, out_flag: str) -> int:
+    """Run a script's drawing step; a bad snapshot or an unwritable output becomes one line, exit 1."""
+    try:
+        draw()
+    except SnapshotError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e.filename or out}: cannot write ({e.strerror}); choose another {out_flag}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out_dir)
-    try:
+    report = {}
+
+    def draw():
         snap = read_snapshots(Path(args.snapshots))
         doc = read_results(Path(args.results), snap)
+        report["multi_seed"] = doc is not None
         plot_training_curves(snap, out / "training_curves.png")
         plot_forgetting_bar(snap, doc, out / "forgetting_bar.png")
         written = ["training_curves.png", "forgetting_bar.png"]
@@ -258,18 +274,16 @@ def main(argv: list | None = None) -> int:
             plot_forgetting_paired(snap, doc, out / "forgetting_paired.png")
             written.append("forgetting_paired.png")
         written += plot_receptive_fields(snap, out)
-        notes = plot_winner_freq(snap, out / "winner_freq.png")
-        written.append("winner_freq.png")
-    except SnapshotError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"error: {e.filename or out}: cannot write ({e.strerror}); choose another --out-dir", file=sys.stderr)
-        return 1
-    print(f"wrote {', '.join(written)} to {out}/" + ("" if doc else " (single seed: no multi-seed panels)"))
-    for note in notes:
-        print("  " + note)
-    return 0
+        report["notes"] = plot_winner_freq(snap, out / "winner_freq.png")
+        report["written"] = written + ["winner_freq.png"]
+
+    code = run_reporting_errors(draw, out, "--out-dir")
+    if code == 0:
+        print(f"wrote {', '.join(report['written'])} to {out}/"
+              + ("" if report["multi_seed"] else " (single seed: no multi-seed panels)"))
+        for note in report["notes"]:
+            print("  " + note)
+    return code
 
 
 if __name__ == "__main__":

@@ -256,8 +256,8 @@ def load_dataset(dataset: str, data_dir: str | None) -> dict:
 # ============================================================================ tasks
 @dataclass
 class TaskData:
-    """What one seed trains and tests on. Labels are indices into the task's own classes."""
-    classes: list                  # [task1 classes, task2 classes]
+    """What one seed trains and tests on; labels are the classes themselves (0-9)."""
+    heads: list                    # per task: bool (10,), its output units (the multi-head mask)
     x_train: list                  # per task: float32 (n, 784), balanced subsample
     y_train: list                  # per task: int (n,)
     x_test: list                   # per task: float32, every test image of the task's classes
@@ -269,10 +269,11 @@ def to_float(images: np.ndarray) -> np.ndarray:
     return np.multiply(images, np.float32(1 / 255), dtype=np.float32)
 
 
-def local_labels(labels: np.ndarray, classes: list) -> np.ndarray:
-    lookup = np.full(10, -1, dtype=np.int64)
-    lookup[classes] = np.arange(len(classes))
-    return lookup[labels]
+def head_mask(classes: list) -> np.ndarray:
+    """The output units a task may use: its own classes' logits."""
+    head = np.zeros(10, dtype=bool)
+    head[classes] = True
+    return head
 
 
 def balanced_subsample(labels: np.ndarray, classes: list, per_class: int, rng) -> np.ndarray:
@@ -287,7 +288,7 @@ def test_split(dataset: str, data_dir: str | None, classes: tuple) -> tuple:
     data = load_dataset(dataset, data_dir)
     labels = np.asarray(data["test_labels"])
     rows = np.flatnonzero(np.isin(labels, classes))
-    return to_float(data["test_images"][rows]), local_labels(labels[rows], list(classes))
+    return to_float(data["test_images"][rows]), labels[rows].astype(np.int64)
 
 
 def make_tasks(config: dict, rng) -> TaskData:
@@ -297,9 +298,9 @@ def make_tasks(config: dict, rng) -> TaskData:
     for classes in (config["task1_classes"], config["task2_classes"]):
         rows = balanced_subsample(labels, classes, config["n_train_per_class"], rng)
         x_test, y_test = test_split(config["dataset"], config["data_dir"], tuple(classes))
-        tasks.classes.append(list(classes))
+        tasks.heads.append(head_mask(classes))
         tasks.x_train.append(to_float(data["train_images"][rows]))
-        tasks.y_train.append(local_labels(labels[rows], classes))
+        tasks.y_train.append(labels[rows].astype(np.int64))
         tasks.x_test.append(x_test)
         tasks.y_test.append(y_test)
     return tasks
@@ -372,6 +373,7 @@ class Model:
     config: dict
     velocity: list = field(default_factory=list)
     scratch: list = field(default_factory=list)
+    decay: list = field(default_factory=list)
     diverged: dict | None = None
     train_s: float = 0.0
     eval_s: float = 0.0
@@ -404,54 +406,52 @@ class Model:
         return grads
 
 
-def masked_cross_entropy(logits, y, cols):
+def masked_cross_entropy(logits, y, head):
     """Mean softmax cross-entropy over the active task's logits only (the multi-head mask).
 
-    Returns the loss and d loss / d logits, which is exactly zero on inactive logits.
+    Logits outside the head are set to -inf: they get probability 0, so d loss / d logits, which is
+    returned with the loss, is exactly zero on them.
     """
-    z = logits[:, cols]
-    z = z - z.max(axis=1, keepdims=True)
+    z = np.where(head, logits, -np.inf)
+    z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
     s = e.sum(axis=1, keepdims=True)
     rows = np.arange(len(y))
     loss = float(np.mean(np.log(s[:, 0]) - z[rows, y]))
-    p = e / s
-    p[rows, y] -= 1
-    p /= len(y)
-    d = np.zeros_like(logits)
-    d[:, cols] = p
-    return loss, d
+    e /= s
+    e[rows, y] -= 1
+    e /= len(y)
+    return loss, e
 
 
 # ============================================================================ training
-def reset_optimizer(model: Model) -> None:
-    """Fresh momentum at the start of each task, so nothing from the old task's head keeps moving."""
+def reset_optimizer(model: Model, head: np.ndarray, config: dict) -> None:
+    """A fresh optimiser for a task: zero momentum, and weight decay on the output weights of this
+    task's head only. With no gradient and no decay, the other head's weights do not move at all."""
     model.velocity = [np.zeros_like(p) for p in model.params]
     model.scratch = [np.empty_like(p) for p in model.params[0::2]]
+    decay = np.float32(config["lr"] * config["weight_decay"])
+    model.decay = [decay] * (len(model.params) // 2 - 1) + [np.where(head, decay, np.float32(0))]
 
 
-def sgd_step(model: Model, lr_grads: list, cols, config: dict) -> None:
-    """SGD with momentum and L2 weight decay on weights (not biases); inactive head columns stay put.
+def sgd_step(model: Model, lr_grads: list, config: dict) -> None:
+    """SGD with momentum and L2 weight decay on weights (not biases).
 
     The same update as v = mu v + g + wd w; w -= lr v, kept as u = lr v so that the learning rate
     rides on the logit gradient (backprop is linear) and each weight matrix takes five in-place passes.
     """
-    mu, decay = config["momentum"], config["lr"] * config["weight_decay"]
-    last = len(model.params) - 2
+    mu = config["momentum"]
     for i, (p, g, u) in enumerate(zip(model.params, lr_grads, model.velocity)):
         u *= mu
         u += g
-        if i % 2 == 0 and decay:                 # weights decay; biases do not
-            if i == last:                        # only the active task's output columns decay
-                u[:, cols] += decay * p[:, cols]
-            else:
-                scratch = model.scratch[i // 2]
-                np.multiply(p, decay, out=scratch)
-                u += scratch
+        if i % 2 == 0 and config["weight_decay"]:    # weights decay; biases do not
+            scratch = model.scratch[i // 2]
+            np.multiply(p, model.decay[i // 2], out=scratch)
+            u += scratch
         p -= u
 
 
-def train_epoch(model: Model, xs, ys, cols, config: dict, where: dict) -> float | None:
+def train_epoch(model: Model, xs, ys, head, config: dict, where: dict) -> float | None:
     """One pass over a task's data, already in this epoch's order (the same order for every model).
 
     A model whose loss turns non-finite is marked diverged, with `where` it happened, and stops.
@@ -463,18 +463,18 @@ def train_epoch(model: Model, xs, ys, cols, config: dict, where: dict) -> float 
         for s in range(0, len(xs), size):
             xb, yb = xs[s:s + size], ys[s:s + size]
             logits, inputs, masks = model.forward(xb)
-            loss, d_logits = masked_cross_entropy(logits, yb, cols)
+            loss, d_logits = masked_cross_entropy(logits, yb, head)
             if not math.isfinite(loss):
                 model.diverged = dict(where)
                 break
             d_logits *= config["lr"]
-            sgd_step(model, model.backward(d_logits, inputs, masks), cols, config)
+            sgd_step(model, model.backward(d_logits, inputs, masks), config)
             total += loss * len(yb)
     model.train_s += time.perf_counter() - t0
     return None if model.diverged else total / len(xs)
 
 
-def evaluate(model: Model, x, y, cols, with_freq: bool = False, chunk: int = 1024):
+def evaluate(model: Model, x, y, head, with_freq: bool = False, chunk: int = 1024):
     """Test accuracy on one task (its logits only) and, optionally, each hidden unit's firing rate.
 
     Chunks of ~1k rows keep the activations in cache; the GEMMs stay large enough to run near peak.
@@ -484,7 +484,8 @@ def evaluate(model: Model, x, y, cols, with_freq: bool = False, chunk: int = 102
     with np.errstate(over="ignore", invalid="ignore"):
         for s in range(0, len(x), chunk):
             logits, _, masks = model.forward(x[s:s + chunk])
-            correct += int(np.count_nonzero(logits[:, cols].argmax(axis=1) == y[s:s + chunk]))
+            predicted = np.where(head, logits, -np.inf).argmax(axis=1)
+            correct += int(np.count_nonzero(predicted == y[s:s + chunk]))
             if with_freq:
                 layer_counts = [np.count_nonzero(m, axis=0) for m in masks]
                 counts = layer_counts if counts is None else [a + b for a, b in zip(counts, layer_counts)]
@@ -536,14 +537,14 @@ def run_course(seed: int, name: str, config: dict, headline: bool, progress: boo
         t = 0 if point <= epochs else 1
         if point > 0:
             if point in (1, epochs + 1):
-                reset_optimizer(model)
+                reset_optimizer(model, tasks.heads[t], config)
             perm = orders[t][(point - 1) % epochs]
-            loss = train_epoch(model, tasks.x_train[t][perm], tasks.y_train[t][perm], tasks.classes[t],
+            loss = train_epoch(model, tasks.x_train[t][perm], tasks.y_train[t][perm], tasks.heads[t],
                                config, {"task": t + 1, "epoch": point})
         wanted = (0, 1) if headline or point == last else (0,) if point == epochs else ()
         for task in wanted if not model.diverged else ():
             acc[(point, task)], freq[task] = evaluate(model, tasks.x_test[task], tasks.y_test[task],
-                                                      tasks.classes[task], with_freq=point == last)
+                                                      tasks.heads[task], with_freq=point == last)
         if progress and headline and point > 0:
             state = (f"diverged in task {model.diverged['task']} epoch {model.diverged['epoch']}"
                      if model.diverged else f"loss {loss:.4f}  T1 {acc[(point, 0)]:.4f}  T2 {acc[(point, 1)]:.4f}")

@@ -91,3 +91,12 @@ def tiny_args(tmp_path, data_dir, *extra):
     """CLI arguments for a sub-second run on the synthetic data, outputs in tmp_path."""
     return ["--data-dir", str(data_dir), *TINY, "--out", str(tmp_path / "out" / "results.json"),
             "--snapshots", str(tmp_path / "out" / "snapshots.npz"), *extra]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how many of the tests that guard bad input, faults and interruption ran and passed."""
+    def count(outcome):
+        return sum(1 for r in terminalreporter.stats.get(outcome, [])
+                   if (outcome == "skipped" or r.when == "call") and "robustness" in r.keywords)
+    terminalreporter.write_line(f"robustness (bad input, faults, interruption): {count('passed')} tests passed, "
+                                f"{count('failed')} failed, {count('skipped')} skipped")

@@ -27,6 +27,7 @@ BAD_FLAGS = [  # (arguments, flag the message must name)
 ]
 
 
+@pytest.mark.robustness
 @pytest.mark.parametrize("args,flag", BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS])
 def test_bad_flag_exits_2_naming_the_flag_before_reading_data(args, flag, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
@@ -37,6 +38,7 @@ def test_bad_flag_exits_2_naming_the_flag_before_reading_data(args, flag, tmp_pa
     assert not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.robustness
 def test_fashion_mnist_bound_on_samples_per_class(capsys):
     with pytest.raises(SystemExit):
         c.main(["--dataset", "fashion-mnist", "--n-train-per-class", "6001"])
@@ -79,6 +81,7 @@ def test_whole_run_writes_strict_json_and_snapshots(synthetic, tmp_path, capsys)
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.robustness
 def test_same_seed_twice_gives_identical_results(synthetic, tmp_path):
     docs, snaps = [], []
     for _ in range(2):
@@ -91,6 +94,7 @@ def test_same_seed_twice_gives_identical_results(synthetic, tmp_path):
     assert all(np.array_equal(snaps[0][k], snaps[1][k]) for k in snaps[0])
 
 
+@pytest.mark.robustness
 def test_divergence_is_reported_not_written_as_nan(synthetic, tmp_path, capsys):
     code = c.main(tiny_args(tmp_path, synthetic, "--lr", "1e4", "--n-seeds", "2", "--workers", "1"))
     assert code == 3
@@ -104,13 +108,14 @@ def test_divergence_is_reported_not_written_as_nan(synthetic, tmp_path, capsys):
     assert doc["aggregate"]["models"]["relu"]["n_diverged_left_out"] == 2
 
 
+@pytest.mark.robustness
 def test_one_model_diverging_leaves_the_others_running(synthetic, tmp_path, monkeypatch, capsys):
     task_starts = {"lwta": 0}
     real_reset, real_lwta = c.reset_optimizer, c.ACTIVATIONS["lwta"]
 
-    def counting_reset(model):
+    def counting_reset(model, head, config):
         task_starts[model.name] = task_starts.get(model.name, 0) + 1
-        real_reset(model)
+        real_reset(model, head, config)
 
     def exploding_lwta(z, config):              # LWTA's pre-activations blow up once Task 2 starts
         if task_starts["lwta"] == 2:
@@ -128,6 +133,7 @@ def test_one_model_diverging_leaves_the_others_running(synthetic, tmp_path, monk
     assert re.search(r"lwta +diverged \(non-finite loss\) in task 2", capsys.readouterr().out)
 
 
+@pytest.mark.robustness
 def test_output_folder_is_created(synthetic, tmp_path):
     args = tiny_args(tmp_path, synthetic)
     args[args.index("--out") + 1] = str(tmp_path / "new" / "deeper" / "r.json")
@@ -135,6 +141,7 @@ def test_output_folder_is_created(synthetic, tmp_path):
     assert (tmp_path / "new" / "deeper" / "r.json").is_file()
 
 
+@pytest.mark.robustness
 def test_unwritable_output_reported_before_training(synthetic, tmp_path, capsys, monkeypatch):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
@@ -146,6 +153,7 @@ def test_unwritable_output_reported_before_training(synthetic, tmp_path, capsys,
     assert "snap.npz: cannot write here" in err and err.count("\n") == 1
 
 
+@pytest.mark.robustness
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; covered by the file case above")
 def test_read_only_output_folder_reported(synthetic, tmp_path, capsys):
     ro = tmp_path / "ro"
@@ -157,6 +165,7 @@ def test_read_only_output_folder_reported(synthetic, tmp_path, capsys):
     assert "cannot write here" in capsys.readouterr().err
 
 
+@pytest.mark.robustness
 def test_earlier_outputs_survive_a_failing_run(synthetic, tmp_path):
     args = tiny_args(tmp_path, synthetic)
     assert c.main(args) == 0
@@ -179,9 +188,9 @@ def test_real_mnist_one_epoch_task1_reaches_095_for_every_model():
     perm = order_rng.permutation(len(tasks.x_train[0]))
     for name in ("relu", "lwta", "topk"):
         model = c.Model(name, [p.copy() for p in initial], config)
-        c.reset_optimizer(model)
-        c.train_epoch(model, tasks.x_train[0][perm], tasks.y_train[0][perm], tasks.classes[0], config, {})
-        acc, _ = c.evaluate(model, tasks.x_test[0], tasks.y_test[0], tasks.classes[0])
+        c.reset_optimizer(model, tasks.heads[0], config)
+        c.train_epoch(model, tasks.x_train[0][perm], tasks.y_train[0][perm], tasks.heads[0], config, {})
+        acc, _ = c.evaluate(model, tasks.x_test[0], tasks.y_test[0], tasks.heads[0])
         assert acc >= 0.95, f"{name}: Task 1 test accuracy {acc:.4f} after one epoch"
 
 
@@ -191,6 +200,7 @@ def run_cli(args, tmp_path, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.robustness
 @needs_mnist
 def test_workers_1_and_2_give_identical_per_seed_numbers(tmp_path):
     docs = []
@@ -219,6 +229,7 @@ def children_of(pid):
     return kids
 
 
+@pytest.mark.robustness
 @needs_mnist
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -26,6 +26,7 @@ def test_parse_idx_reads_shape_from_header_not_offsets():
     assert c.parse_idx(idx_bytes(arr), "x").shape == (2, 3, 5)
 
 
+@pytest.mark.robustness
 def test_wrong_magic_names_file(tmp_path):
     raw = bytearray(idx_bytes(np.zeros((4, 2, 2), np.uint8)))
     raw[2] = 0x0D                                   # float32 type code instead of unsigned byte
@@ -33,12 +34,14 @@ def test_wrong_magic_names_file(tmp_path):
         c.parse_idx(bytes(raw), tmp_path / "bad.idx")
 
 
+@pytest.mark.robustness
 def test_truncated_idx_names_file_and_sizes(tmp_path):
     raw = idx_bytes(np.zeros((4, 2, 2), np.uint8))[:-3]
     with pytest.raises(c.DataError, match=r"short\.idx.*shape \(4, 2, 2\).*truncated"):
         c.parse_idx(raw, tmp_path / "short.idx")
 
 
+@pytest.mark.robustness
 def test_truncated_gzip_names_file(tmp_path):
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(idx_bytes(np.zeros(100, np.uint8)))[:-20])
@@ -46,6 +49,7 @@ def test_truncated_gzip_names_file(tmp_path):
         c.read_idx_bytes(path)
 
 
+@pytest.mark.robustness
 def test_not_gzip_but_named_gz(tmp_path):
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(idx_bytes(np.zeros(100, np.uint8)))
@@ -62,6 +66,7 @@ def test_loader_returns_arrays_and_reuses_decoded_cache(synthetic):
     np.testing.assert_array_equal(first["test_labels"], second["test_labels"])
 
 
+@pytest.mark.robustness
 def test_replaced_source_file_is_checked_again(synthetic):
     c.load_dataset("mnist", str(synthetic))
     c.load_dataset.cache_clear()
@@ -76,6 +81,7 @@ def test_replaced_source_file_is_checked_again(synthetic):
     assert "re-download" in msg
 
 
+@pytest.mark.robustness
 def test_label_outside_0_9_rejected(synthetic):
     labels = synthetic_arrays()["train-labels-idx1-ubyte"].copy()
     labels[5] = 12
@@ -84,6 +90,7 @@ def test_label_outside_0_9_rejected(synthetic):
         c.load_dataset("mnist", str(synthetic))
 
 
+@pytest.mark.robustness
 def test_image_and_label_counts_must_agree(synthetic, monkeypatch):
     arrays = synthetic_arrays()
     arrays["t10k-labels-idx1-ubyte"] = arrays["t10k-labels-idx1-ubyte"][:-1]
@@ -93,11 +100,13 @@ def test_image_and_label_counts_must_agree(synthetic, monkeypatch):
         c.load_dataset("mnist", str(synthetic))
 
 
+@pytest.mark.robustness
 def test_missing_data_dir_is_named(tmp_path):
     with pytest.raises(c.DataError, match=r"nowhere: data folder does not exist"):
         c.load_dataset("mnist", str(tmp_path / "nowhere"))
 
 
+@pytest.mark.robustness
 def test_offline_download_fails_with_folder_and_fix(synthetic, tmp_path, capsys):
     (synthetic / "train-images-idx3-ubyte.gz").unlink()
     code = c.main(tiny_args(tmp_path, synthetic))
@@ -123,6 +132,7 @@ class _HalfServer(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.robustness
 def test_download_cut_half_way_leaves_no_partial_file(synthetic, monkeypatch):
     name = "train-images-idx3-ubyte"
     _HalfServer.payload = (synthetic / (name + ".gz")).read_bytes()
@@ -169,3 +179,44 @@ def test_real_mnist_shapes_and_test_counts():
     assert tuple(counts) == c.DATASETS["mnist"].train_class_counts
     assert len(c.test_split("mnist", None, (0, 1, 2, 3, 4))[1]) == 5139
     assert len(c.test_split("mnist", None, (5, 6, 7, 8, 9))[1]) == 4861
+
+
+def _replace(folder, name, raw_bytes, gz=True):
+    (folder / (name + ".gz")).write_bytes(gzip.compress(raw_bytes) if gz else raw_bytes)
+
+
+def _bad_labels(folder):
+    labels = synthetic_arrays()["train-labels-idx1-ubyte"].copy()
+    labels[3] = 11
+    _replace(folder, "train-labels-idx1-ubyte", idx_bytes(labels))
+
+
+DATA_FAULTS = {  # fault -> (how to make it, what the one-line message must say)
+    "truncated gz": (lambda f: (f / "t10k-images-idx3-ubyte.gz").write_bytes(
+        (f / "t10k-images-idx3-ubyte.gz").read_bytes()[:500]), ["t10k-images-idx3-ubyte.gz", "not a complete gzip",
+                                                                 "re-download"]),
+    "not gzip but .gz": (lambda f: _replace(f, "t10k-labels-idx1-ubyte", b"plain text", gz=False),
+                         ["t10k-labels-idx1-ubyte.gz", "not a complete gzip", "replace it"]),
+    "wrong magic": (lambda f: _replace(f, "train-labels-idx1-ubyte", b"\x00\x00\x0d\x01" + bytes(8)),
+                    ["train-labels-idx1-ubyte.gz", "magic number 3329", "expected 2049", "replace"]),
+    "label outside 0-9": (_bad_labels, ["train-labels-idx1-ubyte.gz", "label 11", "0-9", "replace"]),
+    "digest mismatch": (lambda f: _replace(f, "t10k-labels-idx1-ubyte", idx_bytes(np.zeros(120, np.uint8))),
+                        ["t10k-labels-idx1-ubyte.gz", "SHA-256", "expected", "re-download"]),
+    "missing file offline": (lambda f: (f / "train-images-idx3-ubyte.gz").unlink(),
+                             ["train-images-idx3-ubyte", "could not be downloaded", "--data-dir"]),
+    "missing folder": (lambda f: [p.unlink() for p in f.iterdir()] and f.rmdir(),
+                       ["data folder does not exist", "--data-dir"]),
+}
+
+
+@pytest.mark.robustness
+@pytest.mark.parametrize("fault", list(DATA_FAULTS))
+def test_data_fault_exits_1_with_file_fact_and_fix(fault, synthetic, tmp_path, capsys):
+    make, phrases = DATA_FAULTS[fault]
+    make(synthetic)
+    assert c.main(tiny_args(tmp_path, synthetic)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    for phrase in phrases:
+        assert phrase in err, (phrase, err)
+    assert not (tmp_path / "out" / "results.json").exists()

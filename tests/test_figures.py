@@ -64,6 +64,7 @@ def bad_snapshot_cases(tmp_path, good):
             (garbage, "unreadable or truncated"), (other, "schema 99")]
 
 
+@pytest.mark.robustness
 @pytest.mark.parametrize("script", [viz, gif], ids=["visualize", "gif"])
 def test_bad_snapshot_gives_one_line_error_naming_file_and_fix(script, tiny_run, capsys):
     for path, what in bad_snapshot_cases(tiny_run, tiny_run / "snapshots.npz"):
@@ -73,6 +74,7 @@ def test_bad_snapshot_gives_one_line_error_naming_file_and_fix(script, tiny_run,
         assert str(path) in err and what in err and "python compete_to_compute.py --seed 0" in err
 
 
+@pytest.mark.robustness
 def test_corrupt_results_file_is_named(tiny_run, capsys):
     bad = tiny_run / "bad.json"
     bad.write_text("{ not json")
@@ -82,6 +84,7 @@ def test_corrupt_results_file_is_named(tiny_run, capsys):
     assert str(bad) in err and err.count("\n") == 1
 
 
+@pytest.mark.robustness
 @pytest.mark.parametrize("script,flag", [(viz, "--out-dir"), (gif, "--out")], ids=["visualize", "gif"])
 def test_unwritable_output_is_reported(script, flag, tiny_run, capsys):
     blocker = tiny_run / "a_file"
@@ -92,6 +95,7 @@ def test_unwritable_output_is_reported(script, flag, tiny_run, capsys):
     assert "cannot write" in err and err.count("\n") == 1
 
 
+@pytest.mark.robustness
 @pytest.mark.parametrize("script", [viz, gif], ids=["visualize", "gif"])
 def test_unknown_flag_exits_2_naming_it(script, capsys):
     with pytest.raises(SystemExit) as e:
@@ -99,6 +103,7 @@ def test_unknown_flag_exits_2_naming_it(script, capsys):
     assert e.value.code == 2 and "--colour" in capsys.readouterr().err
 
 
+@pytest.mark.robustness
 def test_results_from_another_run_are_not_mixed_in(tiny_run):
     doc = json.loads((tiny_run / "results.json").read_text())
     doc["config"]["lr"] = 0.123

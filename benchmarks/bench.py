@@ -1,0 +1,184 @@
+"""How fast is each command, against what this machine can do at all?
+
+    MNIST_DIR=../shared/data/mnist python benchmarks/bench.py      # ~2 minutes; --repeats to change
+
+1. Measures float32 GEMM throughput: a large square product (the machine's peak, all cores, and one
+   core) and the shapes the training step and evaluation really use (one BLAS thread, as the runs do).
+2. Takes each run's analytic FLOP count (compete_to_compute.count_flops, stored in its results.json).
+3. Runs every README command as a whole process several times: median wall time, the time split,
+   achieved GFLOP/s, wall / (FLOPs / peak), and peak resident memory of the largest process.
+4. Writes benchmarks/results.json and prints a table with the targets of the performance issue.
+Outputs of the timed runs go to a temporary folder: the committed results are not touched.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GEMM_CODE = r"""
+import json, sys, time, numpy as np
+def rate(m, k, n, ta=False):
+    a = np.random.rand(k, m).astype(np.float32).T if ta else np.random.rand(m, k).astype(np.float32)
+    b = np.random.rand(k, n).astype(np.float32)
+    c = np.empty((m, n), np.float32)
+    reps = max(3, int(1.5e9 / (2 * m * k * n)))
+    best = 1e9
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(reps):
+            np.matmul(a, b, out=c)
+        best = min(best, (time.perf_counter() - t) / reps)
+    return 2 * m * k * n / best / 1e9
+shapes = json.loads(sys.argv[1])
+print(json.dumps({name: rate(*shape) for name, shape in shapes.items()}))
+"""
+SQUARE = {"square 2048^3": [2048, 2048, 2048]}
+STEP_SHAPES = {
+    "train fwd 64x784 @ 784x400": [64, 784, 400],
+    "train fwd 64x400 @ 400x400": [64, 400, 400],
+    "train dW1 (784x64)^T-stored @ 64x400": [784, 64, 400, True],
+    "eval 1024x784 @ 784x400": [1024, 784, 400],
+    "fused fwd 64x784 @ 784x1200 (3 models)": [64, 784, 1200],
+    "fused eval 1024x784 @ 784x1200 (3 models)": [1024, 784, 1200],
+}
+
+
+def gemm_rates(shapes: dict, threads: int) -> dict:
+    """GEMM GFLOP/s in a fresh interpreter whose BLAS has exactly `threads` threads."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, "-c", GEMM_CODE, json.dumps(shapes)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def timed(cmd: list, cwd: Path) -> tuple:
+    """Wall time and peak RSS (MiB, largest single process, workers included) of one whole command."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed with exit {p.returncode}: {p.stderr.read().decode()[-500:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def bench_run(label: str, args: list, repeats: int, work: Path, peak: float) -> dict:
+    """Repeat a compete_to_compute.py run; report medians and where the time went."""
+    walls, rss, docs = [], [], []
+    for i in range(repeats):
+        out = work / f"{label.replace(' ', '_')}_{i}.json"
+        wall, mem = timed([sys.executable, str(ROOT / "compete_to_compute.py"), *args, "--quiet", "--out", str(out),
+                           "--snapshots", str(work / "snap.npz")], work)
+        walls.append(wall)
+        rss.append(mem)
+        docs.append(json.loads(out.read_text()))
+    i = walls.index(statistics.median_low(walls))
+    doc, wall = docs[i], walls[i]
+    t = doc["timings"]
+    job_train, job_eval = sum(t["train_s"].values()), sum(t["eval_s"].values())
+    flops = doc["flops"]["total"]
+    return {
+        "command": "python compete_to_compute.py " + " ".join(args), "repeats": repeats,
+        "wall_s_median": wall, "wall_s_all": walls, "peak_rss_mib": max(rss),
+        "split_s": {"startup_and_imports": wall - t["total_s"], "data_load": t["data_load_s"],
+                    "experiment": t["experiment_s"], "output": t["output_s"]},
+        "job_time_s": {"train": job_train, "eval": job_eval},
+        "gflop": flops / 1e9, "achieved_gflops": flops / 1e9 / wall,
+        "flop_bound_s": flops / 1e9 / peak, "wall_over_bound": wall / (flops / 1e9 / peak),
+        "data_load_s_all": [d["timings"]["data_load_s"] for d in docs],
+    }
+
+
+def bench_script(label: str, cmd: list, repeats: int, work: Path) -> dict:
+    walls, rss = zip(*(timed(cmd, work) for _ in range(repeats)))
+    return {"command": " ".join(Path(c).name if c.endswith(".py") else c for c in cmd[1:]),
+            "repeats": repeats, "wall_s_median": statistics.median(walls), "wall_s_all": list(walls),
+            "peak_rss_mib": max(rss)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3, help="runs per command (10-seed runs use max(2, repeats-1))")
+    args = ap.parse_args()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"bench: {platform.processor() or platform.machine()}, {cores} cores, python {platform.python_version()}")
+    gemm_all = gemm_rates(SQUARE, cores)
+    gemm_one = gemm_rates({**SQUARE, **STEP_SHAPES}, 1)
+    peak = gemm_all["square 2048^3"]
+    print(f"GEMM peak (square, {cores} threads): {peak:.1f} GFLOP/s; one thread: {gemm_one['square 2048^3']:.1f}")
+    for name, r in gemm_one.items():
+        print(f"  1 thread  {name:<44} {r:6.1f} GFLOP/s")
+
+    seeds10 = max(2, args.repeats - 1)
+    with tempfile.TemporaryDirectory(prefix="c2c-bench-") as tmp:
+        work = Path(tmp)
+        timed([sys.executable, str(ROOT / "compete_to_compute.py"), "--quiet", "--epochs", "1", "--hidden", "20",
+               "--topk", "2", "--out", str(work / "warm.json"), "--snapshots", str(work / "warm.npz")], work)
+        runs = {
+            "headline": bench_run("headline", ["--seed", "0"], args.repeats, work, peak),
+            "headline relu,lwta": bench_run("relu_lwta", ["--seed", "0", "--models", "relu,lwta"], args.repeats,
+                                            work, peak),
+            "10 seeds relu,lwta": bench_run("s10_2", ["--seed", "0", "--n-seeds", "10", "--models", "relu,lwta"],
+                                            seeds10, work, peak),
+            "10 seeds, 3 models": bench_run("s10_3", ["--seed", "0", "--n-seeds", "10"], seeds10, work, peak),
+        }
+        scripts = {
+            "visualize": bench_script("visualize", [sys.executable, str(ROOT / "visualize_compete_to_compute.py"),
+                                                    "--snapshots", str(ROOT / "viz" / "snapshots.npz"),
+                                                    "--results", str(ROOT / "results.json"), "--out-dir",
+                                                    str(work / "viz")], args.repeats, work),
+            "gif": bench_script("gif", [sys.executable, str(ROOT / "make_compete_to_compute_gif.py"), "--snapshots",
+                                        str(ROOT / "viz" / "snapshots.npz"), "--out", str(work / "a.gif")],
+                                args.repeats, work),
+        }
+    cache_load = max(runs["headline"]["data_load_s_all"])
+    targets = [
+        ("headline wall <= 3.0 s", runs["headline"]["wall_s_median"], 3.0),
+        ("headline wall <= 1.5 x FLOP bound", runs["headline"]["wall_over_bound"], 1.5),
+        ("headline relu,lwta wall <= 2.6 s", runs["headline relu,lwta"]["wall_s_median"], 2.6),
+        ("10 seeds relu,lwta wall <= 11 s", runs["10 seeds relu,lwta"]["wall_s_median"], 11.0),
+        ("10 seeds 3 models <= 1.5 x FLOP bound", runs["10 seeds, 3 models"]["wall_over_bound"], 1.5),
+        ("cached MNIST load <= 0.15 s (worst run)", cache_load, 0.15),
+        ("visualize <= 2 s", scripts["visualize"]["wall_s_median"], 2.0),
+        ("GIF <= 2 s", scripts["gif"]["wall_s_median"], 2.0),
+        ("headline peak memory <= 400 MiB", runs["headline"]["peak_rss_mib"], 400.0),
+    ]
+
+    print(f"\n{'command':<44}{'wall s':>8}{'GFLOP':>8}{'GFLOP/s':>9}{'bound s':>9}{'x bound':>8}{'RSS MiB':>9}")
+    for name, r in runs.items():
+        print(f"{name:<44}{r['wall_s_median']:>8.2f}{r['gflop']:>8.0f}{r['achieved_gflops']:>9.1f}"
+              f"{r['flop_bound_s']:>9.2f}{r['wall_over_bound']:>8.2f}{r['peak_rss_mib']:>9.0f}")
+    for name, r in scripts.items():
+        print(f"{name:<44}{r['wall_s_median']:>8.2f}{'':>8}{'':>9}{'':>9}{'':>8}{r['peak_rss_mib']:>9.0f}")
+    print("\ntime split of the median run (s): startup+imports / data load / experiment / output;"
+          " job time train / eval (summed over concurrent jobs)")
+    for name, r in runs.items():
+        s, j = r["split_s"], r["job_time_s"]
+        print(f"  {name:<24} {s['startup_and_imports']:.2f} / {s['data_load']:.3f} / {s['experiment']:.2f} / "
+              f"{s['output']:.2f};  {j['train']:.2f} / {j['eval']:.2f}")
+    print("\ntargets:")
+    for label, value, limit in targets:
+        print(f"  {'met   ' if value <= limit else 'MISSED'} {label:<42} measured {value:.3f}")
+
+    doc = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "cores": cores,
+                       "python": platform.python_version()},
+           "gemm_gflops": {"peak_all_cores": gemm_all, "one_thread": gemm_one}, "runs": runs, "scripts": scripts,
+           "targets": [{"target": t, "measured": v, "limit": lim, "met": v <= lim} for t, v, lim in targets]}
+    (ROOT / "benchmarks" / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    print("\nwrote benchmarks/results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -167,26 +167,31 @@ def plot_receptive_fields(snap: dict, out_dir: Path) -> list:
     finite = lambda a: np.nan_to_num(a.astype(np.float32)[:, :100], nan=0.0, posinf=0.0, neginf=0.0)  # noqa: E731
     W0 = finite(snap["W1_init"])
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 5.2))
-    fig.subplots_adjust(left=0.01, right=0.97, bottom=0.02, top=0.88, wspace=0.05)
+    fig.subplots_adjust(left=0.01, right=0.97, bottom=0.02, top=0.85, wspace=0.05)
     images = []
     for ax, title in zip(axes, ("trained weights", "change since initialisation")):
         images.append(ax.imshow(tile(W0), cmap="RdBu_r", interpolation="nearest"))
         ax.set_axis_off()
         ax.set_title(title, fontsize=10)
         fig.colorbar(images[-1], ax=ax, shrink=0.75, label="symmetric scale of this grid")
-    written = []
+    written, notes = [], []
     for name in snap["models"]:
+        full = np.nan_to_num(snap[f"W1_{name}"].astype(np.float32), posinf=0.0, neginf=0.0)
+        start = snap["W1_init"].astype(np.float32)
+        moved = float(np.median(np.linalg.norm(full - start, axis=0) / np.linalg.norm(start, axis=0)))
+        notes.append(f"{name}: a first-layer unit's weights moved by a median {moved:.1%} of their initial norm")
         W = finite(snap[f"W1_{name}"])
         for im, data in zip(images, (W, W - W0)):
             vmax = float(np.abs(data).max()) or 1.0
             im.set_data(tile(data))
             im.set_clim(-vmax, vmax)
         fig.suptitle(f"{name}: first-layer receptive fields of hidden units 0-99 (same units, same start, "
-                     "in every model)", fontsize=11)
+                     f"in every model)\nmedian change of a unit's weights over all {full.shape[1]} units: "
+                     f"{moved:.1%} of its initial norm", fontsize=11)
         save(fig, out_dir / f"W1_{name}.png", close=False)
         written.append(f"W1_{name}.png")
     plt.close(fig)
-    return written
+    return written, notes
 
 
 def selectivity(f1: np.ndarray, f2: np.ndarray) -> tuple:
@@ -273,8 +278,9 @@ def main(argv: list | None = None) -> int:
         if doc and "relu" in snap["models"] and len(snap["models"]) > 1:
             plot_forgetting_paired(snap, doc, out / "forgetting_paired.png")
             written.append("forgetting_paired.png")
-        written += plot_receptive_fields(snap, out)
-        report["notes"] = plot_winner_freq(snap, out / "winner_freq.png")
+        fields, moved = plot_receptive_fields(snap, out)
+        written += fields
+        report["notes"] = moved + plot_winner_freq(snap, out / "winner_freq.png")
         report["written"] = written + ["winner_freq.png"]
 
     code = run_reporting_errors(draw, out, "--out-dir")

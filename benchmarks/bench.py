@@ -3,7 +3,8 @@
     MNIST_DIR=../shared/data/mnist python benchmarks/bench.py      # ~2 minutes; --repeats to change
 
 1. Measures float32 GEMM throughput: a large square product (the machine's peak, all cores, and one
-   core) and the shapes the training step and evaluation really use (one BLAS thread, as the runs do).
+   core) and the shapes the training step and evaluation really use (one BLAS thread, as the runs do),
+   and where a training step's time goes (forward, loss, backward, update) against its GEMM-only time.
 2. Takes each run's analytic FLOP count (compete_to_compute.count_flops, stored in its results.json).
 3. Runs every README command as a whole process several times: median wall time, the time split,
    achieved GFLOP/s, wall / (FLOPs / peak), and peak resident memory of the largest process.
@@ -59,6 +60,43 @@ def gemm_rates(shapes: dict, threads: int) -> dict:
     out = subprocess.run([sys.executable, "-c", GEMM_CODE, json.dumps(shapes)], env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out)
+
+
+STEP_CODE = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import compete_to_compute as c                    # pins one BLAS thread, as the runs do
+config, _ = c.parse_config([])
+init_rng, data_rng, order_rng = c.seed_streams(1)
+tasks = c.make_tasks(config, data_rng)
+out = {}
+for name in config["models"]:
+    m = c.Model(name, c.init_params(config, init_rng), config)
+    c.reset_optimizer(m, tasks.heads[0], config)
+    x, y, head = tasks.x_train[0], tasks.y_train[0], tasks.heads[0]
+    t, n = dict(forward=0.0, loss=0.0, backward=0.0, update=0.0), 0
+    for epoch in range(4):
+        perm = order_rng.permutation(len(x))
+        xs, ys = x[perm], y[perm]
+        for s in range(0, len(xs), 64):
+            t0 = time.perf_counter(); logits, inputs, masks = m.forward(xs[s:s + 64])
+            t1 = time.perf_counter(); loss, d = c.masked_cross_entropy(logits, ys[s:s + 64], head); d *= config["lr"]
+            t2 = time.perf_counter(); grads = m.backward(d, inputs, masks)
+            t3 = time.perf_counter(); c.sgd_step(m, grads, config)
+            t4 = time.perf_counter()
+            if epoch:                                 # the first epoch warms caches and allocator
+                for k, a, b in (("forward", t0, t1), ("loss", t1, t2), ("backward", t2, t3), ("update", t3, t4)):
+                    t[k] += b - a
+                n += 1
+    out[name] = {k: v / n * 1e6 for k, v in t.items()}
+print(json.dumps(out))
+"""
+
+
+def step_breakdown() -> dict:
+    """Microseconds per training step (batch 64, one thread) in forward, loss, backward and update."""
+    out = subprocess.run([sys.executable, "-c", STEP_CODE, str(ROOT)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
 
 
 def timed(cmd: list, cwd: Path) -> tuple:
@@ -119,6 +157,11 @@ def main() -> int:
     print(f"GEMM peak (square, {cores} threads): {peak:.1f} GFLOP/s; one thread: {gemm_one['square 2048^3']:.1f}")
     for name, r in gemm_one.items():
         print(f"  1 thread  {name:<44} {r:6.1f} GFLOP/s")
+    steps = step_breakdown()
+    gemm_us = 2 * 64 * (2 * 784 * 400 + 3 * 400 * 400 + 3 * 400 * 10) / gemm_one["train fwd 64x784 @ 784x400"] / 1e3
+    print(f"training step, batch 64, one thread (us); matrix products alone at the measured rate: {gemm_us:.0f}")
+    for name, t in steps.items():
+        print(f"  {name:<5} " + "  ".join(f"{k} {v:5.0f}" for k, v in t.items()) + f"  total {sum(t.values()):5.0f}")
 
     seeds10 = max(2, args.repeats - 1)
     with tempfile.TemporaryDirectory(prefix="c2c-bench-") as tmp:
@@ -173,7 +216,8 @@ def main() -> int:
 
     doc = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "cores": cores,
                        "python": platform.python_version()},
-           "gemm_gflops": {"peak_all_cores": gemm_all, "one_thread": gemm_one}, "runs": runs, "scripts": scripts,
+           "gemm_gflops": {"peak_all_cores": gemm_all, "one_thread": gemm_one},
+           "train_step_us": {"gemm_only_at_measured_rate": gemm_us, **steps}, "runs": runs, "scripts": scripts,
            "targets": [{"target": t, "measured": v, "limit": lim, "met": v <= lim} for t, v, lim in targets]}
     (ROOT / "benchmarks" / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
     print("\nwrote benchmarks/results.json")

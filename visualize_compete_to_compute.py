@@ -25,6 +25,7 @@ from compete_to_compute import SnapshotError, read_snapshots, write_atomic  # no
 # One colour per model everywhere (Okabe-Ito, colour-blind safe); the GIF uses the same.
 COLORS = {"relu": "#D55E00", "lwta": "#0072B2", "topk": "#009E73"}
 DPI = 100
+W1_DPI = 80              # the weight grids: about one screen pixel per weight, and quick to encode
 SELECTIVE = 0.5          # |selectivity index| above which a unit counts as task-selective
 
 
@@ -32,10 +33,10 @@ def color(name: str) -> str:
     return COLORS.get(name, "#666666")
 
 
-def save(fig, path: Path, close: bool = True) -> None:
+def save(fig, path: Path, close: bool = True, dpi: int = DPI) -> None:
     """Render to memory, then write atomically: an interrupted run never leaves half a PNG."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=dpi)
     if close:
         plt.close(fig)
     write_atomic(path, lambda f: f.write(buf.getvalue()))
@@ -188,7 +189,7 @@ def plot_receptive_fields(snap: dict, out_dir: Path) -> list:
         fig.suptitle(f"{name}: first-layer receptive fields of hidden units 0-99 (same units, same start, "
                      f"in every model)\nmedian change of a unit's weights over all {full.shape[1]} units: "
                      f"{moved:.1%} of its initial norm", fontsize=11)
-        save(fig, out_dir / f"W1_{name}.png", close=False)
+        save(fig, out_dir / f"W1_{name}.png", close=False, dpi=W1_DPI)
         written.append(f"W1_{name}.png")
     plt.close(fig)
     return written, notes
@@ -201,40 +202,47 @@ def selectivity(f1: np.ndarray, f2: np.ndarray) -> tuple:
 
 
 def plot_winner_freq(snap: dict, out: Path) -> list:
+    """Per model: every hidden unit's firing rate on Task 1 vs Task 2 inputs (layers by marker) and
+    the histogram of its selectivity (layers by line style)."""
     models, depth = snap["models"], snap["config"]["depth"]
-    fig, axes = plt.subplots(len(models), 2 * depth, figsize=(3.0 * 2 * depth, 2.8 * len(models)), squeeze=False)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.07, top=0.9, wspace=0.38, hspace=0.55)
+    fig, axes = plt.subplots(len(models), 2, figsize=(9.0, 3.0 * len(models)), squeeze=False)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.06, top=0.9, wspace=0.28, hspace=0.5)
+    markers, styles = "o^sv", ["-", "--", ":", "-."]
     notes = []
     for r, name in enumerate(models):
+        ax_s, ax_h = axes[r]
+        shares = []
         for layer in range(1, depth + 1):
-            ax_s, ax_h = axes[r, 2 * layer - 2], axes[r, 2 * layer - 1]
             key = f"freq_t1_{name}_layer{layer}"
             if key not in snap:                  # diverged: nothing measured
-                for ax in (ax_s, ax_h):
-                    ax.text(0.5, 0.5, f"{name}: diverged", ha="center", transform=ax.transAxes)
-                continue
+                ax_s.text(0.5, 0.5, f"{name}: diverged", ha="center", transform=ax_s.transAxes)
+                break
             f1, f2 = snap[key], snap[f"freq_t2_{name}_layer{layer}"]
-            top = max(float(f1.max()), float(f2.max()), 1e-3) * 1.05
-            ax_s.scatter(f1, f2, s=5, color=color(name), alpha=0.5, linewidths=0)
-            ax_s.plot([0, top], [0, top], color="0.4", lw=0.8, ls="--")
-            ax_s.set_xlim(0, top)
-            ax_s.set_ylim(0, top)
-            ax_s.set_xlabel("fires on Task 1 inputs", fontsize=8)
-            ax_s.set_ylabel("fires on Task 2 inputs", fontsize=8)
-            ax_s.set_title(f"{name}, layer {layer}: per-unit firing rate", fontsize=9)
+            ax_s.scatter(f1, f2, s=7, marker=markers[(layer - 1) % 4], color=color(name), alpha=0.45,
+                         linewidths=0, label=f"layer {layer}")
             si, dead = selectivity(f1, f2)
             share = float(np.mean(np.abs(si) > SELECTIVE)) if si.size else 0.0
-            ax_h.hist(si, bins=np.linspace(-1, 1, 41), color=color(name))
-            ax_h.set_xlim(-1, 1)
-            ax_h.set_xlabel("selectivity (f1-f2)/(f1+f2)", fontsize=8)
-            ax_h.set_ylabel("units", fontsize=8)
-            ax_h.set_title(f"|sel|>{SELECTIVE}: {share:.0%} of units; silent: {dead}", fontsize=9)
-            for ax in (ax_s, ax_h):                  # few ticks: small panels read better, draw faster
-                ax.xaxis.set_major_locator(MaxNLocator(3))
-                ax.yaxis.set_major_locator(MaxNLocator(3))
-                ax.tick_params(labelsize=7)
+            ax_h.hist(si, bins=np.linspace(-1, 1, 41), histtype="step", lw=1.5, color=color(name),
+                      ls=styles[(layer - 1) % 4], label=f"layer {layer}")
+            shares.append(f"L{layer} {share:.0%}")
             notes.append(f"{name} layer {layer}: {share:.1%} of units task-selective (|sel|>{SELECTIVE}), "
                          f"{dead} silent on both tasks")
+        top = ax_s.get_xlim()[1] if ax_s.collections else 1.0
+        ax_s.plot([0, 1], [0, 1], color="0.4", lw=0.8, ls="--")
+        ax_s.set_xlim(0, min(1.0, top))
+        ax_s.set_ylim(0, min(1.0, top))
+        ax_s.set_xlabel("fraction of Task 1 inputs it fires on", fontsize=8)
+        ax_s.set_ylabel("... of Task 2 inputs", fontsize=8)
+        ax_s.set_title(f"{name}: per-unit firing rate", fontsize=9)
+        ax_h.set_xlim(-1, 1)
+        ax_h.set_xlabel("selectivity (f1-f2)/(f1+f2): +1 Task 1 only, -1 Task 2 only", fontsize=8)
+        ax_h.set_ylabel("units", fontsize=8)
+        ax_h.set_title(f"{name}: units with |selectivity|>{SELECTIVE}: " + ", ".join(shares), fontsize=9)
+        for ax in (ax_s, ax_h):
+            ax.legend(fontsize=7, loc="upper left", frameon=False)
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.yaxis.set_major_locator(MaxNLocator(4))
+            ax.tick_params(labelsize=7)
     fig.suptitle("Do hidden units specialise by task? (diagonal = fires equally on both)", fontsize=11)
     save(fig, out)
     return notes

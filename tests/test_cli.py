@@ -11,30 +11,36 @@ import numpy as np
 import pytest
 from conftest import MNIST_DIR, ROOT, c, needs_mnist, tiny_args
 
-BAD_FLAGS = [  # (arguments, flag the message must name)
-    (["--lr", "0"], "--lr"), (["--lr", "-1"], "--lr"), (["--lr", "abc"], "--lr"), (["--lr", "nan"], "--lr"),
-    (["--lr", "inf"], "--lr"), (["--momentum", "1"], "--momentum"), (["--momentum", "-0.1"], "--momentum"),
-    (["--weight-decay", "-1e-4"], "--weight-decay"), (["--epochs", "0"], "--epochs"),
-    (["--epochs", "1.5"], "--epochs"), (["--batch-size", "0"], "--batch-size"), (["--hidden", "0"], "--hidden"),
-    (["--depth", "0"], "--depth"), (["--n-seeds", "0"], "--n-seeds"), (["--workers", "0"], "--workers"),
-    (["--seed", "-1"], "--seed"), (["--k", "3"], "--k"), (["--k", "1"], "--k"), (["--topk", "0"], "--topk"),
-    (["--topk", "401"], "--topk"), (["--task1-classes", ""], "--task1-classes"),
-    (["--task1-classes", "0,0"], "--task1-classes"), (["--task1-classes", "0,10"], "--task1-classes"),
-    (["--task1-classes", "a,b"], "--task1-classes"), (["--task2-classes", "4,5"], "--task2-classes"),
-    (["--n-train-per-class", "5422"], "--n-train-per-class"), (["--n-train-per-class", "0"], "--n-train-per-class"),
-    (["--models", "relu,foo"], "--models"), (["--models", "relu,relu"], "--models"), (["--models", ""], "--models"),
-    (["--dataset", "cifar"], "--dataset"), (["--bogus"], "--bogus"),
+BAD_FLAGS = [  # (arguments, flag the message must name, words saying what is allowed)
+    (["--lr", "0"], "--lr", "positive number"), (["--lr", "-1"], "--lr", "positive number"),
+    (["--lr", "abc"], "--lr", "positive number"), (["--lr", "nan"], "--lr", "positive number"),
+    (["--lr", "inf"], "--lr", "positive number"), (["--momentum", "1"], "--momentum", "[0, 1)"),
+    (["--momentum", "-0.1"], "--momentum", "[0, 1)"), (["--weight-decay", "-0.001"], "--weight-decay", ">= 0"),
+    (["--epochs", "0"], "--epochs", "positive integer"), (["--epochs", "1.5"], "--epochs", "positive integer"),
+    (["--batch-size", "0"], "--batch-size", "positive integer"), (["--hidden", "0"], "--hidden", "positive integer"),
+    (["--depth", "0"], "--depth", "positive integer"), (["--n-seeds", "0"], "--n-seeds", "positive integer"),
+    (["--workers", "0"], "--workers", "positive integer"), (["--seed", "-1"], "--seed", ">= 0"),
+    (["--k", "3"], "--k", "not divisible"), (["--k", "1"], "--k", "at least 2"),
+    (["--topk", "0"], "--topk", "positive integer"), (["--topk", "401"], "--topk", "1..400"),
+    (["--task1-classes", ""], "--task1-classes", "digits 0-9"), (["--task1-classes", "0,0"], "--task1-classes", "distinct"),
+    (["--task1-classes", "0,10"], "--task1-classes", "digits 0-9"), (["--task1-classes", "a,b"], "--task1-classes", "0-9"),
+    (["--task2-classes", "4,5"], "--task2-classes", "disjoint"),
+    (["--n-train-per-class", "5422"], "--n-train-per-class", "at most 5421"),
+    (["--n-train-per-class", "0"], "--n-train-per-class", "positive integer"),
+    (["--models", "relu,foo"], "--models", "relu,lwta,topk"), (["--models", "relu,relu"], "--models", "distinct"),
+    (["--models", ""], "--models", "relu,lwta,topk"), (["--dataset", "cifar"], "--dataset", "choose from"),
+    (["--bogus"], "--bogus", "unrecognized"),
 ]
 
 
 @pytest.mark.robustness
-@pytest.mark.parametrize("args,flag", BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS])
-def test_bad_flag_exits_2_naming_the_flag_before_reading_data(args, flag, tmp_path, capsys):
+@pytest.mark.parametrize("args,flag,allowed", BAD_FLAGS, ids=[" ".join(a) for a, _, _ in BAD_FLAGS])
+def test_bad_flag_exits_2_naming_the_flag_before_reading_data(args, flag, allowed, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         c.main(["--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "r.json"), *args])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert flag in err and "Traceback" not in err
+    assert flag in err and allowed in err and "Traceback" not in err
     assert not (tmp_path / "r.json").exists()
 
 

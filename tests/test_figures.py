@@ -23,11 +23,12 @@ def test_visualize_writes_every_figure_at_its_size(tiny_run, capsys):
                      "--out-dir", str(out)]) == 0
     expected = {"training_curves.png": (7.5, 4.2), "forgetting_bar.png": (10.4, 4.2),
                 "forgetting_paired.png": (5.6, 5.2), "W1_relu.png": (10.5, 5.2), "W1_lwta.png": (10.5, 5.2),
-                "W1_topk.png": (10.5, 5.2), "winner_freq.png": (12.0, 8.4)}
+                "W1_topk.png": (10.5, 5.2), "winner_freq.png": (9.0, 9.0)}
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)
     for name, (w, h) in expected.items():
         img = iio.imread(out / name)
-        assert img.shape[:2] == (round(h * viz.DPI), round(w * viz.DPI)), name
+        dpi = viz.W1_DPI if name.startswith("W1_") else viz.DPI
+        assert img.shape[:2] == (round(h * dpi), round(w * dpi)), name
         assert img[..., :3].std() > 5, f"{name} is blank"
     assert "lwta layer 2" in capsys.readouterr().out
 

@@ -24,6 +24,7 @@ import math
 import multiprocessing
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,9 +33,9 @@ import time
 import urllib.request
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # Every matrix product runs on one BLAS thread. A multi-threaded BLAS splits products differently
@@ -197,20 +198,23 @@ def decoded_cache_dir(sources: list[Path], dataset: str) -> Path:
 
 
 def write_decoded_cache(cache: Path, arrays: dict) -> None:
-    """Best effort: a read-only home only costs the next run a re-decode."""
+    """Fill a temporary folder, then rename it into place: a cache folder is always complete.
+
+    Best effort: a read-only home only costs the next run a re-decode, and a lost race with another
+    process (or an interruption) leaves no temporary folder behind.
+    """
+    tmp = None
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{cache.name}."))
         for key, arr in arrays.items():
             np.save(tmp / f"{key}.npy", arr)
-        try:
-            os.rename(tmp, cache)
-        except OSError:                          # another process won the race
-            for f in tmp.iterdir():
-                f.unlink()
-            tmp.rmdir()
+        os.rename(tmp, cache)
     except OSError:
         pass
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @lru_cache(maxsize=None)
@@ -311,6 +315,7 @@ def make_tasks(config: dict, rng) -> TaskData:
 # The gradient flows through exactly the units the mask lets through.
 
 def relu_mask(z: np.ndarray, config: dict) -> np.ndarray:
+    """Every unit with a positive pre-activation fires."""
     return z > 0
 
 
@@ -368,7 +373,8 @@ def init_params(config: dict, rng, n_in: int = 784, n_out: int = 10) -> list:
 
 @dataclass
 class Model:
-    name: str
+    """One MLP: its parameters, the optimiser state of the current task, and its bookkeeping."""
+    name: str                      # the hidden activation: a key of ACTIVATIONS
     params: list
     config: dict
     velocity: list = field(default_factory=list)
@@ -454,7 +460,7 @@ def sgd_step(model: Model, lr_grads: list, config: dict) -> None:
 def train_epoch(model: Model, xs, ys, head, config: dict, where: dict) -> float | None:
     """One pass over a task's data, already in this epoch's order (the same order for every model).
 
-    A model whose loss turns non-finite is marked diverged, with `where` it happened, and stops.
+    A model whose loss or weights turn non-finite is marked diverged, with `where` it happened, and stops.
     Returns the mean training loss, or None once diverged.
     """
     t0 = time.perf_counter()
@@ -470,6 +476,8 @@ def train_epoch(model: Model, xs, ys, head, config: dict, where: dict) -> float 
             d_logits *= config["lr"]
             sgd_step(model, model.backward(d_logits, inputs, masks), config)
             total += loss * len(yb)
+    if not model.diverged and not all(np.isfinite(p).all() for p in model.params):
+        model.diverged = dict(where)             # the epoch's last steps broke the weights
     model.train_s += time.perf_counter() - t0
     return None if model.diverged else total / len(xs)
 

@@ -189,3 +189,19 @@ def test_flop_count_of_default_run():
     per_sample_bwd = 2 * (784 * 400 + 2 * 400 * 400 + 2 * 400 * 10)
     assert f["train"] == 3 * 25000 * (per_sample_fwd + per_sample_bwd)
     assert f["eval"] == 3 * 11 * 10000 * per_sample_fwd
+
+
+@pytest.mark.robustness
+def test_weights_broken_by_an_epochs_last_step_count_as_diverged():
+    model = tiny_model("relu", np.float32)
+    head = c.head_mask([0, 1])
+    c.reset_optimizer(model, head, CFG)
+    config = dict(CFG, batch_size=4)
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(8, 6)).astype(np.float32), rng.integers(0, 2, 8)
+    assert c.train_epoch(model, x, y, head, config, {"task": 1, "epoch": 1}) is not None
+    assert model.diverged is None
+    model.params[2][0, 0] = np.inf                   # as if the last update had overflowed
+    model.velocity = [np.zeros_like(p) for p in model.params]
+    assert c.train_epoch(model, x[:0], y[:0], head, config, {"task": 1, "epoch": 2}) is None
+    assert model.diverged == {"task": 1, "epoch": 2}

@@ -934,33 +934,39 @@ def default_workers() -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description="ReLU vs LWTA vs Top-K MLPs trained on Task 1 then Task 2: how much of Task 1 is forgotten?",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="ReLU vs LWTA vs Top-K MLPs trained on Task 1 then Task 2: how much of Task 1 is forgotten?")
     a = p.add_argument
-    a("--seed", type=nonnegative_int, default=0, help="first seed (weights, subsample, minibatch order)")
-    a("--n-seeds", type=positive_int, default=1, help="run seeds seed..seed+N-1 and aggregate them")
+    a("--seed", type=nonnegative_int, default=0, help="first seed: weights, subsample, minibatch order (default 0)")
+    a("--n-seeds", type=positive_int, default=1, help="run seeds seed..seed+N-1 and aggregate them (default 1)")
     a("--workers", type=positive_int, default=default_workers(),
-      help="worker processes for multi-seed runs (default: all available cores)")
-    a("--models", type=model_list, default=list(ACTIVATIONS), help="comma-separated hidden activations")
-    a("--dataset", choices=sorted(DATASETS), default="mnist", help="MNIST or Fashion-MNIST (same IDX layout)")
+      help="parallel jobs, one model of one seed each: processes for several seeds, threads for one "
+           "(default: all available cores, here %(default)s)")
+    a("--models", type=model_list, default="relu,lwta,topk", help="hidden activations, comma-separated "
+                                                                  "(default %(default)s)")
+    a("--dataset", choices=sorted(DATASETS), default="mnist",
+      help="dataset with the MNIST IDX layout (default %(default)s)")
     a("--data-dir", default=None,
       help="folder with the four IDX files (.gz or not); default $MNIST_DIR ($FASHION_MNIST_DIR), "
            "else ~/.cache/compete_to_compute/<dataset>, downloading what is missing")
-    a("--task1-classes", type=class_list, default=[0, 1, 2, 3, 4], help="classes of Task 1")
-    a("--task2-classes", type=class_list, default=[5, 6, 7, 8, 9], help="classes of Task 2")
-    a("--n-train-per-class", type=positive_int, default=500, help="balanced training images per class")
-    a("--hidden", type=positive_int, default=400, help="units per hidden layer")
-    a("--depth", type=positive_int, default=2, help="number of hidden layers")
-    a("--k", type=positive_int, default=2, help="LWTA block size (units competing in a block)")
-    a("--topk", type=positive_int, default=None, help="Top-K: units kept per sample (default: 10%% of --hidden)")
-    a("--epochs", type=positive_int, default=5, help="epochs on each task")
-    a("--batch-size", type=positive_int, default=64, help="minibatch size")
-    a("--lr", type=float_in(0, math.inf, True, True, "a positive number"), default=0.05, help="learning rate")
-    a("--momentum", type=float_in(0, 1, False, True, "a number in [0, 1)"), default=0.9, help="SGD momentum")
+    a("--task1-classes", type=class_list, default="0,1,2,3,4", help="classes of Task 1 (default %(default)s)")
+    a("--task2-classes", type=class_list, default="5,6,7,8,9", help="classes of Task 2 (default %(default)s)")
+    a("--n-train-per-class", type=positive_int, default=500,
+      help="balanced training images per class (default %(default)s)")
+    a("--hidden", type=positive_int, default=400, help="units per hidden layer (default %(default)s)")
+    a("--depth", type=positive_int, default=2, help="number of hidden layers (default %(default)s)")
+    a("--k", type=positive_int, default=2, help="LWTA block size: units competing in a block (default %(default)s)")
+    a("--topk", type=positive_int, default=None, help="Top-K: units kept per sample (default 10%% of --hidden)")
+    a("--epochs", type=positive_int, default=5, help="epochs on each task (default %(default)s)")
+    a("--batch-size", type=positive_int, default=64, help="minibatch size (default %(default)s)")
+    a("--lr", type=float_in(0, math.inf, True, True, "a positive number"), default=0.05,
+      help="learning rate (default %(default)s)")
+    a("--momentum", type=float_in(0, 1, False, True, "a number in [0, 1)"), default=0.9,
+      help="SGD momentum (default %(default)s)")
     a("--weight-decay", type=float_in(0, math.inf, False, True, "a number >= 0"), default=1e-4,
-      help="L2 weight decay on weights (not biases)")
-    a("--out", default="results.json", help="results file (JSON)")
-    a("--snapshots", default="viz/snapshots.npz", help="snapshot file read by the figure and GIF scripts")
+      help="L2 weight decay on weights, not biases (default %(default)s)")
+    a("--out", default="results.json", help="results file, JSON (default %(default)s)")
+    a("--snapshots", default="viz/snapshots.npz", help="snapshot file read by the figure and GIF scripts "
+                                                       "(default %(default)s)")
     a("--quiet", action="store_true", help="no per-epoch progress lines")
     return p
 

@@ -7,7 +7,6 @@ and Task 2 (dashed) test accuracy for every model, then one held frame with each
 """
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import imageio.v3 as iio
 import numpy as np
 
 from compete_to_compute import read_snapshots, write_atomic
-from visualize_compete_to_compute import color, plt, run_reporting_errors
+from visualize_compete_to_compute import color, plt, run_reporting_errors, snapshot_parser
 
 FRAME_MS, HOLD_MS = 450, 3500   # each evaluation point, then the final verdict
 SIZE_IN, DPI = (6.4, 3.6), 80
@@ -69,11 +68,8 @@ def render_frames(snap: dict) -> list:
     return frames
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Animate the forgetting curve from the snapshots of "
-                                            "compete_to_compute.py (nothing is trained).",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--snapshots", default="viz/snapshots.npz", help="snapshot file written by compete_to_compute.py")
+def build_parser():
+    p = snapshot_parser("Animate the forgetting curve")
     p.add_argument("--out", default="compete_to_compute.gif", help="GIF to write")
     return p
 

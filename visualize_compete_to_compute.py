@@ -248,11 +248,17 @@ def plot_winner_freq(snap: dict, out: Path) -> list:
     return notes
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Draw viz/*.png from the snapshots of compete_to_compute.py "
+def snapshot_parser(what: str) -> argparse.ArgumentParser:
+    """The command line both figure scripts share: they read a snapshot file and train nothing."""
+    p = argparse.ArgumentParser(description=f"{what} from the snapshots of compete_to_compute.py "
                                             "(nothing is trained).",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--snapshots", default="viz/snapshots.npz", help="snapshot file written by compete_to_compute.py")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = snapshot_parser("Draw viz/*.png")
     p.add_argument("--results", default="results.json", help="results file; its other seeds are drawn if present")
     p.add_argument("--out-dir", default="viz", help="folder for the PNG files")
     return p

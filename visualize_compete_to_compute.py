@@ -165,8 +165,11 @@ def plot_receptive_fields(snap: dict, out_dir: Path) -> list:
     """W1_<model>.png: units 0-99 of the first layer, the same units in every model (all started from
     the same weights); left the trained weights, right what training changed. One figure is drawn
     and re-filled per model."""
-    finite = lambda a: np.nan_to_num(a.astype(np.float32)[:, :100], nan=0.0, posinf=0.0, neginf=0.0)  # noqa: E731
-    W0 = finite(snap["W1_init"])
+    def finite(a):                               # a diverged model's weights may hold inf or nan
+        return np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+    start = finite(snap["W1_init"])
+    W0 = start[:, :100]
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 5.2))
     fig.subplots_adjust(left=0.01, right=0.97, bottom=0.02, top=0.85, wspace=0.05)
     images = []
@@ -177,11 +180,10 @@ def plot_receptive_fields(snap: dict, out_dir: Path) -> list:
         fig.colorbar(images[-1], ax=ax, shrink=0.75, label="symmetric scale of this grid")
     written, notes = [], []
     for name in snap["models"]:
-        full = np.nan_to_num(snap[f"W1_{name}"].astype(np.float32), posinf=0.0, neginf=0.0)
-        start = snap["W1_init"].astype(np.float32)
+        full = finite(snap[f"W1_{name}"])
         moved = float(np.median(np.linalg.norm(full - start, axis=0) / np.linalg.norm(start, axis=0)))
         notes.append(f"{name}: a first-layer unit's weights moved by a median {moved:.1%} of their initial norm")
-        W = finite(snap[f"W1_{name}"])
+        W = full[:, :100]
         for im, data in zip(images, (W, W - W0)):
             vmax = float(np.abs(data).max()) or 1.0
             im.set_data(tile(data))

@@ -1,13 +1,16 @@
-"""Compete to Compute in numpy: does local competition between hidden units reduce forgetting?
+"""Compete to Compute in numpy: does competition between hidden units reduce forgetting, and when?
 
 Srivastava et al. (NIPS 2013) trained networks of locally competing units (LWTA) on one task, then
-another, and found they forget the first task less than ReLU networks. This file reproduces that
-experiment at laptop scale and adds k-winners-take-all (Top-K) networks:
+another, and found they forget the first task less than ReLU networks. This file is a small, exact
+continual-learning bench built around that question:
 
-    Task 1 = MNIST digits 0-4, Task 2 = digits 5-9, trained one after the other.
-    ReLU, LWTA and Top-K MLPs share everything (initial weights, minibatch order, optimiser) except
-    the hidden activation, so each seed gives a paired comparison.
-    A multi-head output mask keeps forgetting a property of the hidden layers, not of the softmax.
+    Tasks are learned one after another: class groups of MNIST (split MNIST, `--tasks`) or pixel
+    permutations of it (`--permuted N`), in the task-, class- or domain-incremental scenario.
+    Variants (`--models relu,lwta:k=4,topk:k=10%,relu:dropout=0.5`) share everything a seed draws
+    (training subsample, minibatch order, dropout masks, and initial weights where shapes agree), so
+    each seed is a paired comparison of all of them.
+    Every variant is tested on every task after every task: the accuracy matrix R, from which ACC,
+    backward transfer and forgetting follow.
 
     python compete_to_compute.py --seed 0               # headline run, writes results.json + viz/
     python compete_to_compute.py --seed 0 --n-seeds 10  # paired statistics over 10 seeds
@@ -29,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import zipfile
@@ -47,7 +51,7 @@ os.environ.update({v: "1" for v in BLAS_THREAD_VARS})
 
 import numpy as np  # noqa: E402
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HERE = Path(__file__).resolve().parent
 
 # ============================================================================ data
@@ -143,12 +147,25 @@ def read_idx_bytes(path: Path) -> bytes:
 
 
 def check_digest(raw: bytes, name: str, path, spec: DatasetSpec) -> None:
-    """Compare the decompressed bytes with the pinned SHA-256 of this file."""
+    """Compare the decompressed bytes with the pinned SHA-256 of this file.
+
+    A file that is valid but belongs elsewhere (another pinned dataset, or this dataset's other file)
+    is named for what it is: deleting it would be the wrong advice.
+    """
     actual = hashlib.sha256(raw).hexdigest()
-    if actual != spec.sha256[name]:
-        raise DataError(f"{path}: SHA-256 of the decompressed file is {actual}, expected "
-                        f"{spec.sha256[name]} ({spec.name}); delete it and run again to re-download, "
-                        "or replace it with the original")
+    if actual == spec.sha256[name]:
+        return
+    known = {d: (ds.name, f) for ds in DATASETS.values() for f, d in ds.sha256.items()}.get(actual)
+    if known and known[0] != spec.name:
+        raise DataError(f"{path}: a valid {known[0]} file ({known[1]}), not {spec.name}'s {name}: this folder "
+                        f"holds {known[0]}; run with --dataset {known[0]}, or point --data-dir / {spec.env_var} "
+                        f"at a folder with the {spec.name} files")
+    if known:
+        raise DataError(f"{path}: a valid {spec.name} file, but it is {known[1]}, not {name}; the files are "
+                        "mixed up: give each its proper name")
+    raise DataError(f"{path}: SHA-256 of the decompressed file is {actual}, expected "
+                    f"{spec.sha256[name]} ({spec.name}); delete it and run again to re-download, "
+                    "or replace it with the original")
 
 
 def find_idx_file(folder: Path, name: str) -> Path | None:
@@ -258,14 +275,34 @@ def load_dataset(dataset: str, data_dir: str | None) -> dict:
 
 
 # ============================================================================ tasks
+# A task is a group of classes (split MNIST) or all ten classes seen through a fixed pixel permutation
+# (permuted MNIST). The scenario decides which outputs a task may use:
+#   task   - its own classes' logits only (a multi-head output; task identity known at test time);
+#   class  - all ten logits, always (class-incremental: no task identity at test time);
+#   domain - all ten logits, shared by every task (permuted MNIST: the same classes in a new input space).
+SCENARIOS = ("task", "class", "domain")
+
+
 @dataclass
-class TaskData:
-    """What one seed trains and tests on; labels are the classes themselves (0-9)."""
-    heads: list                    # per task: bool (10,), its output units (the multi-head mask)
-    x_train: list                  # per task: float32 (n, 784), balanced subsample
-    y_train: list                  # per task: int (n,)
-    x_test: list                   # per task: float32, every test image of the task's classes
-    y_test: list
+class Task:
+    """What one task of one seed trains and tests on; labels are the classes themselves (0-9)."""
+    label: str                     # "digits 0-4", "permutation 2"
+    classes: tuple
+    head: np.ndarray               # bool (10,): the outputs this task may use
+    x_train: np.ndarray            # float32 (n, 784), a balanced subsample of its classes
+    y_train: np.ndarray            # int64 (n,)
+    x_test: np.ndarray             # float32, every test image of its classes
+    y_test: np.ndarray
+    permutation: int | None = None  # 1-based index of its pixel permutation (permuted MNIST), else None
+
+
+@dataclass
+class Phase:
+    """One training phase: a task's data, or the union of all tasks' data for joint training."""
+    x: np.ndarray
+    y: np.ndarray
+    heads: np.ndarray              # bool (n, 10): the outputs each training image's task may use
+    tasks: tuple                   # indices of the tasks trained in this phase
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
@@ -273,14 +310,23 @@ def to_float(images: np.ndarray) -> np.ndarray:
     return np.multiply(images, np.float32(1 / 255), dtype=np.float32)
 
 
-def head_mask(classes: list) -> np.ndarray:
-    """The output units a task may use: its own classes' logits."""
+def head_mask(classes, scenario: str) -> np.ndarray:
+    """The output units a task may use: its own classes' logits (task scenario) or all of them."""
     head = np.zeros(10, dtype=bool)
-    head[classes] = True
+    head[list(classes) if scenario == "task" else slice(None)] = True
     return head
 
 
-def balanced_subsample(labels: np.ndarray, classes: list, per_class: int, rng) -> np.ndarray:
+def task_label(classes, permutation: int | None) -> str:
+    """A plain name: "digits 0-4", "digits 0,2,4", "permutation 1 (identity)"."""
+    if permutation is not None:
+        return f"permutation {permutation}" + (" (identity)" if permutation == 1 else "")
+    c = sorted(classes)
+    run = len(c) > 2 and c == list(range(c[0], c[-1] + 1))
+    return f"digit{'s' if len(c) > 1 else ''} " + (f"{c[0]}-{c[-1]}" if run else ",".join(map(str, c)))
+
+
+def balanced_subsample(labels: np.ndarray, classes, per_class: int, rng) -> np.ndarray:
     """Indices of `per_class` images of each class, drawn without replacement, sorted."""
     picks = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in classes]
     return np.sort(np.concatenate(picks))
@@ -295,37 +341,144 @@ def test_split(dataset: str, data_dir: str | None, classes: tuple) -> tuple:
     return to_float(data["test_images"][rows]), labels[rows].astype(np.int64)
 
 
-def make_tasks(config: dict, rng) -> TaskData:
+def child(seq: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
+    """The i-th child of a seed sequence, the same however often it is asked for."""
+    return np.random.SeedSequence(seq.entropy, spawn_key=seq.spawn_key + (i,))
+
+
+def seed_streams(seed: int) -> list:
+    """Independent seed sequences: initial weights, training subsample, minibatch order, dropout masks,
+    pixel permutations. Spawned children do not depend on how many are spawned, so adding a stream
+    never changes the draws of the others."""
+    return [child(np.random.SeedSequence(seed), i) for i in range(5)]
+
+
+TASK_KEYS = ("dataset", "data_dir", "tasks", "permuted", "scenario", "n_train_per_class")
+
+
+@lru_cache(maxsize=2)
+def _cached_tasks(seed: int, key: str) -> list:
+    config = json.loads(key)
     data = load_dataset(config["dataset"], config["data_dir"])
     labels = np.asarray(data["train_labels"])
-    tasks = TaskData([], [], [], [], [])
-    for classes in (config["task1_classes"], config["task2_classes"]):
-        rows = balanced_subsample(labels, classes, config["n_train_per_class"], rng)
+    _, data_seq, _, _, perm_seq = seed_streams(seed)
+    data_rng, perm_rng = np.random.default_rng(data_seq), np.random.default_rng(perm_seq)
+    tasks = []
+    for t, classes in enumerate(config["tasks"]):
+        rows = balanced_subsample(labels, classes, config["n_train_per_class"], data_rng)
+        x_train = to_float(data["train_images"][rows])
         x_test, y_test = test_split(config["dataset"], config["data_dir"], tuple(classes))
-        tasks.heads.append(head_mask(classes))
-        tasks.x_train.append(to_float(data["train_images"][rows]))
-        tasks.y_train.append(labels[rows].astype(np.int64))
-        tasks.x_test.append(x_test)
-        tasks.y_test.append(y_test)
+        permutation = None
+        if config["permuted"]:
+            permutation = t + 1
+            if t > 0:                            # task 1 is plain MNIST
+                pixels = perm_rng.permutation(x_train.shape[1])
+                x_train, x_test = x_train[:, pixels], x_test[:, pixels]
+        tasks.append(Task(task_label(classes, permutation), tuple(classes),
+                          head_mask(classes, config["scenario"]), x_train, labels[rows].astype(np.int64),
+                          x_test, y_test, permutation))
     return tasks
 
 
+def make_tasks(seed: int, config: dict) -> list:
+    """The seed's tasks, in training order. Built once per seed and process: every variant of a seed
+    trains on the same images (jobs of one seed running side by side share them)."""
+    return _cached_tasks(seed, json.dumps({k: config[k] for k in TASK_KEYS}))
+
+
+def training_phases(tasks: list, joint: bool) -> list:
+    """One phase per task in order, or (joint training, the upper bound) one phase on their union."""
+    phases = [Phase(t.x_train, t.y_train, np.repeat(t.head[None], len(t.y_train), axis=0), (i,))
+              for i, t in enumerate(tasks)]
+    if not joint:
+        return phases
+    return [Phase(np.concatenate([p.x for p in phases]), np.concatenate([p.y for p in phases]),
+                  np.concatenate([p.heads for p in phases]), tuple(range(len(tasks))))]
+
+
 # ============================================================================ models
-# Every hidden layer computes z = h W + b and passes z * mask, where the mask says which units fire.
-# The gradient flows through exactly the units the mask lets through.
+# A hidden layer computes z = h W + b; its activation decides which units fire (a boolean mask) and what
+# they pass on. The gradient flows through exactly the units that fired. Each activation is one class
+# below, registered in ACTIVATIONS with its spec keys: the one place a new activation is added.
 
-def relu_mask(z: np.ndarray, config: dict) -> np.ndarray:
+def int_at_least(lo: int, what: str):
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise ValueError(f"must be {what}, got {s!r}") from None
+        if v < lo:
+            raise ValueError(f"must be {what}, got {s!r}")
+        return v
+    return parse
+
+
+def count_or_percent(s: str):
+    """A number of units ("40") or a share of the layer ("10%")."""
+    try:
+        v = float(s[:-1]) if s.endswith("%") else int(s)
+    except ValueError:
+        raise ValueError(f"must be a count like 40 or a percentage like 10%, got {s!r}") from None
+    if not (0 < v <= (100 if s.endswith("%") else math.inf)):
+        raise ValueError(f"must be a count >= 1 or a percentage in (0, 100], got {s!r}")
+    return s if s.endswith("%") else v
+
+
+def rate(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise ValueError(f"must be a rate in [0, 1), got {s!r}") from None
+    if not 0 <= v < 1:
+        raise ValueError(f"must be a rate in [0, 1), got {s!r}")
+    return v
+
+
+class Activation:
+    """A hidden activation; one instance per hidden layer of a model.
+
+    By default the units in `mask` pass their pre-activation unchanged and the others output 0.
+    `keys` lists the spec parameters: name -> (parser, default, meaning).
+    """
+    keys: dict = {}
+
+    def __init__(self, width: int, **params):
+        self.width = width
+        for name, value in params.items():
+            setattr(self, name, value)
+
+    def problem(self) -> str | None:
+        """Why these parameters cannot work at this width, or None."""
+        return None
+
+    def out_width(self) -> int:
+        return self.width
+
+    def mask(self, z: np.ndarray, training: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward(self, z: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        z *= mask
+        return z
+
+    def backward(self, g: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        g *= mask
+        return g
+
+
+class ReLU(Activation):
     """Every unit with a positive pre-activation fires."""
-    return z > 0
+
+    def mask(self, z, training):
+        return z > 0
 
 
-def lwta_mask(z: np.ndarray, config: dict) -> np.ndarray:
-    """Local winner-take-all: in each block of k units only the largest passes (first one on ties).
+def block_winners(z: np.ndarray, k: int) -> np.ndarray:
+    """In each block of k units only the largest fires (the first one on ties).
 
     Block j holds units j, j+m, ..., j+(k-1)m with m = width/k. Units are exchangeable, so this is
-    LWTA with a fixed relabelling of units; it lets the block max run on contiguous slabs.
+    the usual blocking with a fixed relabelling of units; it lets the block max run on contiguous slabs.
     """
-    k = config["k"]
     slabs = z.reshape(len(z), k, -1)
     best = slabs[:, 0].copy()
     for j in range(1, k):
@@ -340,85 +493,165 @@ def lwta_mask(z: np.ndarray, config: dict) -> np.ndarray:
     return mask.reshape(z.shape)
 
 
-def topk_mask(z: np.ndarray, config: dict) -> np.ndarray:
-    """k-winners-take-all per sample: keep exactly the `topk` largest pre-activations.
+class LWTA(Activation):
+    """Local winner-take-all: the block's winner passes its value (even if negative), the others 0."""
+    keys = {"k": (int_at_least(2, "an integer >= 2"), 2, "units competing in a block; must divide --hidden")}
+
+    def problem(self):
+        return f"k={self.k} does not divide --hidden {self.width}" if self.width % self.k else None
+
+    def mask(self, z, training):
+        return block_winners(z, self.k)
+
+
+class TopK(Activation):
+    """k-winners-take-all per sample: exactly the k largest pre-activations pass.
 
     A threshold at the k-th largest value finds them; rows where ties at the threshold would keep
     more than k (rare with float inputs) are resolved exactly, lowest unit index first.
     """
-    k, n = config["topk"], z.shape[1]
-    kth = np.partition(z, n - k, axis=1)[:, n - k, None]
-    mask = z >= kth
-    tied = np.flatnonzero(np.count_nonzero(mask, axis=1) != k)
-    if tied.size:
-        order = np.argsort(-z[tied], axis=1, kind="stable")[:, :k]
-        fixed = np.zeros((tied.size, n), dtype=bool)
-        np.put_along_axis(fixed, order, True, axis=1)
-        mask[tied] = fixed
-    return mask
+    keys = {"k": (count_or_percent, "10%", "units kept per sample: a count (40) or a share of --hidden (10%)")}
+
+    def __init__(self, width, **params):
+        super().__init__(width, **params)
+        k = self.k
+        self.n_kept = max(1, math.floor(width * float(k[:-1]) / 100 + 1e-9)) if isinstance(k, str) else k
+
+    def problem(self):
+        return f"k={self.k} is more than --hidden {self.width}" if self.n_kept > self.width else None
+
+    def mask(self, z, training):
+        k, n = self.n_kept, z.shape[1]
+        kth = np.partition(z, n - k, axis=1)[:, n - k, None]
+        mask = z >= kth
+        tied = np.flatnonzero(np.count_nonzero(mask, axis=1) != k)
+        if tied.size:
+            order = np.argsort(-z[tied], axis=1, kind="stable")[:, :k]
+            fixed = np.zeros((tied.size, n), dtype=bool)
+            np.put_along_axis(fixed, order, True, axis=1)
+            mask[tied] = fixed
+        return mask
 
 
-ACTIVATIONS = {"relu": relu_mask, "lwta": lwta_mask, "topk": topk_mask}
+ACTIVATIONS = {"relu": ReLU, "lwta": LWTA, "topk": TopK}
+VARIANT_KEYS = {"dropout_in": (rate, 0.0, "input dropout rate while training"),
+                "dropout": (rate, 0.0, "dropout rate of every hidden layer's output while training")}
 
 
-def init_params(config: dict, rng, n_in: int = 784, n_out: int = 10) -> list:
+@dataclass(frozen=True)
+class Variant:
+    """One model of the comparison, parsed from its spec `name[:key=value]...`; the spec is its name."""
+    spec: str
+    activation: str                # a key of ACTIVATIONS
+    params: dict                   # the activation's parameters, defaults filled in
+    dropout_in: float = 0.0
+    dropout: float = 0.0
+
+    def layers(self, width: int, depth: int) -> list:
+        return [ACTIVATIONS[self.activation](width, **self.params) for _ in range(depth)]
+
+    def settings(self) -> dict:
+        """Everything that defines the variant (two specs with equal settings are the same model)."""
+        return {"activation": self.activation, **self.params, "dropout_in": self.dropout_in,
+                "dropout": self.dropout}
+
+
+def allowed_keys(name: str) -> str:
+    keys = {**ACTIVATIONS[name].keys, **VARIANT_KEYS}
+    return ", ".join(f"{k} ({meaning}; default {default})" for k, (_, default, meaning) in keys.items())
+
+
+def parse_variant(spec: str) -> Variant:
+    """`lwta:k=4:dropout=0.5` -> Variant. Raises ValueError naming the spec and what is allowed."""
+    name, *pairs = spec.split(":")
+    if name not in ACTIVATIONS:
+        raise ValueError(f"{spec!r}: unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+    keys, values = {**ACTIVATIONS[name].keys, **VARIANT_KEYS}, {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if key not in keys or not eq:
+            raise ValueError(f"{spec!r}: {'unknown key ' + repr(key) if eq else 'expected key=value, got ' + repr(pair)}"
+                             f" for {name}; allowed keys: {allowed_keys(name)}")
+        if key in values:
+            raise ValueError(f"{spec!r}: key {key!r} given twice")
+        try:
+            values[key] = keys[key][0](value)
+        except ValueError as e:
+            raise ValueError(f"{spec!r}: {key} {e}") from None
+    params = {k: values.get(k, default) for k, (_, default, _) in ACTIVATIONS[name].keys.items()}
+    common = {k: values.get(k, default) for k, (_, default, _) in VARIANT_KEYS.items()}
+    return Variant(spec, name, params, **common)
+
+
+def init_params(shapes: list, rng) -> list:
     """He-normal weights, zero biases: [W1, b1, W2, b2, ..., W_out, b_out], float32."""
-    sizes = [n_in] + [config["hidden"]] * config["depth"] + [n_out]
     params = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
+    for a, b in shapes:
         params.append((rng.standard_normal((a, b)) * math.sqrt(2.0 / a)).astype(np.float32))
         params.append(np.zeros(b, dtype=np.float32))
     return params
 
 
-@dataclass
+def dropout_mask(rng, shape: tuple, p: float) -> np.ndarray:
+    """Inverted dropout: keep a unit with probability 1 - p and scale it by 1 / (1 - p), so a trained
+    network is tested as it is. The same generator state gives the same mask at any rate p."""
+    return (rng.random(shape, dtype=np.float32) >= p) * np.float32(1 / (1 - p))
+
+
 class Model:
-    """One MLP: its parameters, the optimiser state of the current task, and its bookkeeping."""
-    name: str                      # the hidden activation: a key of ACTIVATIONS
-    params: list
-    config: dict
-    velocity: list = field(default_factory=list)
-    scratch: list = field(default_factory=list)
-    decay: list = field(default_factory=list)
-    diverged: dict | None = None
-    train_s: float = 0.0
-    eval_s: float = 0.0
+    """One MLP: its layers, parameters, the optimiser state of the current phase, and its bookkeeping."""
 
-    def mask(self, z):
-        return ACTIVATIONS[self.name](z, self.config)
+    def __init__(self, variant: Variant, config: dict, streams: list, n_in: int = 784):
+        self.variant, self.config = variant, config
+        self.layers = variant.layers(config["hidden"], config["depth"])
+        ins = [n_in] + [layer.out_width() for layer in self.layers]
+        outs = [config["hidden"]] * config["depth"] + [10]
+        self.params = init_params(list(zip(ins, outs)), np.random.default_rng(streams[0]))
+        rates = [variant.dropout_in] + [variant.dropout] * config["depth"]
+        self.dropout = [(p, np.random.default_rng(child(streams[3], i))) if p else None
+                        for i, p in enumerate(rates)]
+        self.velocity, self.scratch, self.decay = [], [], []
+        self.failed: dict | None = None
+        self.train_s = self.eval_s = 0.0
 
-    def forward(self, x):
-        """Logits plus what backward needs: each layer's input and each hidden mask."""
-        inputs, masks, h = [x], [], x
-        for W, b in zip(self.params[0:-2:2], self.params[1:-2:2]):
-            z = h @ W
-            z += b
-            m = self.mask(z)
-            z *= m
+    def forward(self, x: np.ndarray, training: bool = False):
+        """Logits plus what backward needs: each layer's input, each hidden mask, each dropout mask."""
+        inputs, masks, drops, h = [], [], [], x
+        for i in range(len(self.layers) + 1):
+            drop = self.dropout[i] if training else None
+            d = dropout_mask(drop[1], h.shape, drop[0]) if drop else None
+            h = h * d if drop else h
+            inputs.append(h)
+            drops.append(d)
+            z = h @ self.params[2 * i]
+            z += self.params[2 * i + 1]
+            if i == len(self.layers):
+                return z, (inputs, masks, drops)
+            m = self.layers[i].mask(z, training)
             masks.append(m)
-            inputs.append(z)
-            h = z
-        return h @ self.params[-2] + self.params[-1], inputs, masks
+            h = self.layers[i].forward(z, m)
 
-    def backward(self, d_logits, inputs, masks):
+    def backward(self, d_logits: np.ndarray, cache) -> list:
         """Gradients [dW1, db1, ...] of the loss whose logit gradient is d_logits."""
+        inputs, masks, drops = cache
         grads, g = [], d_logits
         for i in range(len(inputs) - 1, -1, -1):
-            W = self.params[2 * i]
             grads[:0] = [inputs[i].T @ g, g.sum(axis=0)]
             if i > 0:
-                g = g @ W.T
-                g *= masks[i - 1]
+                g = g @ self.params[2 * i].T
+                if drops[i] is not None:
+                    g *= drops[i]
+                g = self.layers[i - 1].backward(g, masks[i - 1])
         return grads
 
 
-def masked_cross_entropy(logits, y, head):
-    """Mean softmax cross-entropy over the active task's logits only (the multi-head mask).
+def masked_cross_entropy(logits, y, heads):
+    """Mean softmax cross-entropy over each image's allowed logits only (the head mask).
 
     Logits outside the head are set to -inf: they get probability 0, so d loss / d logits, which is
     returned with the loss, is exactly zero on them.
     """
-    z = np.where(head, logits, -np.inf)
+    z = np.where(heads, logits, -np.inf)
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
     s = e.sum(axis=1, keepdims=True)
@@ -431,9 +664,16 @@ def masked_cross_entropy(logits, y, head):
 
 
 # ============================================================================ training
+STOP = threading.Event()           # set by a signal: every job stops between minibatches
+
+
+class Stopped(Exception):
+    """Raised inside a job when STOP is set."""
+
+
 def reset_optimizer(model: Model, head: np.ndarray, config: dict) -> None:
-    """A fresh optimiser for a task: zero momentum, and weight decay on the output weights of this
-    task's head only. With no gradient and no decay, the other head's weights do not move at all."""
+    """A fresh optimiser for a phase: zero momentum, and weight decay on the output weights of the
+    phase's outputs only. With no gradient and no decay, other tasks' output weights do not move."""
     model.velocity = [np.zeros_like(p) for p in model.params]
     model.scratch = [np.empty_like(p) for p in model.params[0::2]]
     decay = np.float32(config["lr"] * config["weight_decay"])
@@ -457,42 +697,46 @@ def sgd_step(model: Model, lr_grads: list, config: dict) -> None:
         p -= u
 
 
-def train_epoch(model: Model, xs, ys, head, config: dict, where: dict) -> float | None:
-    """One pass over a task's data, already in this epoch's order (the same order for every model).
+def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float | None:
+    """One pass over a phase's data, already in this epoch's order (the same order for every model).
 
-    A model whose loss or weights turn non-finite is marked diverged, with `where` it happened, and stops.
-    Returns the mean training loss, or None once diverged.
+    A model whose loss or weights turn non-finite is marked failed (diverged) with `where` it happened,
+    and stops at once. Returns the mean training loss, or None once failed.
     """
     t0 = time.perf_counter()
     size, total = config["batch_size"], 0.0
     with np.errstate(over="ignore", invalid="ignore"):
         for s in range(0, len(xs), size):
+            if STOP.is_set():
+                raise Stopped
             xb, yb = xs[s:s + size], ys[s:s + size]
-            logits, inputs, masks = model.forward(xb)
-            loss, d_logits = masked_cross_entropy(logits, yb, head)
+            logits, cache = model.forward(xb, training=True)
+            loss, d_logits = masked_cross_entropy(logits, yb, heads[s:s + size])
             if not math.isfinite(loss):
-                model.diverged = dict(where)
+                model.failed = {"reason": "diverged", **where, "detail": "the training loss became non-finite"}
                 break
             d_logits *= config["lr"]
-            sgd_step(model, model.backward(d_logits, inputs, masks), config)
+            sgd_step(model, model.backward(d_logits, cache), config)
             total += loss * len(yb)
-    if not model.diverged and not all(np.isfinite(p).all() for p in model.params):
-        model.diverged = dict(where)             # the epoch's last steps broke the weights
+    if not model.failed and not all(np.isfinite(p).all() for p in model.params):
+        model.failed = {"reason": "diverged", **where, "detail": "the weights became non-finite"}
     model.train_s += time.perf_counter() - t0
-    return None if model.diverged else total / len(xs)
+    return None if model.failed else total / len(xs)
 
 
-def evaluate(model: Model, x, y, head, with_freq: bool = False, chunk: int = 1024):
-    """Test accuracy on one task (its logits only) and, optionally, each hidden unit's firing rate.
-
-    Chunks of ~1k rows keep the activations in cache; the GEMMs stay large enough to run near peak.
-    """
+def evaluate(model: Model, task: Task, with_freq: bool = False, chunk: int = 1024):
+    """Test accuracy on one task (its allowed logits only) and, optionally, how often each hidden unit
+    fires on its test images. Chunks of ~1k rows keep the activations in cache; the GEMMs stay large
+    enough to run near peak."""
     t0 = time.perf_counter()
+    x, y = task.x_test, task.y_test
     correct, counts = 0, None
     with np.errstate(over="ignore", invalid="ignore"):
         for s in range(0, len(x), chunk):
-            logits, _, masks = model.forward(x[s:s + chunk])
-            predicted = np.where(head, logits, -np.inf).argmax(axis=1)
+            if STOP.is_set():
+                raise Stopped
+            logits, (_, masks, _) = model.forward(x[s:s + chunk])
+            predicted = np.where(task.head, logits, -np.inf).argmax(axis=1)
             correct += int(np.count_nonzero(predicted == y[s:s + chunk]))
             if with_freq:
                 layer_counts = [np.count_nonzero(m, axis=0) for m in masks]
@@ -502,68 +746,113 @@ def evaluate(model: Model, x, y, head, with_freq: bool = False, chunk: int = 102
     return correct / len(x), freq
 
 
+CHANCE_MARGIN = 0.05               # within this of chance on the task just trained = learned nothing
+
+
+def learned_nothing(phase: Phase, tasks: list, row: list, freqs: list) -> str | None:
+    """Why a model failed to learn the phase it just trained on, or None.
+
+    Test accuracy within 5 points of chance (one over the number of allowed outputs), or a hidden layer
+    with no unit firing on any of the phase's test images (its output is then constant).
+    """
+    acc = float(np.mean([row[t] for t in phase.tasks]))
+    chance = float(np.mean([1 / np.count_nonzero(tasks[t].head) for t in phase.tasks]))
+    if acc <= chance + CHANCE_MARGIN:
+        return f"test accuracy {acc:.4f} on the tasks just trained is within {CHANCE_MARGIN} of chance ({chance:.4f})"
+    for layer in range(len(freqs[phase.tasks[0]])):
+        if all(not freqs[t][layer].any() for t in phase.tasks):
+            return f"no unit of hidden layer {layer + 1} fires on any test image of the tasks just trained"
+    return None
+
+
 # ============================================================================ experiment
-METRICS = ("t1_after_t1", "t1_after_t2", "forgetting", "t2_after_t2")
+METRICS = ("acc", "forgetting", "bwt", "learning_acc")
 
 
-def seed_streams(seed: int) -> tuple:
-    """Independent generators for initial weights, the training subsample and the minibatch order."""
-    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+def continual_metrics(R: np.ndarray) -> dict:
+    """The field's summaries of the accuracy matrix R[i][j] (accuracy on task j after training task i).
 
-
-def summarize(acc: dict, freq: list | None, model: Model, config: dict) -> dict:
-    """The per-model numbers a seed contributes: accuracies, forgetting, active fractions."""
-    if model.diverged:
-        return {"diverged": model.diverged}
-    t1_before, t1_after, t2_after = acc[(config["epochs"], 0)], acc[(2 * config["epochs"], 0)], \
-        acc[(2 * config["epochs"], 1)]
-    out = {"t1_after_t1": t1_before, "t1_after_t2": t1_after, "forgetting": t1_before - t1_after,
-           "t2_after_t2": t2_after, "diverged": None}
-    for task in (0, 1):
-        for layer, f in enumerate(freq[task], start=1):
-            out[f"active_t{task + 1}_layer{layer}"] = float(f.mean())
+    ACC = mean_j R[T][j]; BWT = mean_{j<T} R[T][j] - R[j][j]; forgetting = mean_{j<T} of the best
+    accuracy task j ever had before the end, max_{l<T} R[l][j], minus R[T][j] (positive = lost);
+    learning accuracy = mean_j R[j][j]. A single row (joint training) has ACC only.
+    """
+    T = R.shape[1]
+    out = {"acc": float(np.mean(R[-1])), "forgetting": None, "bwt": None, "learning_acc": None}
+    if R.shape[0] == T and T > 1:
+        out["bwt"] = float(np.mean([R[T - 1, j] - R[j, j] for j in range(T - 1)]))
+        out["forgetting"] = float(np.mean([R[:T - 1, j].max() - R[T - 1, j] for j in range(T - 1)]))
+        out["learning_acc"] = float(np.mean(np.diag(R)))
     return out
 
 
-def run_course(seed: int, name: str, config: dict, headline: bool, progress: bool = False) -> dict:
-    """One model's whole course for one seed: Task 1 then Task 2, evaluated along the way.
+def summarize(R: np.ndarray, freq: list | None, failed: dict | None) -> dict:
+    """What one variant of one seed contributes: R, its metrics, active fractions (or the failure)."""
+    rows = [[None if math.isnan(a) else a for a in row] for row in R.tolist()]
+    if failed:
+        return {"failed": failed, "R": rows}
+    active = [[float(f.mean()) for f in per_layer] for per_layer in freq]
+    return {"failed": None, "R": rows, **continual_metrics(R), "active": active}
 
-    The models of a seed share its data subsample, initial weights and minibatch order (all drawn
-    from the seed alone) and nothing else, so each model's course is an independent job.
-    The headline seed is evaluated on both full test sets before training and after every epoch
-    (the curves the figures draw); other seeds only where the statistics read: Task 1 at the end of
-    Task 1, both tasks at the end.
+
+def run_course(seed: int, spec: str, config: dict, headline: bool, progress: bool = False) -> dict:
+    """One variant's whole course for one seed: every phase in order, evaluated along the way.
+
+    The variants of a seed share what the seed draws and nothing else, so each course is an
+    independent job. The headline seed is tested on every task before training and after every epoch
+    (the curves the figures draw); every seed is tested on every task at the end of each phase (R).
+    A model that fails (diverges, or learns nothing) stops there and reports where.
     """
-    init_rng, data_rng, order_rng = seed_streams(seed)
-    tasks = make_tasks(config, data_rng)
-    model = Model(name, init_params(config, init_rng), config)
-    initial_W1 = model.params[0].copy() if headline else None
-    epochs, last = config["epochs"], 2 * config["epochs"]
-    orders = [[order_rng.permutation(len(x)) for _ in range(epochs)] for x in tasks.x_train]
-    acc, freq = {}, [None, None]
-    for point in range(last + 1):
-        t = 0 if point <= epochs else 1
-        if point > 0:
-            if point in (1, epochs + 1):
-                reset_optimizer(model, tasks.heads[t], config)
-            perm = orders[t][(point - 1) % epochs]
-            loss = train_epoch(model, tasks.x_train[t][perm], tasks.y_train[t][perm], tasks.heads[t],
-                               config, {"task": t + 1, "epoch": point})
-        wanted = (0, 1) if headline or point == last else (0,) if point == epochs else ()
-        for task in wanted if not model.diverged else ():
-            acc[(point, task)], freq[task] = evaluate(model, tasks.x_test[task], tasks.y_test[task],
-                                                      tasks.heads[task], with_freq=point == last)
-        if progress and headline and point > 0:
-            state = (f"diverged in task {model.diverged['task']} epoch {model.diverged['epoch']}"
-                     if model.diverged else f"loss {loss:.4f}  T1 {acc[(point, 0)]:.4f}  T2 {acc[(point, 1)]:.4f}")
-            print(f"seed {seed}  task {t + 1}  epoch {point:>2}/{last}  {name:<5} {state}", flush=True)
-    out = {"seed": seed, "model": name, "summary": summarize(acc, freq, model, config),
+    streams = seed_streams(seed)
+    tasks = make_tasks(seed, config)
+    phases = training_phases(tasks, config["joint"])
+    order_rng = np.random.default_rng(streams[2])
+    epochs = config["epochs"]
+    orders = [[order_rng.permutation(len(p.y)) for _ in range(epochs)] for p in phases]
+    model = Model(parse_variant(spec), config, streams)
+    W1_init = model.params[0].copy() if headline else None
+    n_points = len(phases) * epochs + 1
+    curves = np.full((n_points, len(tasks)), np.nan)
+    R = np.full((len(phases), len(tasks)), np.nan)
+    freq = None
+    if headline:
+        curves[0] = [evaluate(model, t)[0] for t in tasks]
+    for point in range(1, n_points):
+        ph, e = divmod(point - 1, epochs)
+        phase = phases[ph]
+        if e == 0:
+            reset_optimizer(model, phase.heads.any(axis=0), config)
+        where = {"task": None if config["joint"] else ph + 1, "epoch": point}
+        perm = orders[ph][e]
+        loss = train_epoch(model, phase.x[perm], phase.y[perm], phase.heads[perm], config, where)
+        if model.failed:
+            break
+        if headline or e == epochs - 1:
+            results = [evaluate(model, t, with_freq=e == epochs - 1) for t in tasks]
+            row = [acc for acc, _ in results]
+            curves[point] = row
+            if e == epochs - 1:
+                R[ph], freq = row, [f for _, f in results]
+                reason = learned_nothing(phase, tasks, row, freq)
+                if reason:
+                    model.failed = {"reason": "learned nothing", **where, "detail": reason}
+                    break
+        if progress and headline:
+            accs = "  ".join(f"T{j + 1} {a:.4f}" for j, a in enumerate(curves[point]))
+            print(f"seed {seed}  epoch {point:>2}/{n_points - 1}  {spec:<10} loss {loss:.4f}  {accs}", flush=True)
+    if progress and model.failed:
+        print(f"seed {seed}  {spec}: {failure_text(model.failed)}", flush=True)
+    out = {"seed": seed, "variant": spec, "summary": summarize(R, freq, model.failed),
            "timings": {"train_s": model.train_s, "eval_s": model.eval_s}}
     if headline:
-        out["schedule"] = {"epoch": list(range(last + 1)), "t1_acc": [acc.get((p, 0)) for p in range(last + 1)],
-                           "t2_acc": [acc.get((p, 1)) for p in range(last + 1)]}
-        out["units"] = {"W1": model.params[0], "W1_init": initial_W1, "freq": freq}
+        out["curves"] = curves
+        out["units"] = {"W1": model.params[0], "W1_init": W1_init,
+                        "freq": None if freq is None else np.array([np.stack(f) for f in freq], dtype=np.float32)}
     return out
+
+
+def failure_text(failed: dict) -> str:
+    where = f"task {failed['task']}, " if failed["task"] else "joint training, "
+    return f"failed ({failed['reason']}) in {where}epoch {failed['epoch']}: {failed['detail']}"
 
 
 def _worker_init() -> None:
@@ -576,32 +865,33 @@ def _worker_run(job: tuple) -> dict:
 
 
 def run_seeds(config: dict, progress: bool) -> list:
-    """Every model of every seed, one job each, the headline seed's (the heaviest) first.
+    """Every variant of every seed, one job each, the headline seed's (the heaviest) first.
 
-    One seed: its models run in threads in this process (the OS spreads them over the cores).
+    One seed: its variants run in threads in this process (the OS spreads them over the cores).
     Several seeds: --workers processes take jobs as they free up. Either way every product runs
     on one BLAS thread, so a job's numbers do not depend on where it ran.
-    Returns one result per seed: {"seed", "summary", "timings"} (+ "schedule", "units" for the headline).
+    Returns one result per seed: {"seed", "summary", "timings"} (+ "curves", "units" for the headline).
     """
     seeds = [config["seed"] + i for i in range(config["n_seeds"])]
-    jobs = [(s, name, config, s == seeds[0], progress) for s in seeds for name in config["models"]]
+    models = config["models"]
+    jobs = [(s, spec, config, s == seeds[0], progress) for s in seeds for spec in models]
     per_seed = {s: {"seed": s, "summary": {}, "timings": {}} for s in seeds}
     done = []
 
     def collect(r):
         seed = per_seed[r["seed"]]
-        seed["summary"][r["model"]], seed["timings"][r["model"]] = r["summary"], r["timings"]
-        if "schedule" in r:
-            seed.setdefault("schedule", {})[r["model"]] = r["schedule"]
-            seed.setdefault("units", {})[r["model"]] = r["units"]
-        if len(seed["summary"]) == len(config["models"]):
+        seed["summary"][r["variant"]], seed["timings"][r["variant"]] = r["summary"], r["timings"]
+        if "curves" in r:
+            seed.setdefault("curves", {})[r["variant"]] = r["curves"]
+            seed.setdefault("units", {})[r["variant"]] = r["units"]
+        if len(seed["summary"]) == len(models):
             done.append(seed["seed"])
             if progress and len(seeds) > 1:
-                parts = [f"{n} {seed['summary'][n]['forgetting']:.4f}" if not seed["summary"][n]["diverged"]
-                         else f"{n} diverged" for n in config["models"]]
-                print(f"seed {seed['seed']} done ({len(done)}/{len(seeds)}): forgetting " + ", ".join(parts),
-                      flush=True)
+                parts = [f"{v} failed" if seed["summary"][v]["failed"] else
+                         f"{v} {seed['summary'][v]['acc']:.4f}" for v in models]
+                print(f"seed {seed['seed']} done ({len(done)}/{len(seeds)}): ACC " + ", ".join(parts), flush=True)
 
+    STOP.clear()
     if len(seeds) == 1 or config["workers"] == 1:
         threads = len(jobs) if len(seeds) == 1 and config["workers"] > 1 else 1
         pool = ThreadPoolExecutor(threads)
@@ -609,7 +899,9 @@ def run_seeds(config: dict, progress: bool) -> list:
             for r in pool.map(_worker_run, jobs):
                 collect(r)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            STOP.set()                          # on an interruption, running jobs stop within a minibatch
+            pool.shutdown(wait=True, cancel_futures=True)
+            STOP.clear()
     else:
         pool = multiprocessing.get_context("spawn").Pool(min(config["workers"], len(jobs)),
                                                          initializer=_worker_init)
@@ -620,105 +912,290 @@ def run_seeds(config: dict, progress: bool) -> list:
         finally:
             pool.terminate()
             pool.join()
-    for seed in per_seed.values():                  # keep the models in --models order
-        seed["summary"] = {n: seed["summary"][n] for n in config["models"]}
-        seed["timings"] = {n: seed["timings"][n] for n in config["models"]}
+    for seed in per_seed.values():                  # keep the variants in --models order
+        seed["summary"] = {v: seed["summary"][v] for v in models}
+        seed["timings"] = {v: seed["timings"][v] for v in models}
     return [per_seed[s] for s in seeds]
 
 
-def count_flops(config: dict, n_test: tuple) -> dict:
+def count_flops(config: dict, tasks: list) -> dict:
     """Matrix-multiply FLOPs of a run (elementwise work is not counted).
 
-    Per training sample: forward 2*sum(a*b) over layers; backward the weight gradients of every
-    layer plus the input gradients of every layer but the first. Evaluation is a forward pass per
-    test image at each evaluation point (all points on the headline seed, two on the others).
+    Per training image: forward 2*sum(a*b) over layers; backward the weight gradients of every layer
+    plus the input gradients of every layer but the first. Evaluation is a forward pass per test image
+    of every task at each evaluation point: every epoch on the headline seed, every phase end on the others.
     """
-    sizes = [784] + [config["hidden"]] * config["depth"] + [10]
-    macs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
-    forward = 2 * sum(macs)
-    backward = 2 * (sum(macs) + sum(macs[1:]))
-    n_train = config["n_train_per_class"] * (len(config["task1_classes"]) + len(config["task2_classes"]))
-    train = (forward + backward) * n_train * config["epochs"]
-    eval_headline = forward * (n_test[0] + n_test[1]) * (2 * config["epochs"] + 1)
-    eval_other = forward * (2 * n_test[0] + n_test[1])
-    n_models, n_other = len(config["models"]), config["n_seeds"] - 1
-    total_eval = n_models * (eval_headline + n_other * eval_other)
-    total_train = n_models * config["n_seeds"] * train
-    return {"train": total_train, "eval": total_eval, "total": total_train + total_eval,
-            "per_model_headline": train + eval_headline, "per_model_other_seed": train + eval_other}
+    n_train, n_test = sum(t["n_train"] for t in tasks), sum(t["n_test"] for t in tasks)
+    n_phases = 1 if config["joint"] else len(tasks)
+    out = {"train": 0, "eval": 0, "per_variant_headline": {}, "per_variant_other_seed": {}}
+    for spec in config["models"]:
+        layers = parse_variant(spec).layers(config["hidden"], config["depth"])
+        ins = [784] + [layer.out_width() for layer in layers]
+        outs = [config["hidden"]] * config["depth"] + [10]
+        macs = [a * b for a, b in zip(ins, outs)]
+        forward, backward = 2 * sum(macs), 2 * (sum(macs) + sum(macs[1:]))
+        train = (forward + backward) * n_train * config["epochs"]
+        eval_headline = forward * n_test * (n_phases * config["epochs"] + 1)
+        eval_other = forward * n_test * n_phases
+        out["per_variant_headline"][spec] = train + eval_headline
+        out["per_variant_other_seed"][spec] = train + eval_other
+        out["train"] += train * config["n_seeds"]
+        out["eval"] += eval_headline + eval_other * (config["n_seeds"] - 1)
+    out["total"] = out["train"] + out["eval"]
+    return out
 
 
 # ============================================================================ statistics
-def t_critical_95(df: int) -> float:
-    """Two-sided 95% critical value of Student's t with integer df.
+# Paired statistics over seeds, in numpy and the standard library only (no scipy).
+#
+# Each seed gives one paired measurement (variant vs baseline on the same data order and initial weights).
+# The primary test is the exact Wilcoxon signed-rank test on the per-seed differences, with Holm's correction
+# over the variants compared with the same baseline on the same metric. Every comparison also says what it
+# cannot show: whether n is large enough for any exact test to reach p < 0.05, and which true mean
+# difference a paired t-test would have detected with 80% power given the observed spread.
+ALPHA = 0.05
 
-    P(|T| <= t) has a closed form for integer df (Abramowitz & Stegun 26.7.3-4); bisection inverts it.
-    """
-    def mass(t):
-        theta = math.atan(t / math.sqrt(df))
-        c2 = math.cos(theta) ** 2
-        if df % 2:
-            term, total = math.cos(theta), 0.0
-            for j in range(1, (df - 1) // 2 + 1):
-                total += term
-                term *= c2 * (2 * j) / (2 * j + 1)
-            return 2 / math.pi * (theta + math.sin(theta) * total)
-        term, total = 1.0, 0.0
-        for j in range(1, df // 2 + 1):
+
+def _t_mass(t: float, df: int) -> float:
+    """P(|T| <= t) for t >= 0: closed form for integer df (Abramowitz & Stegun 26.7.3-4)."""
+    theta = math.atan(t / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    if df % 2:
+        term, total = math.cos(theta), 0.0
+        for j in range(1, (df - 1) // 2 + 1):
             total += term
-            term *= c2 * (2 * j - 1) / (2 * j)
-        return math.sin(theta) * total
+            term *= c2 * (2 * j) / (2 * j + 1)
+        return 2 / math.pi * (theta + math.sin(theta) * total)
+    term, total = 1.0, 0.0
+    for j in range(1, df // 2 + 1):
+        total += term
+        term *= c2 * (2 * j - 1) / (2 * j)
+    return math.sin(theta) * total
 
-    lo, hi = 0.0, 1000.0
-    for _ in range(100):
+
+def t_quantile(p: float, df: int) -> float:
+    """Quantile of Student's t with integer df >= 1: bisection on the closed-form CDF."""
+    if not (0 < p < 1 and df >= 1):
+        raise ValueError(f"t_quantile needs 0 < p < 1 and df >= 1, got p={p}, df={df}")
+    cdf = lambda t: 0.5 + math.copysign(0.5 * _t_mass(abs(t), df), t)  # noqa: E731
+    lo, hi = -1.0, 1.0
+    while cdf(lo) > p:
+        lo *= 2
+    while cdf(hi) < p:
+        hi *= 2
+    for _ in range(200):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if mass(mid) < 0.95 else (lo, mid)
+        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
+        if hi - lo <= 1e-14 * max(1.0, abs(mid)):
+            break
     return (lo + hi) / 2
 
 
-def describe(values: list) -> dict:
-    """Mean, sample standard deviation and 95% t confidence interval of the mean."""
-    n = len(values)
-    mean = float(np.mean(values)) if n else None
+def t_critical_95(df: int) -> float:
+    """Two-sided 95% critical value of Student's t."""
+    return t_quantile(0.975, df)
+
+
+def describe(values, bounds=None) -> dict:
+    """Mean, sample sd (ddof=1) and 95% t interval of the mean. With bounds (e.g. (0, 1) for accuracies)
+    the interval is clipped to what the quantity can take, and ci95_clipped says so: a symmetric t interval
+    around 0.995 from two seeds would otherwise claim accuracies above 1."""
+    x = np.asarray(values, dtype=float).ravel()
+    if not np.all(np.isfinite(x)):
+        raise ValueError("describe: non-finite value (leave failed runs out first)")
+    n = int(x.size)
+    out = {"n": n, "mean": float(x.mean()) if n else None, "std": None, "ci95": None, "ci95_clipped": False}
     if n < 2:
-        return {"n": n, "mean": mean, "std": None, "ci95": None}
-    std = float(np.std(values, ddof=1))
+        return out
+    # equal values (to float rounding, as for Wilcoxon ties) have sd 0, not 1e-17
+    std = 0.0 if np.ptp(x) <= 1e-12 * np.abs(x).max() else float(x.std(ddof=1))
     half = t_critical_95(n - 1) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
+    lo, hi = out["mean"] - half, out["mean"] + half
+    if bounds is not None:
+        clo, chi = max(lo, bounds[0]), min(hi, bounds[1])
+        out["ci95_clipped"] = (clo, chi) != (lo, hi)
+        lo, hi = clo, chi
+    out.update(std=std, ci95=[float(lo), float(hi)])
+    return out
 
 
-def sign_test(wins: int, losses: int) -> float:
+def sign_test(better: int, worse: int) -> float:
     """Exact two-sided sign test (ties dropped): probability of a split at least this uneven."""
-    n = wins + losses
+    n = better + worse
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
+    tail = sum(math.comb(n, i) for i in range(min(better, worse) + 1)) / 2 ** n
+    return float(min(1.0, 2 * tail))
+
+
+def _doubled_signed_ranks(diffs):
+    """Doubled ranks of |d| over the non-zero d (so tied average ranks stay integers), and d > 0.
+    |d| equal to within 1e-12 of the largest |d| count as tied: differences of accuracies such as
+    0.9710 - 0.9580 and 0.9007 - 0.8877 differ only by float rounding."""
+    d = np.asarray(diffs, dtype=float).ravel()
+    d = d[d != 0]  # Wilcoxon's convention: zero differences carry no sign and are dropped
+    order = np.argsort(np.abs(d), kind="stable")
+    a, d = np.abs(d)[order], d[order]
+    if not a.size:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=bool)
+    starts_group = np.r_[True, np.diff(a) > 1e-12 * a[-1]]
+    starts = np.flatnonzero(starts_group)
+    ends = np.r_[starts[1:], a.size]  # a tie group holds ranks start+1 .. end; doubled mean = start+1+end
+    return (starts + 1 + ends)[np.cumsum(starts_group) - 1], d > 0
+
+
+def wilcoxon_signed_rank_p(diffs) -> float:
+    """Exact two-sided p of the Wilcoxon signed-rank test, also with tied |d| (no normal approximation).
+    Under H0 each rank is + or - with probability 1/2 independently; dynamic programming over the doubled
+    ranks gives the exact null distribution of W+ = sum of the ranks of the positive differences.
+    p = min(1, 2 min(P(W+ <= w), P(W+ >= w))). Zero differences are dropped; none left gives 1."""
+    r2, positive = _doubled_signed_ranks(diffs)
+    if not r2.size:
+        return 1.0
+    dist = np.zeros(int(r2.sum()) + 1)
+    dist[0] = 1.0
+    for r in r2:
+        shifted = np.zeros_like(dist)
+        shifted[r:] = dist[:-r]
+        dist = (dist + shifted) / 2
+    w = int(r2[positive].sum())
+    return float(min(1.0, 2 * min(dist[:w + 1].sum(), dist[w:].sum())))
+
+
+def min_p_reachable(n_nonzero: int) -> float:
+    """Smallest two-sided p an exact Wilcoxon (or sign) test can give with n non-zero pairs: all n signs
+    agree, probability 2 / 2**n. Below 6 pairs it is > 0.05 whatever the data."""
+    return float(min(1.0, 2 / 2 ** n_nonzero))
+
+
+def can_reach(n_nonzero: int, alpha: float = ALPHA) -> bool:
+    """Whether n non-zero pairs can give p < alpha at all."""
+    return min_p_reachable(n_nonzero) < alpha
+
+
+def holm(pvalues) -> list:
+    """Holm-Bonferroni step-down adjusted p-values, in the given order; None entries pass through.
+    The i-th smallest of m p-values becomes max over j <= i of (m - j + 1) p_(j), capped at 1."""
+    idx = sorted((i for i, p in enumerate(pvalues) if p is not None), key=lambda i: pvalues[i])
+    out, running = list(pvalues), 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, (len(idx) - rank) * pvalues[i])
+        out[i] = float(min(1.0, running))
+    return out
+
+
+def noncentral_t_cdf(t: float, df: int, nc: float, grid: int = 4001) -> float:
+    """P(T' <= t) for T' = (Z + nc) / sqrt(X / df), Z ~ N(0, 1), X ~ chi2(df): the average of
+    Phi(t r / sqrt(df) - nc) over the chi(df) density of r = sqrt(X), by Simpson's rule on a fine grid
+    covering sqrt(df) +- 12 (the chi variable has sd < 0.71)."""
+    r = np.linspace(max(0.0, math.sqrt(df) - 12), math.sqrt(df) + 12, grid)
+    log_pdf = ((df - 1) * np.log(np.maximum(r, 1e-300)) - r * r / 2
+               - (df / 2 - 1) * math.log(2) - math.lgamma(df / 2))
+    phi = 0.5 * np.array([math.erfc((nc - t * ri / math.sqrt(df)) / math.sqrt(2)) for ri in r])
+    w = np.ones(grid)
+    w[1:-1:2], w[2:-1:2] = 4, 2
+    return float(np.sum(w * np.exp(log_pdf) * phi) * (r[1] - r[0]) / 3)
+
+
+def _t_test_power(effect: float, n: int, t_crit: float) -> float:
+    """Power of the two-sided one-sample t-test when the true mean is effect sds away from 0."""
+    nc = effect * math.sqrt(n)
+    return 1 - noncentral_t_cdf(t_crit, n - 1, nc) + noncentral_t_cdf(-t_crit, n - 1, nc)
+
+
+def detectable_difference(sd, n: int, alpha: float = ALPHA, power: float = 0.8):
+    """Smallest true mean paired difference a two-sided paired t-test at alpha detects with the given
+    power, for n pairs whose differences have sd `sd` (noncentral t, solved by bisection). It tells how
+    big an effect a null result rules out. None when n < 2 or sd is 0 or not finite."""
+    if sd is None or n < 2 or not math.isfinite(sd) or sd <= 0:
+        return None
+    t_crit = t_quantile(1 - alpha / 2, n - 1)
+    lo, hi = 0.0, 1.0
+    while _t_test_power(hi, n, t_crit) < power:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1e-6 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_test_power(mid, n, t_crit) < power else (lo, mid)
+    return float(sd * (lo + hi) / 2)
+
+
+def paired_comparison(variant_values, baseline_values, higher_is_better: bool, metric_name=None,
+                      variant="variant", baseline="baseline") -> dict:
+    """Per-seed differences variant - baseline (pairs in the same seed order) and what they show.
+    Exact float ties (difference == 0.0) are ties. wilcoxon_p_holm stays None until add_holm."""
+    v, b = np.asarray(variant_values, dtype=float), np.asarray(baseline_values, dtype=float)
+    if v.shape != b.shape or v.ndim != 1:
+        raise ValueError("paired_comparison needs two equally long 1-d sequences")
+    d = v - b
+    sign = 1 if higher_is_better else -1
+    better, worse = int(np.sum(sign * d > 0)), int(np.sum(sign * d < 0))
+    diff = describe(d, bounds=(-1, 1))
+    c = {"n_pairs": int(d.size), "diff": diff, "better": better, "ties": int(d.size) - better - worse,
+         "worse": worse, "wilcoxon_p": wilcoxon_signed_rank_p(d), "wilcoxon_p_holm": None,
+         "sign_test_p": sign_test(better, worse), "detectable_diff": detectable_difference(diff["std"], d.size),
+         "can_reach_005": can_reach(better + worse), "verdict": None}
+    c["verdict"] = verdict(c, metric_name, variant, baseline)
+    return c
+
+
+def add_holm(comparisons: dict, metric_name, baseline) -> dict:
+    """Holm over {variant: C} (one metric, one baseline); rewrites each verdict with the adjusted p."""
+    names = list(comparisons)
+    for name, p in zip(names, holm([comparisons[v]["wilcoxon_p"] for v in names])):
+        comparisons[name]["wilcoxon_p_holm"] = p
+        comparisons[name]["verdict"] = verdict(comparisons[name], metric_name, name, baseline)
+    return comparisons
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def verdict(c: dict, metric_name, variant: str, baseline: str) -> str:
+    """One plain sentence; decides on the Holm-adjusted p when present. Direction = sign of the mean."""
+    n, ties = c["n_pairs"], c["ties"]
+    if not c["can_reach_005"]:
+        need = next(k for k in range(1, 64) if can_reach(k))
+        return (f"with {n} paired seeds{f' ({ties} tied)' if ties else ''} no test can reach p < {ALPHA:g} "
+                f"(the smallest possible exact Wilcoxon p is {min_p_reachable(c['better'] + c['worse']):.3g}); "
+                f"run at least {need} seeds{' with non-zero differences' if ties else ''}")
+    p, p_holm = c["wilcoxon_p"], c["wilcoxon_p_holm"]
+    p_text = f"Wilcoxon p = {_fmt_p(p)}" + (f", Holm-adjusted {_fmt_p(p_holm)}" if p_holm is not None else "")
+    if (p_holm if p_holm is not None else p) < ALPHA:
+        if metric_name == "forgetting":
+            words = ("forgets significantly more than", "forgets significantly less than")
+        else:
+            name = "ACC" if metric_name == "acc" else (metric_name or "value")
+            words = (f"has significantly higher {name} than", f"has significantly lower {name} than")
+        return f"{variant} {words[0] if c['diff']['mean'] > 0 else words[1]} {baseline} ({p_text})"
+    dd = c["detectable_diff"]
+    power_text = f"; a true mean difference of ±{dd:.2g} would have been detected with 80% power" if dd else ""
+    return f"no significant difference between {variant} and {baseline} at {n} seeds ({p_text}){power_text}"
+
+
+BOUNDS = {"acc": (0, 1), "learning_acc": (0, 1), "forgetting": (-1, 1), "bwt": (-1, 1)}
+COMPARED = (("acc", True), ("forgetting", False))      # (metric, higher is better), against the baseline
 
 
 def aggregate(per_seed: list, models: list) -> dict:
-    """Per model: every metric over the seeds that did not diverge. Per model against ReLU: the
-    paired difference in forgetting (negative = forgets less), wins/ties/losses and the sign test."""
-    out = {"models": {}, "paired_vs_relu": {}}
-    for name in models:
-        runs = [r["summary"][name] for r in per_seed if not r["summary"][name]["diverged"]]
-        keys = [k for k in runs[0] if k != "diverged"] if runs else list(METRICS)
-        out["models"][name] = {"n_seeds": len(runs), "n_diverged_left_out": len(per_seed) - len(runs),
-                               **{k: describe([r[k] for r in runs]) for k in keys}}
-    if "relu" not in models:
-        return out
-    for name in models:
-        if name == "relu":
-            continue
-        pairs = [(r["summary"][name]["forgetting"], r["summary"]["relu"]["forgetting"]) for r in per_seed
-                 if not r["summary"][name]["diverged"] and not r["summary"]["relu"]["diverged"]]
-        diffs = [a - b for a, b in pairs]
-        wins, losses = sum(d < 0 for d in diffs), sum(d > 0 for d in diffs)
-        p = sign_test(wins, losses)
-        out["paired_vs_relu"][name] = {
-            "n_pairs": len(diffs), "forgetting_diff": describe(diffs), "wins": wins,
-            "ties": len(diffs) - wins - losses, "losses": losses, "sign_test_p": p,
-            "significant_at_0.05": p < 0.05}
+    """Per variant: every metric over the seeds where it did not fail (failures are counted). Against the
+    first variant (the baseline), seed by seed: the paired difference of ACC and of forgetting, tested
+    with the exact Wilcoxon signed-rank test, Holm-adjusted over the variants compared."""
+    out = {"variants": {}, "paired": {"baseline": models[0], "metrics": {}}}
+    for v in models:
+        ok = [r["summary"][v] for r in per_seed if not r["summary"][v]["failed"]]
+        out["variants"][v] = {"n_seeds": len(ok), "n_failed_left_out": len(per_seed) - len(ok),
+                              **{m: describe([s[m] for s in ok if s[m] is not None], BOUNDS[m]) for m in METRICS}}
+    base = models[0]
+    for metric, higher in COMPARED:
+        comparisons = {}
+        for v in models[1:]:
+            pairs = [(r["summary"][v][metric], r["summary"][base][metric]) for r in per_seed
+                     if not r["summary"][v]["failed"] and not r["summary"][base]["failed"]
+                     and r["summary"][v][metric] is not None]
+            comparisons[v] = paired_comparison([a for a, _ in pairs], [b for _, b in pairs], higher, metric, v, base)
+        add_holm(comparisons, metric, base)
+        out["paired"]["metrics"][metric] = comparisons
     return out
 
 
@@ -727,8 +1204,12 @@ class OutputError(Exception):
     """An output path that cannot be written."""
 
 
-def check_writable(path: Path) -> None:
-    """Create the folder and prove a file can be made there, before any training time is spent."""
+def check_output_path(path: Path) -> None:
+    """Before any work: the path can become a file (not a folder), and a file can be made beside it."""
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give the path of a file")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path}: exists and is not a regular file; choose another path")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -738,23 +1219,37 @@ def check_writable(path: Path) -> None:
         raise OutputError(f"{path}: cannot write here ({e.strerror or e}); choose another path") from None
 
 
-def write_atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def write_together(files: dict) -> None:
+    """Write every output ({path: write(f)}) to a temporary file beside it, then rename them all into
+    place: readers never see half a file, and a failure before the renames leaves every old output."""
+    temps = []
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        for path, write in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.chmod(tmp, 0o666 & ~umask)
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e}); choose another path") from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def write_atomic(path: Path, write) -> None:
+    write_together({path: write})
 
 
 def environment() -> dict:
+    """Where the numbers came from. Read before anything is written, so git_dirty describes the
+    checkout the run started from, not the outputs it rewrote."""
     blas = {}
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -764,7 +1259,7 @@ def environment() -> dict:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
                                 timeout=5).stdout.strip() or None
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
-                                    capture_output=True, text=True, timeout=5).stdout.strip())
+                                    capture_output=True, text=True, timeout=5).stdout.strip()) if commit else None
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     return {"python": platform.python_version(), "numpy": np.__version__,
@@ -773,107 +1268,106 @@ def environment() -> dict:
             "git_commit": commit, "git_dirty": dirty}
 
 
-def snapshot_arrays(headline: dict, config: dict) -> dict:
-    """Everything the figure and GIF scripts draw, from the headline seed."""
+def task_table(config: dict) -> list:
+    """Each task's label, classes, permutation and sizes, for results.json and the tables."""
+    seed_tasks = make_tasks(config["seed"], config)
+    return [{"label": t.label, "classes": list(t.classes), "permutation": t.permutation,
+             "n_train": len(t.y_train), "n_test": len(t.y_test)} for t in seed_tasks]
+
+
+def snapshot_arrays(headline: dict, config: dict, tasks: list) -> dict:
+    """Everything the figure and GIF scripts draw, from the headline seed (schema 2, see the README)."""
+    n_phases = 1 if config["joint"] else len(tasks)
+    n_points = n_phases * config["epochs"] + 1
     arrays = {"schema_version": np.array(SCHEMA_VERSION), "config_json": np.array(json.dumps(config)),
-              "models": np.array(config["models"]), "epoch": np.arange(2 * config["epochs"] + 1),
+              "variants": np.array(config["models"]), "task_labels": np.array([t["label"] for t in tasks]),
+              "epoch": np.arange(n_points), "phase_ends": config["epochs"] * np.arange(1, n_phases + 1),
               "summary_json": np.array(json.dumps(headline["summary"]))}
-    with np.errstate(over="ignore"):
-        arrays["W1_init"] = headline["units"][config["models"][0]]["W1_init"].astype(np.float16)
-    for name in config["models"]:
-        sched = headline["schedule"][name]
-        for task in ("t1", "t2"):
-            arrays[f"acc_{task}_{name}"] = np.array([np.nan if a is None else a for a in sched[f"{task}_acc"]])
-        units = headline["units"][name]
-        with np.errstate(over="ignore"):                 # a diverged model's weights may not fit
-            arrays[f"W1_{name}"] = units["W1"].astype(np.float16)
-        for t, per_layer in enumerate(units["freq"]):
-            for layer, f in enumerate(per_layer or [], start=1):
-                arrays[f"freq_t{t + 1}_{name}_layer{layer}"] = f.astype(np.float32)
+    for v in config["models"]:
+        units = headline["units"][v]
+        arrays[f"curve_{v}"] = headline["curves"][v]
+        arrays[f"R_{v}"] = np.array([[np.nan if a is None else a for a in row]
+                                     for row in headline["summary"][v]["R"]], dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):      # a diverged model's weights may not fit
+            arrays[f"W1_init_{v}"] = units["W1_init"].astype(np.float16)
+            arrays[f"W1_{v}"] = units["W1"].astype(np.float16)
+        shape = (len(tasks), config["depth"], config["hidden"])
+        failed = headline["summary"][v]["failed"]
+        arrays[f"freq_{v}"] = np.full(shape, np.nan, np.float32) if failed else units["freq"]
     return arrays
 
 
-class SnapshotError(Exception):
-    """A snapshot file the figure scripts cannot use; the message says how to make a good one."""
-
-
-def read_snapshots(path: Path) -> dict:
-    """Load what snapshot_arrays wrote, checking it is whole and of this schema version."""
-    fix = "make it with: python compete_to_compute.py --seed 0"
-    if not path.is_file():
-        raise SnapshotError(f"{path}: not found; {fix}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-        version = int(data["schema_version"])
-        if version != SCHEMA_VERSION:
-            raise SnapshotError(f"{path}: written with snapshot schema {version}, this code reads "
-                                f"schema {SCHEMA_VERSION}; {fix}")
-        data["config"] = json.loads(str(data.pop("config_json")))
-        data["summary"] = json.loads(str(data.pop("summary_json")))
-        data["models"] = [str(m) for m in data["models"]]
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-        raise SnapshotError(f"{path}: unreadable or truncated ({type(e).__name__}: {e}); {fix}") from None
-    return data
-
-
-def results_document(config: dict, runs: list, timings: dict, flops: dict, argv: list) -> dict:
+def results_document(config: dict, runs: list, tasks: list, env: dict, timings: dict, flops: dict,
+                     argv: list) -> dict:
     headline = runs[0]
+    curves = {v: [[None if math.isnan(a) else a for a in row] for row in c.tolist()]
+              for v, c in headline["curves"].items()}
     return {
         "schema_version": SCHEMA_VERSION,
         "command": ["python", "compete_to_compute.py", *argv],
         "config": config,
-        "environment": environment(),
+        "environment": env,
         "flops": flops,
         "timings": timings,
-        "headline": {"seed": headline["seed"], "schedule": headline["schedule"],
-                     "summary": headline["summary"]},
+        "tasks": tasks,
+        "headline": {"seed": headline["seed"], "curves": curves, "summary": headline["summary"]},
         "per_seed": [{"seed": r["seed"], "summary": r["summary"], "timings": r["timings"]} for r in runs],
         "aggregate": aggregate(runs, config["models"]) if len(runs) > 1 else None,
     }
 
 
-def print_table(summary: dict, config: dict) -> None:
-    layers = range(1, config["depth"] + 1)
-    head = (f"{'model':<6}{'T1 after T1':>12}{'T1 after T2':>12}{'forgetting':>11}{'T2 after T2':>12}"
-            + "".join(f"{f'active L{i} T1/T2':>18}" for i in layers))
-    print(head)
-    for name, s in summary.items():
-        if s["diverged"]:
-            print(f"{name:<6}  diverged (non-finite loss) in task {s['diverged']['task']}, "
-                  f"epoch {s['diverged']['epoch']}")
+def fmt(x, spec: str = ".4f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def print_table(summary: dict, config: dict, tasks: list) -> None:
+    """The headline seed: each variant's metrics, then its accuracy matrix."""
+    width = max(8, *(len(v) for v in summary)) + 2
+    layers = ", ".join(f"L{i}" for i in range(1, config["depth"] + 1))
+    print(f"{'variant':<{width}}{'ACC':>8}{'forgetting':>12}{'BWT':>9}{'learning':>10}   active units {layers} "
+          "(mean over tasks)")
+    for v, s in summary.items():
+        if s["failed"]:
+            print(f"{v:<{width}}{failure_text(s['failed'])}")
             continue
-        row = (f"{name:<6}{s['t1_after_t1']:>12.4f}{s['t1_after_t2']:>12.4f}{s['forgetting']:>11.4f}"
-               f"{s['t2_after_t2']:>12.4f}")
-        row += "".join(f"{s[f'active_t1_layer{i}']:>11.3f}/{s[f'active_t2_layer{i}']:.3f}" for i in layers)
-        print(row)
+        active = " ".join(f"{np.mean([a[layer] for a in s['active']]):.3f}" for layer in range(config["depth"]))
+        print(f"{v:<{width}}{s['acc']:>8.4f}{fmt(s['forgetting'], '>12.4f'):>12}{fmt(s['bwt'], '>+9.4f'):>9}"
+              f"{fmt(s['learning_acc'], '>10.4f'):>10}   {active}")
+    print("\naccuracy matrix: row i = after training " + ("jointly" if config["joint"] else "task i")
+          + "; column j = test accuracy on task j (" + "; ".join(f"T{j + 1} {t['label']}" for j, t in enumerate(tasks))
+          + ")")
+    for v, s in summary.items():
+        for i, row in enumerate([] if s["failed"] else s["R"]):
+            label = v if i == 0 else ""
+            print(f"  {label:<{width}}{'joint' if config['joint'] else f'T{i + 1}':>5}  "
+                  + " ".join(f"{fmt(a):>6}" for a in row))
 
 
 def print_aggregate(agg: dict, n_seeds: int) -> None:
     print(f"\nover {n_seeds} seeds (mean ± std [95% CI]):")
-    for name, m in agg["models"].items():
-        left_out = f"  ({m['n_diverged_left_out']} diverged run(s) left out)" if m["n_diverged_left_out"] else ""
+    for v, m in agg["variants"].items():
+        left_out = f"  ({m['n_failed_left_out']} failed run(s) left out)" if m["n_failed_left_out"] else ""
         parts = []
-        for k in METRICS:
+        for k in ("acc", "forgetting"):
             d = m[k]
             if d["mean"] is None:
-                parts.append(f"{k} n/a")
-            elif d["std"] is None:
-                parts.append(f"{k} {d['mean']:.4f}")
-            else:
-                parts.append(f"{k} {d['mean']:.4f} ± {d['std']:.4f} [{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]")
-        print(f"  {name:<5} " + "; ".join(parts) + left_out)
-    if not agg["paired_vs_relu"]:
-        print("  (no paired comparison: relu is not among --models)")
-    for name, p in agg["paired_vs_relu"].items():
-        d = p["forgetting_diff"]
-        ci = f" [95% CI {d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]" if d["ci95"] else ""
-        mean = f"{d['mean']:+.4f}" if d["mean"] is not None else "n/a"
-        verdict = ("significant at 0.05" if p["significant_at_0.05"]
-                   else "no significant difference at 0.05")
-        print(f"  {name} - relu forgetting: {mean}{ci} over {p['n_pairs']} paired seeds; "
-              f"{name} forgets less on {p['wins']}, ties {p['ties']}, more on {p['losses']}; "
-              f"sign test p = {p['sign_test_p']:.3g}: {verdict}")
+                continue
+            spread = f" ± {d['std']:.4f} [{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]" if d["std"] is not None else ""
+            parts.append(f"{'ACC' if k == 'acc' else k} {d['mean']:.4f}{spread}")
+        print(f"  {v:<12} " + "; ".join(parts) + left_out)
+    base = agg["paired"]["baseline"]
+    for metric, comparisons in agg["paired"]["metrics"].items():
+        if not comparisons:
+            continue
+        print(f"paired against {base}, {'ACC' if metric == 'acc' else metric} (variant - {base}, same seeds):")
+        for v, p in comparisons.items():
+            d = p["diff"]
+            if d["mean"] is None:
+                print(f"  {v:<12} no pairs")
+                continue
+            ci = f" [95% CI {d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]" if d["ci95"] else ""
+            print(f"  {v:<12} {d['mean']:+.4f}{ci}; better on {p['better']}, tie {p['ties']}, worse on "
+                  f"{p['worse']}; {p['verdict']}")
 
 
 # ============================================================================ command line
@@ -909,23 +1403,31 @@ def float_in(lo: float, hi: float, lo_open: bool, hi_open: bool, what: str):
     return parse
 
 
-def class_list(s: str) -> list:
+def task_groups(s: str) -> list:
+    """`01234,56789` -> [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]: disjoint digit groups in training order."""
+    groups = s.split(",")
+    example = "e.g. 01234,56789 or 01,23,45,67,89"
+    if not all(g and g.isdigit() and g.isascii() for g in groups):
+        raise argparse.ArgumentTypeError(f"must be groups of digits 0-9 separated by commas, {example}; got {s!r}")
+    digits = [int(d) for g in groups for d in g]
+    if len(set(digits)) != len(digits):
+        raise argparse.ArgumentTypeError(f"each digit may appear once (the tasks must be disjoint), {example}; got {s!r}")
+    if len(groups) < 2:
+        raise argparse.ArgumentTypeError(f"needs at least two tasks, {example}; got {s!r}")
+    return [[int(d) for d in g] for g in groups]
+
+
+def variant_list(s: str) -> list:
+    """Comma-separated variant specs; each is checked now, its width-dependent limits in parse_config."""
+    specs = [v.strip() for v in s.split(",")]
     try:
-        classes = [int(c) for c in s.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated digits 0-9, e.g. 0,1,2,3,4; got {s!r}") \
-            from None
-    if not all(0 <= c <= 9 for c in classes) or len(set(classes)) != len(classes):
-        raise argparse.ArgumentTypeError(f"must be distinct digits 0-9, e.g. 0,1,2,3,4; got {s!r}")
-    return classes
-
-
-def model_list(s: str) -> list:
-    names = [n.strip() for n in s.split(",")]
-    bad = [n for n in names if n not in ACTIVATIONS]
-    if bad or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"must be distinct names from {','.join(ACTIVATIONS)}; got {s!r}")
-    return names
+        variants = [parse_variant(v) for v in specs]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    settings = [json.dumps(v.settings(), sort_keys=True) for v in variants]
+    if len(set(settings)) != len(settings):
+        raise argparse.ArgumentTypeError(f"two specs in {s!r} describe the same variant; give distinct variants")
+    return specs
 
 
 def default_workers() -> int:
@@ -934,34 +1436,45 @@ def default_workers() -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description="ReLU vs LWTA vs Top-K MLPs trained on Task 1 then Task 2: how much of Task 1 is forgotten?")
+        allow_abbrev=False,
+        description="MLP variants (ReLU, LWTA, Top-K, ...) trained on a sequence of tasks: how much of the "
+                    "earlier tasks does each forget?")
     a = p.add_argument
-    a("--seed", type=nonnegative_int, default=0, help="first seed: weights, subsample, minibatch order (default 0)")
+    a("--seed", type=nonnegative_int, default=0,
+      help="first seed: weights, subsample, minibatch order, dropout, permutations (default 0)")
     a("--n-seeds", type=positive_int, default=1, help="run seeds seed..seed+N-1 and aggregate them (default 1)")
     a("--workers", type=positive_int, default=default_workers(),
-      help="parallel jobs, one model of one seed each: processes for several seeds, threads for one "
+      help="parallel jobs, one variant of one seed each: processes for several seeds, threads for one "
            "(default: all available cores, here %(default)s)")
-    a("--models", type=model_list, default="relu,lwta,topk", help="hidden activations, comma-separated "
-                                                                  "(default %(default)s)")
+    a("--models", type=variant_list, default="relu,lwta,topk",
+      help="variant specs name[:key=value]..., comma-separated; the first is the baseline of the paired "
+           "comparisons. Names: " + ", ".join(ACTIVATIONS) + "; keys: lwta k (default 2), topk k (a count or "
+           "a percentage, default 10%%), any: dropout_in, dropout (default %(default)s)")
+    a("--tasks", type=task_groups, default=None,
+      help="class groups in training order, e.g. 01,23,45,67,89 (default 01234,56789)")
+    a("--permuted", type=positive_int, default=None,
+      help="N permuted-MNIST tasks instead of --tasks: all ten digits, each task its own fixed pixel "
+           "permutation drawn from the seed (task 1 unpermuted)")
+    a("--scenario", choices=SCENARIOS, default=None,
+      help="task: a head per task (default for --tasks); class: one 10-way head, no task identity; "
+           "domain: one shared head (the one for --permuted)")
+    a("--joint", action="store_true",
+      help="upper bound: train once on the union of all tasks' data (same number of image presentations)")
     a("--dataset", choices=sorted(DATASETS), default="mnist",
       help="dataset with the MNIST IDX layout (default %(default)s)")
     a("--data-dir", default=None,
       help="folder with the four IDX files (.gz or not); default $MNIST_DIR ($FASHION_MNIST_DIR), "
            "else ~/.cache/compete_to_compute/<dataset>, downloading what is missing")
-    a("--task1-classes", type=class_list, default="0,1,2,3,4", help="classes of Task 1 (default %(default)s)")
-    a("--task2-classes", type=class_list, default="5,6,7,8,9", help="classes of Task 2 (default %(default)s)")
     a("--n-train-per-class", type=positive_int, default=500,
-      help="balanced training images per class (default %(default)s)")
+      help="balanced training images per class and task (default %(default)s)")
     a("--hidden", type=positive_int, default=400, help="units per hidden layer (default %(default)s)")
     a("--depth", type=positive_int, default=2, help="number of hidden layers (default %(default)s)")
-    a("--k", type=positive_int, default=2, help="LWTA block size: units competing in a block (default %(default)s)")
-    a("--topk", type=positive_int, default=None, help="Top-K: units kept per sample (default 10%% of --hidden)")
     a("--epochs", type=positive_int, default=5, help="epochs on each task (default %(default)s)")
     a("--batch-size", type=positive_int, default=64, help="minibatch size (default %(default)s)")
     a("--lr", type=float_in(0, math.inf, True, True, "a positive number"), default=0.05,
       help="learning rate (default %(default)s)")
     a("--momentum", type=float_in(0, 1, False, True, "a number in [0, 1)"), default=0.9,
-      help="SGD momentum (default %(default)s)")
+      help="SGD momentum, reset at each task (default %(default)s)")
     a("--weight-decay", type=float_in(0, math.inf, False, True, "a number >= 0"), default=1e-4,
       help="L2 weight decay on weights, not biases (default %(default)s)")
     a("--out", default="results.json", help="results file, JSON (default %(default)s)")
@@ -974,27 +1487,34 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_config(argv: list | None) -> tuple:
     """Parse and cross-check every flag; any problem exits with code 2 naming the flag.
 
-    Returns the experiment's config (everything that can change a number) and the quiet flag.
+    Returns the experiment's config and the quiet flag.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.topk is None:
-        args.topk = max(1, args.hidden // 10)
-    if "lwta" in args.models and args.hidden % args.k:
-        parser.error(f"argument --k: --hidden {args.hidden} is not divisible by --k {args.k}")
-    if "lwta" in args.models and args.k < 2:
-        parser.error("argument --k: LWTA needs at least 2 units per block, got 1")
-    if "topk" in args.models and args.topk > args.hidden:
-        parser.error(f"argument --topk: must be in 1..{args.hidden} (--hidden), got {args.topk}")
-    if set(args.task1_classes) & set(args.task2_classes):
-        parser.error(f"argument --task2-classes: overlaps --task1-classes in "
-                     f"{sorted(set(args.task1_classes) & set(args.task2_classes))}; the tasks must be disjoint")
+    if args.permuted is not None and args.tasks is not None:
+        parser.error("argument --permuted: not allowed with --tasks (permuted tasks use all ten digits)")
+    if args.permuted is not None and args.permuted < 2:
+        parser.error(f"argument --permuted: needs at least 2 tasks, got {args.permuted}")
+    if args.permuted is not None and args.scenario not in (None, "domain"):
+        parser.error(f"argument --scenario: {args.scenario} does not fit --permuted (every task has the same "
+                     "ten classes, so the tasks share one head); use --scenario domain")
+    if args.permuted is None and args.scenario == "domain":
+        parser.error("argument --scenario: domain is for --permuted (the same classes in every task); "
+                     "with --tasks use task or class")
+    args.scenario = args.scenario or ("domain" if args.permuted else "task")
+    args.tasks = [list(range(10))] * args.permuted if args.permuted else (args.tasks or [[0, 1, 2, 3, 4],
+                                                                                       [5, 6, 7, 8, 9]])
+    for spec in args.models:
+        problem = parse_variant(spec).layers(args.hidden, 1)[0].problem()
+        if problem:
+            parser.error(f"argument --models: {spec!r}: {problem}")
     counts = DATASETS[args.dataset].train_class_counts
-    most = min(counts[c] for c in args.task1_classes + args.task2_classes)
+    most = min(counts[c] for group in args.tasks for c in group)
     if args.n_train_per_class > most:
         parser.error(f"argument --n-train-per-class: at most {most} for these classes of {args.dataset}, "
                      f"got {args.n_train_per_class}")
     config = vars(args)
+    config["variants"] = {spec: parse_variant(spec).settings() for spec in args.models}
     return config, config.pop("quiet")
 
 
@@ -1005,34 +1525,35 @@ class Interrupted(Exception):
 
 
 def _raise_interrupted(signum, frame):
+    STOP.set()
     raise Interrupted(signum)
 
 
 def main(argv: list | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     config, quiet = parse_config(argv)
+    env = environment()
     out, snapshots = Path(config["out"]), Path(config["snapshots"])
     old_handlers = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        check_writable(out)
-        check_writable(snapshots)
+        check_output_path(out)
+        check_output_path(snapshots)
+        if out.resolve() == snapshots.resolve():
+            raise OutputError(f"{out}: --out and --snapshots name the same file")
         t_start = time.perf_counter()
-        load_dataset(config["dataset"], config["data_dir"])
-        n_test = tuple(len(test_split(config["dataset"], config["data_dir"], tuple(c))[1])
-                       for c in (config["task1_classes"], config["task2_classes"]))
+        tasks = task_table(config)
         t_loaded = time.perf_counter()
         runs = run_seeds(config, progress=not quiet)
         t_trained = time.perf_counter()
         timings = {"data_load_s": t_loaded - t_start, "experiment_s": t_trained - t_loaded,
-                   "train_s": {n: sum(r["timings"][n]["train_s"] for r in runs) for n in config["models"]},
-                   "eval_s": {n: sum(r["timings"][n]["eval_s"] for r in runs) for n in config["models"]}}
-        arrays = snapshot_arrays(runs[0], config)
-        write_atomic(snapshots, lambda f: np.savez_compressed(f, **arrays))
+                   "train_s": {v: sum(r["timings"][v]["train_s"] for r in runs) for v in config["models"]},
+                   "eval_s": {v: sum(r["timings"][v]["eval_s"] for r in runs) for v in config["models"]}}
+        arrays = snapshot_arrays(runs[0], config, tasks)
+        doc = results_document(config, runs, tasks, env, timings, count_flops(config, tasks), argv)
         timings["output_s"] = time.perf_counter() - t_trained
         timings["total_s"] = time.perf_counter() - t_start
-        doc = results_document(config, runs, timings, count_flops(config, n_test), argv)
         text = json.dumps(doc, indent=1, allow_nan=False)
-        write_atomic(out, lambda f: f.write(text.encode()))
+        write_together({snapshots: lambda f: np.savez_compressed(f, **arrays), out: lambda f: f.write(text.encode())})
     except (DataError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -1043,17 +1564,18 @@ def main(argv: list | None = None) -> int:
     finally:
         for s, h in old_handlers.items():
             signal.signal(s, h)
-    print()
-    print(f"seed {runs[0]['seed']} ({config['dataset']}, {', '.join(config['models'])}):")
-    print_table(runs[0]["summary"], config)
+    scenario = "joint training (upper bound), " if config["joint"] else ""
+    print(f"\nseed {runs[0]['seed']}: {scenario}{config['scenario']}-incremental, {len(tasks)} tasks, "
+          f"{config['dataset']}")
+    print_table(runs[0]["summary"], config, tasks)
     if doc["aggregate"]:
         print_aggregate(doc["aggregate"], len(runs))
     print(f"\nwrote {out} and {snapshots} in {timings['total_s']:.2f} s "
           f"({doc['flops']['total'] / 1e9:.0f} GFLOP of matrix products)")
-    diverged = [(r["seed"], n) for r in runs for n, s in r["summary"].items() if s["diverged"]]
-    if diverged:
-        print(f"warning: {len(diverged)} run(s) diverged: "
-              + ", ".join(f"{n} seed {s}" for s, n in diverged), file=sys.stderr)
+    failed = [(r["seed"], v, s["failed"]) for r in runs for v, s in r["summary"].items() if s["failed"]]
+    if failed:
+        print(f"warning: {len(failed)} run(s) failed and are left out of the statistics: "
+              + "; ".join(f"{v} seed {s} {f['reason']}" for s, v, f in failed), file=sys.stderr)
         return 3
     return 0
 

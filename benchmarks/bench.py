@@ -67,21 +67,21 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import compete_to_compute as c                    # pins one BLAS thread, as the runs do
 config, _ = c.parse_config([])
-init_rng, data_rng, order_rng = c.seed_streams(1)
-tasks = c.make_tasks(config, data_rng)
+task = c.make_tasks(1, config)[0]
+order_rng = c.np.random.default_rng(c.seed_streams(1)[2])
 out = {}
 for name in config["models"]:
-    m = c.Model(name, c.init_params(config, init_rng), config)
-    c.reset_optimizer(m, tasks.heads[0], config)
-    x, y, head = tasks.x_train[0], tasks.y_train[0], tasks.heads[0]
+    m = c.Model(c.parse_variant(name), config, c.seed_streams(1))
+    c.reset_optimizer(m, task.head, config)
+    x, y, heads = task.x_train, task.y_train, c.np.repeat(task.head[None], len(task.y_train), axis=0)
     t, n = dict(forward=0.0, loss=0.0, backward=0.0, update=0.0), 0
     for epoch in range(4):
         perm = order_rng.permutation(len(x))
-        xs, ys = x[perm], y[perm]
+        xs, ys, hs = x[perm], y[perm], heads[perm]
         for s in range(0, len(xs), 64):
-            t0 = time.perf_counter(); logits, inputs, masks = m.forward(xs[s:s + 64])
-            t1 = time.perf_counter(); loss, d = c.masked_cross_entropy(logits, ys[s:s + 64], head); d *= config["lr"]
-            t2 = time.perf_counter(); grads = m.backward(d, inputs, masks)
+            t0 = time.perf_counter(); logits, cache = m.forward(xs[s:s + 64], training=True)
+            t1 = time.perf_counter(); loss, d = c.masked_cross_entropy(logits, ys[s:s + 64], hs[s:s + 64]); d *= config["lr"]
+            t2 = time.perf_counter(); grads = m.backward(d, cache)
             t3 = time.perf_counter(); c.sgd_step(m, grads, config)
             t4 = time.perf_counter()
             if epoch:                                 # the first epoch warms caches and allocator
@@ -167,7 +167,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="c2c-bench-") as tmp:
         work = Path(tmp)
         timed([sys.executable, str(ROOT / "compete_to_compute.py"), "--quiet", "--epochs", "1", "--hidden", "20",
-               "--topk", "2", "--out", str(work / "warm.json"), "--snapshots", str(work / "warm.npz")], work)
+               "--out", str(work / "warm.json"), "--snapshots", str(work / "warm.npz")], work)
         runs = {
             "headline": bench_run("headline", ["--seed", "0"], args.repeats, work, peak),
             "headline relu,lwta": bench_run("relu_lwta", ["--seed", "0", "--models", "relu,lwta"], args.repeats,
@@ -175,6 +175,7 @@ def main() -> int:
             "10 seeds relu,lwta": bench_run("s10_2", ["--seed", "0", "--n-seeds", "10", "--models", "relu,lwta"],
                                             seeds10, work, peak),
             "10 seeds, 3 models": bench_run("s10_3", ["--seed", "0", "--n-seeds", "10"], seeds10, work, peak),
+            "permuted 10 tasks": bench_run("perm10", ["--seed", "0", "--permuted", "10"], 1, work, peak),
         }
         scripts = {
             "visualize": bench_script("visualize", [sys.executable, str(ROOT / "visualize_compete_to_compute.py"),

@@ -84,7 +84,7 @@ def synthetic(tmp_path, monkeypatch):
     c.test_split.cache_clear()
 
 
-TINY = ["--hidden", "32", "--topk", "4", "--epochs", "2", "--n-train-per-class", "30", "--quiet"]
+TINY = ["--hidden", "32", "--epochs", "2", "--n-train-per-class", "30", "--quiet"]
 
 
 def tiny_args(tmp_path, data_dir, *extra):

@@ -118,6 +118,28 @@ def test_offline_download_fails_with_folder_and_fix(synthetic, tmp_path, capsys)
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+@pytest.mark.robustness
+def test_valid_file_of_another_dataset_is_named_for_what_it_is(synthetic, tmp_path, capsys):
+    # a folder holding MNIST, read as Fashion-MNIST: the files are valid, so never advise deleting them
+    code = c.main(["--dataset", "fashion-mnist", *tiny_args(tmp_path, synthetic)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "a valid mnist file (train-images-idx3-ubyte), not fashion-mnist's train-images-idx3-ubyte" in err
+    assert "run with --dataset mnist" in err and "delete" not in err
+
+
+@pytest.mark.robustness
+def test_valid_files_under_each_others_names_are_called_mixed_up(synthetic):
+    a, b = synthetic / "train-labels-idx1-ubyte.gz", synthetic / "t10k-labels-idx1-ubyte.gz"
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    with pytest.raises(c.DataError) as e:
+        c.load_dataset("mnist", str(synthetic))
+    assert "a valid mnist file, but it is t10k-labels-idx1-ubyte, not train-labels-idx1-ubyte" in str(e.value)
+    assert "delete" not in str(e.value)
+
+
 class _HalfServer(http.server.BaseHTTPRequestHandler):
     """Promises a whole file, sends half, hangs up."""
     payload = b""

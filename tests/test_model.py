@@ -1,31 +1,36 @@
-"""Model maths: activations, masked loss, gradients, optimiser, subsampling and statistics."""
+"""Model maths: activations, variant specs, masked loss, gradients, dropout, optimiser, metrics."""
 import numpy as np
 import pytest
 from conftest import c
 
-CFG = {"hidden": 8, "depth": 2, "k": 2, "topk": 3, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}
+CFG = {"hidden": 8, "depth": 2, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}
 
 
-def tiny_model(name, dtype=np.float64, seed=0, n_in=6):
+def tiny_model(spec, dtype=np.float64, seed=0, n_in=6, config=CFG):
+    model = c.Model(c.parse_variant(spec), config, c.seed_streams(seed), n_in=n_in)
     rng = np.random.default_rng(seed)
-    params = [p.astype(dtype) for p in c.init_params(CFG, rng, n_in=n_in)]
-    for p in params[1::2]:
+    model.params = [p.astype(dtype) for p in model.params]
+    for p in model.params[1::2]:
         p += rng.normal(0, 0.1, p.shape)             # non-zero biases exercise their gradients too
-    return c.Model(name, params, CFG)
+    return model
 
 
-@pytest.mark.parametrize("name", ["relu", "lwta", "topk"])
-def test_gradients_match_finite_differences(name):
-    rng = np.random.default_rng(1)
-    model = tiny_model(name)
-    head = c.head_mask([2, 5, 7])
-    x, y = rng.normal(size=(5, 6)), rng.choice([2, 5, 7], 5)
+def fixed_dropout(model, seed=11):
+    """Dropout generators reset to one state, so every forward pass draws the same masks."""
+    model.dropout = [(d[0], np.random.default_rng(seed + i)) if d else None for i, d in enumerate(model.dropout)]
+
+
+def check_gradients(model, x, y, heads, training=False):
+    def run():
+        if training:
+            fixed_dropout(model)
+        return model.forward(x, training=training)
 
     def loss():
-        return c.masked_cross_entropy(model.forward(x)[0], y, head)[0]
+        return c.masked_cross_entropy(run()[0], y, heads)[0]
 
-    logits, inputs, masks = model.forward(x)
-    grads = model.backward(c.masked_cross_entropy(logits, y, head)[1], inputs, masks)
+    logits, cache = run()
+    grads = model.backward(c.masked_cross_entropy(logits, y, heads)[1], cache)
     eps = 1e-6
     for p, g in zip(model.params, grads):
         numeric = np.zeros_like(p)
@@ -39,13 +44,46 @@ def test_gradients_match_finite_differences(name):
             numeric[i] = (up - down) / (2 * eps)
         np.testing.assert_allclose(g, numeric, rtol=1e-5, atol=1e-8)
     assert any(np.abs(g).max() > 1e-3 for g in grads)
+    return cache
+
+
+@pytest.mark.parametrize("spec", ["relu", "lwta", "lwta:k=4", "topk:k=3", "topk:k=50%"])
+def test_gradients_match_finite_differences(spec):
+    rng = np.random.default_rng(1)
+    model = tiny_model(spec)
+    x, y = rng.normal(size=(5, 6)), rng.choice([2, 5, 7], 5)
+    check_gradients(model, x, y, c.head_mask([2, 5, 7], "task"))
+
+
+def test_dropout_gradients_match_finite_differences_with_a_fixed_mask():
+    rng = np.random.default_rng(1)
+    model = tiny_model("lwta:dropout_in=0.3:dropout=0.5")
+    x, y = rng.normal(size=(5, 6)), rng.choice([2, 5, 7], 5)
+    inputs, masks, drops = check_gradients(model, x, y, c.head_mask([2, 5, 7], "task"), training=True)
+    assert [d is None for d in drops] == [False, False, False]
+    scale = {0: 1 / 0.7, 1: 2.0, 2: 2.0}
+    for i, d in enumerate(drops):                    # inverted dropout: 0 or 1/(1-p), some of each
+        np.testing.assert_allclose(np.unique(d), [0.0, scale[i]], rtol=1e-6)
+    np.testing.assert_allclose(inputs[0], x * drops[0])
+
+
+def test_dropout_only_while_training_and_shared_by_variants_with_the_same_rates():
+    x = np.random.default_rng(2).normal(size=(64, 6))
+    a, b = tiny_model("relu:dropout=0.5"), tiny_model("lwta:dropout=0.5")
+    plain = tiny_model("relu")
+    np.testing.assert_array_equal(a.forward(x)[0], plain.forward(x)[0])   # testing: no dropout
+    da, db = a.forward(x, training=True)[1][2], b.forward(x, training=True)[1][2]
+    assert da[0] is None and db[0] is None
+    for u, v in zip(da[1:], db[1:]):
+        np.testing.assert_array_equal(u, v)
+    assert 0.35 < np.mean(da[1] == 0) < 0.65
 
 
 def test_masked_softmax_gives_zero_gradient_on_inactive_logits():
     rng = np.random.default_rng(2)
     logits = rng.normal(size=(7, 10)).astype(np.float32)
     y = rng.integers(5, 10, 7)
-    loss, d = c.masked_cross_entropy(logits, y, c.head_mask([5, 6, 7, 8, 9]))
+    loss, d = c.masked_cross_entropy(logits, y, c.head_mask([5, 6, 7, 8, 9], "task"))
     assert np.all(d[:, :5] == 0) and np.all(d[:, 5:] != 0)
     np.testing.assert_allclose(d[:, 5:].sum(axis=1), 0, atol=1e-7)   # softmax rows: p - onehot sums to 0
     z = logits[:, 5:].astype(np.float64)
@@ -53,16 +91,35 @@ def test_masked_softmax_gives_zero_gradient_on_inactive_logits():
     assert loss == pytest.approx(expected, rel=1e-6)
 
 
+def test_heads_per_scenario():
+    assert np.flatnonzero(c.head_mask([5, 6], "task")).tolist() == [5, 6]
+    assert c.head_mask([5, 6], "class").all() and c.head_mask(range(10), "domain").all()
+
+
+def test_class_scenario_gradient_reaches_every_output():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(6, 10))
+    _, d = c.masked_cross_entropy(logits, rng.integers(0, 2, 6), c.head_mask([0, 1], "class"))
+    assert np.all(d != 0)                            # other tasks' logits are pushed down: no mask
+
+
+def test_per_image_heads_mask_each_row_by_its_own_task():
+    rng = np.random.default_rng(3)
+    heads = np.array([c.head_mask([0, 1], "task"), c.head_mask([2, 3], "task")])
+    _, d = c.masked_cross_entropy(rng.normal(size=(2, 10)), np.array([1, 2]), heads)
+    assert np.flatnonzero(d[0]).tolist() == [0, 1] and np.flatnonzero(d[1]).tolist() == [2, 3]
+
+
 def test_inactive_head_gets_no_gradient_and_does_not_move():
     rng = np.random.default_rng(3)
     model = tiny_model("relu", np.float32)
-    head = c.head_mask([0, 1, 2, 3, 4])
+    head = c.head_mask([0, 1, 2, 3, 4], "task")
     c.reset_optimizer(model, head, CFG)
     before = [p.copy() for p in model.params]
     x, y = rng.normal(size=(4, 6)).astype(np.float32), rng.integers(0, 5, 4)
     for _ in range(3):
-        logits, inputs, masks = model.forward(x)
-        grads = model.backward(c.masked_cross_entropy(logits, y, head)[1], inputs, masks)
+        logits, cache = model.forward(x, training=True)
+        grads = model.backward(c.masked_cross_entropy(logits, y, head)[1], cache)
         assert np.all(grads[-2][:, 5:] == 0) and np.all(grads[-1][5:] == 0)
         c.sgd_step(model, grads, CFG)
     np.testing.assert_array_equal(model.params[-2][:, 5:], before[-2][:, 5:])
@@ -72,8 +129,8 @@ def test_inactive_head_gets_no_gradient_and_does_not_move():
 
 def test_sgd_step_matches_textbook_momentum_with_weight_decay():
     model = tiny_model("relu", np.float64)
-    c.reset_optimizer(model, c.head_mask([0]), CFG)
-    w0 = model.params[0].copy()
+    c.reset_optimizer(model, c.head_mask([0], "task"), CFG)
+    w0, b0 = model.params[0].copy(), model.params[1].copy()
     g1, g2 = np.full_like(w0, 0.5), np.full_like(w0, -0.25)
     zeros = [np.zeros_like(p) for p in model.params]
     lr, mu, wd = CFG["lr"], CFG["momentum"], CFG["weight_decay"]
@@ -83,16 +140,16 @@ def test_sgd_step_matches_textbook_momentum_with_weight_decay():
         v = mu * v + g + wd * w
         w = w - lr * v
     np.testing.assert_allclose(model.params[0], w, rtol=1e-6)      # decay is kept in float32
-    np.testing.assert_array_equal(model.params[1], tiny_model("relu", np.float64).params[1])  # no bias decay
+    np.testing.assert_array_equal(model.params[1], b0)             # no bias decay
 
 
 @pytest.mark.parametrize("k", [2, 4])
 def test_lwta_exactly_one_winner_per_block_even_on_ties(k):
     rng = np.random.default_rng(4)
-    cfg = dict(CFG, k=k)
+    layer = c.LWTA(16, k=k)
     for z in (rng.normal(size=(50, 16)).astype(np.float32), np.zeros((3, 16), np.float32),
               np.round(rng.normal(size=(50, 16))).astype(np.float32)):
-        mask = c.lwta_mask(z, cfg)
+        mask = layer.mask(z, True)
         blocks_mask = mask.reshape(len(z), k, -1)
         blocks_z = z.reshape(len(z), k, -1)
         assert np.all(blocks_mask.sum(axis=1) == 1)
@@ -102,30 +159,67 @@ def test_lwta_exactly_one_winner_per_block_even_on_ties(k):
 
 def test_topk_keeps_exactly_k_largest_even_on_ties():
     rng = np.random.default_rng(5)
+    layer = c.TopK(20, k=3)
     for z in (rng.normal(size=(40, 20)).astype(np.float32), np.zeros((3, 20), np.float32),
               np.round(rng.normal(size=(40, 20))).astype(np.float32)):
-        mask = c.topk_mask(z, dict(CFG, topk=3))
+        mask = layer.mask(z, True)
         assert np.all(mask.sum(axis=1) == 3)
         kept_min = np.where(mask, z, np.inf).min(axis=1)
         dropped_max = np.where(mask, -np.inf, z).max(axis=1)
         assert np.all(kept_min >= dropped_max)
 
 
+def test_topk_percent_is_a_share_of_the_width():
+    assert [c.TopK(400, k=k).n_kept for k in ("10%", "5%", "20%", 40, "0.1%")] == [40, 20, 80, 40, 1]
+
+
 def test_forward_passes_winners_linear_value_and_zeroes_the_rest():
-    model = tiny_model("topk", np.float64)
+    model = tiny_model("topk:k=3", np.float64)
     x = np.random.default_rng(6).normal(size=(4, 6))
-    _, inputs, masks = model.forward(x)
+    _, (inputs, masks, _) = model.forward(x)
     z1 = x @ model.params[0] + model.params[1]
     np.testing.assert_allclose(inputs[1], np.where(masks[0], z1, 0))
     assert np.all(np.count_nonzero(inputs[1], axis=1) == 3)
 
 
-def test_init_is_he_scaled_and_shared_by_seed():
-    a = c.init_params({"hidden": 400, "depth": 2}, np.random.default_rng(0))
-    b = c.init_params({"hidden": 400, "depth": 2}, np.random.default_rng(0))
+def test_init_is_he_scaled_shared_by_seed_and_by_variants_of_equal_shape():
+    config = {"hidden": 400, "depth": 2}
+    a = c.Model(c.parse_variant("relu"), config, c.seed_streams(0)).params
+    b = c.Model(c.parse_variant("topk:k=5%:dropout=0.5"), config, c.seed_streams(0)).params
+    other = c.Model(c.parse_variant("relu"), config, c.seed_streams(1)).params
     assert all(np.array_equal(p, q) and p.dtype == np.float32 for p, q in zip(a, b))
+    assert not np.array_equal(a[0], other[0])
     assert a[0].std() == pytest.approx(np.sqrt(2 / 784), rel=0.02)
     assert a[2].std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+
+
+SPECS = [("relu", ("relu", {}, 0.0, 0.0)), ("lwta", ("lwta", {"k": 2}, 0.0, 0.0)),
+         ("lwta:k=4", ("lwta", {"k": 4}, 0.0, 0.0)), ("topk", ("topk", {"k": "10%"}, 0.0, 0.0)),
+         ("topk:k=40", ("topk", {"k": 40}, 0.0, 0.0)),
+         ("relu:dropout=0.5:dropout_in=0.2", ("relu", {}, 0.2, 0.5))]
+
+
+@pytest.mark.parametrize("spec,expected", SPECS, ids=[s for s, _ in SPECS])
+def test_variant_specs(spec, expected):
+    v = c.parse_variant(spec)
+    assert (v.spec, (v.activation, v.params, v.dropout_in, v.dropout)) == (spec, expected)
+
+
+BAD_SPECS = [("foo", "unknown activation 'foo'; choose from relu, lwta, topk"),
+             ("lwta:j=3", "unknown key 'j' for lwta; allowed keys: k ("),
+             ("relu:k=3", "unknown key 'k' for relu; allowed keys: dropout_in"),
+             ("lwta:k", "expected key=value"), ("lwta:k=1", "k must be an integer >= 2"),
+             ("lwta:k=x", "k must be an integer >= 2"), ("topk:k=0", "k must be a count >= 1"),
+             ("topk:k=150%", "percentage in (0, 100]"), ("relu:dropout=1", "dropout must be a rate in [0, 1)"),
+             ("relu:dropout=0.1:dropout=0.2", "given twice")]
+
+
+@pytest.mark.robustness
+@pytest.mark.parametrize("spec,message", BAD_SPECS, ids=[s for s, _ in BAD_SPECS])
+def test_bad_variant_specs_name_the_spec_and_what_is_allowed(spec, message):
+    with pytest.raises(ValueError) as e:
+        c.parse_variant(spec)
+    assert repr(spec) in str(e.value) and message in str(e.value)
 
 
 def test_balanced_subsample_exact_counts_and_no_repeats():
@@ -136,72 +230,106 @@ def test_balanced_subsample_exact_counts_and_no_repeats():
     assert all(np.sum(labels[rows] == k) == 50 for k in (1, 3, 8))
 
 
+def task_config(data_dir, **kw):
+    return {"dataset": "mnist", "data_dir": str(data_dir), "tasks": [[0, 2, 4], [1, 3], [5, 6]],
+            "permuted": None, "scenario": "task", "n_train_per_class": 30, **kw}
+
+
 def test_tasks_are_balanced_disjoint_and_use_every_test_image(synthetic):
-    config = {"dataset": "mnist", "data_dir": str(synthetic), "task1_classes": [0, 2, 4],
-              "task2_classes": [1, 3], "n_train_per_class": 30}
-    tasks = c.make_tasks(config, np.random.default_rng(0))
-    assert [len(x) for x in tasks.x_train] == [90, 60]
-    assert [np.bincount(y, minlength=10).tolist() for y in tasks.y_train] == [
+    tasks = c.make_tasks(0, task_config(synthetic))
+    assert [t.label for t in tasks] == ["digits 0,2,4", "digits 1,3", "digits 5,6"]
+    assert [len(t.x_train) for t in tasks] == [90, 60, 60]
+    assert [np.bincount(t.y_train, minlength=10).tolist() for t in tasks][:2] == [
         [30, 0, 30, 0, 30, 0, 0, 0, 0, 0], [0, 30, 0, 30, 0, 0, 0, 0, 0, 0]]
-    assert [np.flatnonzero(h).tolist() for h in tasks.heads] == [[0, 2, 4], [1, 3]]
-    assert [len(x) for x in tasks.x_test] == [36, 24]                 # all 12 test images per class
-    assert not np.any(tasks.heads[0] & tasks.heads[1])
-    assert set(np.unique(tasks.y_test[0])) == {0, 2, 4} and set(np.unique(tasks.y_test[1])) == {1, 3}
-    assert tasks.x_train[0].dtype == np.float32 and 0 <= tasks.x_train[0].min() and tasks.x_train[0].max() <= 1
+    assert [np.flatnonzero(t.head).tolist() for t in tasks] == [[0, 2, 4], [1, 3], [5, 6]]
+    assert [len(t.x_test) for t in tasks] == [36, 24, 24]                 # all 12 test images per class
+    assert [set(np.unique(t.y_test)) for t in tasks] == [{0, 2, 4}, {1, 3}, {5, 6}]
+    assert tasks[0].x_train.dtype == np.float32 and 0 <= tasks[0].x_train.min() and tasks[0].x_train.max() <= 1
+    again = c._cached_tasks.__wrapped__(0, c.json.dumps({k: task_config(synthetic)[k] for k in c.TASK_KEYS}))
+    assert all(np.array_equal(a.x_train, b.x_train) for a, b in zip(tasks, again))   # reproducible from the seed
 
 
-def test_t_critical_values():
-    for df, expected in [(1, 12.7062), (2, 4.3027), (9, 2.2622), (30, 2.0423), (200, 1.9719)]:
-        assert c.t_critical_95(df) == pytest.approx(expected, abs=2e-4)
+def test_permuted_tasks_are_seeded_pixel_permutations_with_task_1_plain(synthetic):
+    config = task_config(synthetic, tasks=[list(range(10))] * 3, permuted=3, scenario="domain")
+    tasks = c.make_tasks(0, config)
+    plain = c.test_split("mnist", str(synthetic), tuple(range(10)))[0]
+    assert [t.label for t in tasks] == ["permutation 1 (identity)", "permutation 2", "permutation 3"]
+    np.testing.assert_array_equal(tasks[0].x_test, plain)
+    perms = []
+    for t in tasks[1:]:
+        cols = [np.flatnonzero((plain == t.x_test[:, [j]]).all(axis=0)) for j in range(784)]
+        # every column of the permuted set is some column of the plain set; where columns are unique
+        # the permutation is recovered, and it is a bijection on them
+        unique = [col[0] for col in cols if len(col) == 1]
+        assert len(unique) == len(set(unique)) > 300
+        perms.append(unique)
+    assert perms[0] != perms[1]
+    assert all(t.head.all() for t in tasks)
+    other_seed = c.make_tasks(1, config)
+    assert not np.array_equal(other_seed[1].x_test, tasks[1].x_test)
 
 
-def test_sign_test_exact_p_values():
-    assert c.sign_test(10, 0) == pytest.approx(2 / 1024)
-    assert c.sign_test(6, 4) == pytest.approx(0.75390625)
-    assert c.sign_test(0, 0) == 1.0
-    assert c.sign_test(3, 3) == 1.0
+def test_joint_phase_is_the_union_of_every_task_with_its_own_heads(synthetic):
+    tasks = c.make_tasks(0, task_config(synthetic))
+    (phase,) = c.training_phases(tasks, joint=True)
+    assert len(phase.y) == sum(len(t.y_train) for t in tasks) and phase.tasks == (0, 1, 2)
+    assert sorted(np.unique(phase.y)) == [0, 1, 2, 3, 4, 5, 6]
+    for row_head, label in zip(phase.heads, phase.y):
+        owner = next(t for t in tasks if label in t.classes)
+        np.testing.assert_array_equal(row_head, owner.head)
+    assert len(c.training_phases(tasks, joint=False)) == 3
 
 
-def test_describe_and_aggregate_leave_out_diverged_runs():
-    d = c.describe([1.0, 2.0, 3.0])
-    assert d["mean"] == 2.0 and d["std"] == 1.0
-    assert d["ci95"] == pytest.approx([2 - 4.3027 / np.sqrt(3), 2 + 4.3027 / np.sqrt(3)], abs=1e-3)
+def test_continual_metrics_by_hand():
+    R = np.array([[0.90, 0.10], [0.70, 0.95]])
+    m = c.continual_metrics(R)
+    assert m["acc"] == pytest.approx(0.825) and m["forgetting"] == pytest.approx(0.20)
+    assert m["bwt"] == pytest.approx(-0.20) and m["learning_acc"] == pytest.approx(0.925)
+    # three tasks where task 1's best accuracy comes after its own training: max-based forgetting
+    # (0.95 - 0.60) differs from first-based (0.80 - 0.60)
+    R = np.array([[0.80, 0.10, 0.10], [0.95, 0.90, 0.20], [0.60, 0.85, 0.99]])
+    m = c.continual_metrics(R)
+    assert m["acc"] == pytest.approx((0.60 + 0.85 + 0.99) / 3)
+    assert m["forgetting"] == pytest.approx(((0.95 - 0.60) + (0.90 - 0.85)) / 2)
+    assert m["bwt"] == pytest.approx(((0.60 - 0.80) + (0.85 - 0.90)) / 2)
+    assert m["learning_acc"] == pytest.approx((0.80 + 0.90 + 0.99) / 3)
+    joint = c.continual_metrics(np.array([[0.9, 0.8, 0.7]]))
+    assert joint == {"acc": pytest.approx(0.8), "forgetting": None, "bwt": None, "learning_acc": None}
 
-    def run(seed, relu, lwta):
-        s = {"t1_after_t1": 0.97, "t1_after_t2": 0.9, "t2_after_t2": 0.95, "diverged": None}
-        return {"seed": seed, "summary": {"relu": dict(s, forgetting=relu),
-                                          "lwta": {"diverged": {"task": 2, "epoch": 7}} if lwta is None
-                                          else dict(s, forgetting=lwta)}}
-    agg = c.aggregate([run(0, 0.05, 0.02), run(1, 0.04, 0.04), run(2, 0.06, None), run(3, 0.03, 0.01)],
-                      ["relu", "lwta"])
-    assert agg["models"]["lwta"]["n_seeds"] == 3 and agg["models"]["lwta"]["n_diverged_left_out"] == 1
-    pair = agg["paired_vs_relu"]["lwta"]
-    assert (pair["n_pairs"], pair["wins"], pair["ties"], pair["losses"]) == (3, 2, 1, 0)
-    assert pair["sign_test_p"] == 0.5 and pair["significant_at_0.05"] is False
-    assert pair["forgetting_diff"]["mean"] == pytest.approx(-0.05 / 3)
+
+def test_learned_nothing_is_chance_accuracy_or_a_silent_layer():
+    tasks = [c.Task("a", (0, 1), c.head_mask([0, 1], "task"), *[None] * 4),
+             c.Task("b", (2, 3, 4, 5), c.head_mask([2, 3, 4, 5], "task"), *[None] * 4)]
+    phase = c.Phase(None, None, None, (1,))
+    alive = [[np.array([0.5, 0.0])], [np.array([0.2, 0.1])]]
+    assert c.learned_nothing(phase, tasks, [0.1, 0.31], alive) is None
+    assert "chance (0.2500)" in c.learned_nothing(phase, tasks, [0.9, 0.29], alive)
+    silent = [[np.array([0.5, 0.0])], [np.array([0.0, 0.0])]]
+    assert "no unit of hidden layer 1 fires" in c.learned_nothing(phase, tasks, [0.9, 0.9], silent)
 
 
 def test_flop_count_of_default_run():
-    config = {"hidden": 400, "depth": 2, "n_train_per_class": 500, "task1_classes": [0, 1, 2, 3, 4],
-              "task2_classes": [5, 6, 7, 8, 9], "epochs": 5, "models": ["relu", "lwta", "topk"], "n_seeds": 1}
-    f = c.count_flops(config, (5139, 4861))
+    config = {"hidden": 400, "depth": 2, "epochs": 5, "models": ["relu", "lwta", "topk"], "n_seeds": 3,
+              "joint": False}
+    tasks = [{"n_train": 2500, "n_test": 5139}, {"n_train": 2500, "n_test": 4861}]
+    f = c.count_flops(config, tasks)
     per_sample_fwd = 2 * (784 * 400 + 400 * 400 + 400 * 10)
     per_sample_bwd = 2 * (784 * 400 + 2 * 400 * 400 + 2 * 400 * 10)
-    assert f["train"] == 3 * 25000 * (per_sample_fwd + per_sample_bwd)
-    assert f["eval"] == 3 * 11 * 10000 * per_sample_fwd
+    assert f["train"] == 3 * 3 * 5000 * 5 * (per_sample_fwd + per_sample_bwd)
+    assert f["eval"] == 3 * (11 + 2 * 2) * 10000 * per_sample_fwd
 
 
 @pytest.mark.robustness
 def test_weights_broken_by_an_epochs_last_step_count_as_diverged():
     model = tiny_model("relu", np.float32)
-    head = c.head_mask([0, 1])
-    c.reset_optimizer(model, head, CFG)
+    heads = np.repeat(c.head_mask([0, 1], "task")[None], 8, axis=0)
+    c.reset_optimizer(model, heads[0], CFG)
     config = dict(CFG, batch_size=4)
     rng = np.random.default_rng(8)
     x, y = rng.normal(size=(8, 6)).astype(np.float32), rng.integers(0, 2, 8)
-    assert c.train_epoch(model, x, y, head, config, {"task": 1, "epoch": 1}) is not None
-    assert model.diverged is None
+    assert c.train_epoch(model, x, y, heads, config, {"task": 1, "epoch": 1}) is not None
+    assert model.failed is None
     model.params[2][0, 0] = np.inf                   # as if the last update had overflowed
     model.velocity = [np.zeros_like(p) for p in model.params]
-    assert c.train_epoch(model, x[:0], y[:0], head, config, {"task": 1, "epoch": 2}) is None
-    assert model.diverged == {"task": 1, "epoch": 2}
+    assert c.train_epoch(model, x[:0], y[:0], heads[:0], config, {"task": 1, "epoch": 2}) is None
+    assert model.failed == {"reason": "diverged", "task": 1, "epoch": 2, "detail": "the weights became non-finite"}

@@ -27,6 +27,7 @@ import math
 import multiprocessing
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -37,7 +38,7 @@ import time
 import urllib.request
 import zipfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -864,40 +865,64 @@ def _worker_run(job: tuple) -> dict:
     return run_course(*job)
 
 
-def run_seeds(config: dict, progress: bool) -> list:
+def group_by_seed(results: list, models: list) -> list:
+    """Job results -> one entry per seed, in seed order: {"seed", "summary", "timings"} with one entry per
+    variant in --models order; a headline job's extra fields ("curves", "units", ...) are kept per variant."""
+    per_seed = {}
+    for r in results:
+        seed = per_seed.setdefault(r["seed"], {"seed": r["seed"], "summary": {}, "timings": {}})
+        seed["summary"][r["variant"]], seed["timings"][r["variant"]] = r["summary"], r["timings"]
+        for key in r.keys() - {"seed", "variant", "summary", "timings"}:
+            seed.setdefault(key, {})[r["variant"]] = r[key]
+    for seed in per_seed.values():
+        seed["summary"] = {v: seed["summary"][v] for v in models}
+        seed["timings"] = {v: seed["timings"][v] for v in models}
+    return [per_seed[s] for s in sorted(per_seed)]
+
+
+def run_jobs(config: dict, progress: bool, store=None) -> list:
     """Every variant of every seed, one job each, the headline seed's (the heaviest) first.
 
     One seed: its variants run in threads in this process (the OS spreads them over the cores).
     Several seeds: --workers processes take jobs as they free up. Either way every product runs
-    on one BLAS thread, so a job's numbers do not depend on where it ran.
-    Returns one result per seed: {"seed", "summary", "timings"} (+ "curves", "units" for the headline).
+    on one BLAS thread, so a job's numbers do not depend on where it ran. With a run folder
+    (`store`), jobs it already holds are taken from it and each job is saved the moment it finishes.
+    Returns the job results: {"seed", "variant", "summary", "timings"} (+ "curves", "units" for the headline).
     """
     seeds = [config["seed"] + i for i in range(config["n_seeds"])]
     models = config["models"]
-    jobs = [(s, spec, config, s == seeds[0], progress) for s in seeds for spec in models]
-    per_seed = {s: {"seed": s, "summary": {}, "timings": {}} for s in seeds}
-    done = []
+    jobs, results = [], []
+    for s in seeds:
+        for spec in models:
+            kept = store.load(s, spec, headline=s == seeds[0]) if store else None
+            if kept:
+                results.append(kept)
+            else:
+                jobs.append((s, spec, config, s == seeds[0], progress))
+    if store and results and progress:
+        print(f"{store.path}: {len(results)} finished job(s) kept, {len(jobs)} to run", flush=True)
+    left = {s: len(models) - sum(r["seed"] == s for r in results) for s in seeds}
 
     def collect(r):
-        seed = per_seed[r["seed"]]
-        seed["summary"][r["variant"]], seed["timings"][r["variant"]] = r["summary"], r["timings"]
-        if "curves" in r:
-            seed.setdefault("curves", {})[r["variant"]] = r["curves"]
-            seed.setdefault("units", {})[r["variant"]] = r["units"]
-        if len(seed["summary"]) == len(models):
-            done.append(seed["seed"])
-            if progress and len(seeds) > 1:
-                parts = [f"{v} failed" if seed["summary"][v]["failed"] else
-                         f"{v} {seed['summary'][v]['acc']:.4f}" for v in models]
-                print(f"seed {seed['seed']} done ({len(done)}/{len(seeds)}): ACC " + ", ".join(parts), flush=True)
+        if store:
+            store.save(r)
+        results.append(r)
+        left[r["seed"]] -= 1
+        if progress and len(seeds) > 1 and not left[r["seed"]]:
+            summary = {x["variant"]: x["summary"] for x in results if x["seed"] == r["seed"]}
+            parts = [f"{v} failed" if summary[v]["failed"] else f"{v} {summary[v]['acc']:.4f}" for v in models]
+            done = sum(not n for n in left.values())
+            print(f"seed {r['seed']} done ({done}/{len(seeds)}): ACC " + ", ".join(parts), flush=True)
 
     STOP.clear()
+    if not jobs:
+        return results
     if len(seeds) == 1 or config["workers"] == 1:
         threads = len(jobs) if len(seeds) == 1 and config["workers"] > 1 else 1
         pool = ThreadPoolExecutor(threads)
         try:
-            for r in pool.map(_worker_run, jobs):
-                collect(r)
+            for future in as_completed([pool.submit(_worker_run, job) for job in jobs]):
+                collect(future.result())
         finally:
             STOP.set()                          # on an interruption, running jobs stop within a minibatch
             pool.shutdown(wait=True, cancel_futures=True)
@@ -912,10 +937,7 @@ def run_seeds(config: dict, progress: bool) -> list:
         finally:
             pool.terminate()
             pool.join()
-    for seed in per_seed.values():                  # keep the variants in --models order
-        seed["summary"] = {v: seed["summary"][v] for v in models}
-        seed["timings"] = {v: seed["timings"][v] for v in models}
-    return [per_seed[s] for s in seeds]
+    return results
 
 
 def count_flops(config: dict, tasks: list) -> dict:
@@ -1268,6 +1290,117 @@ def environment() -> dict:
             "git_commit": commit, "git_dirty": dirty}
 
 
+# ---------------------------------------------------------------------------- run folders
+# A long study is a folder with one file per finished (seed, variant) job, written the moment the job ends.
+# Rerunning the same command skips what is there; separate processes or machines can fill one folder (or
+# several, merged by --aggregate), because a job's numbers depend only on its seed and the settings.
+RUN_FILE = "run.json"
+NOT_SETTINGS = ("seed", "n_seeds", "workers", "out", "snapshots", "data_dir", "run_dir")
+
+
+def experiment_settings(config: dict) -> dict:
+    """What changes a job's numbers: everything but which seeds, how many workers, and where files go."""
+    return {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+
+
+def slug(spec: str) -> str:
+    """A variant spec as a file name part: lwta:k=4 -> lwta_k=4."""
+    return re.sub(r"[^A-Za-z0-9.=%-]+", "_", spec)
+
+
+def split_arrays(obj, path: str = "", arrays: dict | None = None):
+    """A job result as (JSON-able part, {path: array}); arrays are replaced by {"npz": path}."""
+    arrays = {} if arrays is None else arrays
+    if isinstance(obj, np.ndarray):
+        arrays[path] = obj
+        return {"npz": path}, arrays
+    if isinstance(obj, dict):
+        return {k: split_arrays(v, f"{path}/{k}", arrays)[0] for k, v in obj.items()}, arrays
+    return obj, arrays
+
+
+def join_arrays(obj, arrays):
+    if isinstance(obj, dict) and set(obj) == {"npz"}:
+        return arrays[obj["npz"]]
+    return {k: join_arrays(v, arrays) for k, v in obj.items()} if isinstance(obj, dict) else obj
+
+
+class RunDir:
+    """A run folder: run.json (the settings and the task table) and one job file per (seed, variant)."""
+
+    def __init__(self, path: Path, config: dict | None = None):
+        self.path = path
+        meta = path / RUN_FILE
+        if not meta.is_file():
+            if config is None:
+                raise OutputError(f"{path}: not a run folder (no {RUN_FILE}); make one with --run-dir")
+            if path.exists() and not path.is_dir():
+                raise OutputError(f"{path}: exists and is not a folder; choose another --run-dir")
+            write_atomic(meta, lambda f: f.write(json.dumps(
+                {"settings": experiment_settings(config), "tasks": task_table(config)}, indent=1).encode()))
+        try:
+            held = json.loads(meta.read_text())
+            self.settings, self.tasks = held["settings"], held["tasks"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise OutputError(f"{meta}: unreadable ({e}); it is not a run folder written by this program") from None
+        if config is not None:
+            self.require(experiment_settings(config), "now")
+
+    def require(self, settings: dict, where: str) -> None:
+        """Refuse to mix jobs of different settings, naming every setting that differs."""
+        diff = [f"{k}: {self.settings.get(k)!r} in the folder, {settings.get(k)!r} {where}"
+                for k in sorted(set(self.settings) | set(settings)) if self.settings.get(k) != settings.get(k)]
+        if diff:
+            raise OutputError(f"{self.path}: holds jobs of a different configuration ({'; '.join(diff)}); "
+                              "use another folder")
+
+    def stem(self, seed: int, spec: str) -> Path:
+        return self.path / f"seed{seed:05d}_{slug(spec)}"
+
+    def save(self, result: dict) -> None:
+        """Arrays first, then the JSON that marks the job finished; each written atomically."""
+        stem = self.stem(result["seed"], result["variant"])
+        doc, arrays = split_arrays(result)
+        if arrays:
+            write_atomic(stem.with_suffix(".npz"), lambda f: np.savez_compressed(f, **arrays))
+        text = json.dumps(doc, allow_nan=False)
+        write_atomic(stem.with_suffix(".json"), lambda f: f.write(text.encode()))
+
+    def read(self, path: Path) -> dict:
+        try:
+            doc = json.loads(path.read_text())
+            arrays = {}
+            if path.with_suffix(".npz").is_file():
+                with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:
+                    arrays = {k: z[k] for k in z.files}
+            return join_arrays(doc, arrays)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise OutputError(f"{path}: unreadable job file ({e}); delete it to run the job again") from None
+
+    def load(self, seed: int, spec: str, headline: bool) -> dict | None:
+        """A finished job, or None if it is not here (or lacks the curves the headline seed needs)."""
+        path = self.stem(seed, spec).with_suffix(".json")
+        if not path.is_file():
+            return None
+        result = self.read(path)
+        if result.get("variant") != spec or result.get("seed") != seed:
+            raise OutputError(f"{path}: holds {result.get('variant')!r} seed {result.get('seed')}, not {spec!r} "
+                              f"seed {seed}; delete it to run the job again")
+        return None if headline and "curves" not in result else result
+
+    def results(self) -> list:
+        return [self.read(p) for p in sorted(self.path.glob("seed*.json"))]
+
+
+def complete_seeds(results: list, models: list) -> tuple:
+    """The seeds with every variant finished, and the seeds left out for missing some."""
+    have = {}
+    for r in results:
+        have.setdefault(r["seed"], {})[r["variant"]] = r
+    complete = sorted(s for s, v in have.items() if set(models) <= set(v))
+    return [have[s][v] for s in complete for v in models], sorted(set(have) - set(complete))
+
+
 def task_table(config: dict) -> list:
     """Each task's label, classes, permutation and sizes, for results.json and the tables."""
     seed_tasks = make_tasks(config["seed"], config)
@@ -1299,7 +1432,7 @@ def snapshot_arrays(headline: dict, config: dict, tasks: list) -> dict:
 
 def results_document(config: dict, runs: list, tasks: list, env: dict, timings: dict, flops: dict,
                      argv: list) -> dict:
-    headline = runs[0]
+    headline = headline_of(runs)
     curves = {v: [[None if math.isnan(a) else a for a in row] for row in c.tolist()]
               for v, c in headline["curves"].items()}
     return {
@@ -1310,6 +1443,7 @@ def results_document(config: dict, runs: list, tasks: list, env: dict, timings: 
         "flops": flops,
         "timings": timings,
         "tasks": tasks,
+        "seeds": [r["seed"] for r in runs],
         "headline": {"seed": headline["seed"], "curves": curves, "summary": headline["summary"]},
         "per_seed": [{"seed": r["seed"], "summary": r["summary"], "timings": r["timings"]} for r in runs],
         "aggregate": aggregate(runs, config["models"]) if len(runs) > 1 else None,
@@ -1480,6 +1614,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--out", default="results.json", help="results file, JSON (default %(default)s)")
     a("--snapshots", default="viz/snapshots.npz", help="snapshot file read by the figure and GIF scripts "
                                                        "(default %(default)s)")
+    a("--run-dir", default=None,
+      help="run folder: each finished (seed, variant) job is saved there at once; rerunning skips finished "
+           "jobs, and results.json aggregates the whole folder (see also --aggregate DIR [DIR ...])")
     a("--quiet", action="store_true", help="no per-epoch progress lines")
     return p
 
@@ -1518,6 +1655,107 @@ def parse_config(argv: list | None) -> tuple:
     return config, config.pop("quiet")
 
 
+def headline_of(runs: list) -> dict:
+    """The seed whose curves the figures draw: the first seed evaluated after every epoch."""
+    return next(r for r in runs if "curves" in r and len(r["curves"]) == len(r["summary"]))
+
+
+def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv: list, out: Path,
+           snapshots: Path) -> int:
+    """Write results.json and the snapshots together, print the tables. Exit 3 if any run failed."""
+    t0 = time.perf_counter()
+    headline = headline_of(runs)
+    arrays = snapshot_arrays(headline, config, tasks)
+    doc = results_document(config, runs, tasks, env, timings, count_flops(config, tasks), argv)
+    timings["output_s"] = time.perf_counter() - t0
+    timings["total_s"] = timings.get("total_s", 0.0) + timings["output_s"]
+    text = json.dumps(doc, indent=1, allow_nan=False)
+    write_together({snapshots: lambda f: np.savez_compressed(f, **arrays), out: lambda f: f.write(text.encode())})
+    scenario = "joint training (upper bound), " if config["joint"] else ""
+    print(f"\nseed {headline['seed']}: {scenario}{config['scenario']}-incremental, {len(tasks)} tasks, "
+          f"{config['dataset']}")
+    print_table(headline["summary"], config, tasks)
+    if doc["aggregate"]:
+        print_aggregate(doc["aggregate"], len(runs))
+    print(f"\nwrote {out} and {snapshots} in {timings['total_s']:.2f} s "
+          f"({doc['flops']['total'] / 1e9:.0f} GFLOP of matrix products)")
+    failed = [(r["seed"], v, s["failed"]) for r in runs for v, s in r["summary"].items() if s["failed"]]
+    if failed:
+        print(f"warning: {len(failed)} run(s) failed and are left out of the statistics: "
+              + "; ".join(f"{v} seed {s} {f['reason']}" for s, v, f in failed), file=sys.stderr)
+        return 3
+    return 0
+
+
+def job_timings(runs: list, models: list) -> dict:
+    """Training and evaluation time per variant, summed over seeds (job times: they overlap in parallel)."""
+    return {key: {v: sum(r["timings"][v][key] for r in runs) for v in models} for key in ("train_s", "eval_s")}
+
+
+def folder_config(settings: dict, runs: list, out: Path, snapshots: Path, run_dir: str | None) -> dict:
+    """The config of a results file made from run folders: their settings and the seeds they hold."""
+    return {**settings, "seed": headline_of(runs)["seed"], "n_seeds": len(runs), "workers": None,
+            "out": str(out), "snapshots": str(snapshots), "data_dir": None, "run_dir": run_dir}
+
+
+def check_outputs(out: Path, snapshots: Path) -> None:
+    check_output_path(out)
+    check_output_path(snapshots)
+    if out.resolve() == snapshots.resolve():
+        raise OutputError(f"{out}: --out and --snapshots name the same file")
+
+
+def run_main(argv: list) -> int:
+    config, quiet = parse_config(argv)
+    env = environment()
+    out, snapshots = Path(config["out"]), Path(config["snapshots"])
+    check_outputs(out, snapshots)
+    t_start = time.perf_counter()
+    tasks = task_table(config)
+    store = RunDir(Path(config["run_dir"]), config) if config["run_dir"] else None
+    t_loaded = time.perf_counter()
+    results = run_jobs(config, progress=not quiet, store=store)
+    t_trained = time.perf_counter()
+    if store:                                   # results.json is the aggregate of the whole folder
+        results, missing = complete_seeds(store.results(), config["models"])
+        if missing:
+            print(f"{store.path}: seeds {missing} lack some variants and are left out", file=sys.stderr)
+    runs = group_by_seed(results, config["models"])
+    if store:
+        config = folder_config(experiment_settings(config), runs, out, snapshots, config["run_dir"])
+    timings = {"data_load_s": t_loaded - t_start, "experiment_s": t_trained - t_loaded,
+               **job_timings(runs, config["models"]), "total_s": t_trained - t_start}
+    return report(config, runs, tasks, env, timings, argv, out, snapshots)
+
+
+def aggregate_main(argv: list) -> int:
+    """--aggregate DIR [DIR ...]: merge run folders of one configuration into results.json, no training."""
+    p = argparse.ArgumentParser(prog="compete_to_compute.py", allow_abbrev=False,
+                                description="Merge run folders written by separate processes or machines.")
+    p.add_argument("--aggregate", nargs="+", metavar="DIR", required=True,
+                   help="run folders of one configuration (written with --run-dir)")
+    p.add_argument("--out", default="results.json", help="results file, JSON (default %(default)s)")
+    p.add_argument("--snapshots", default="viz/snapshots.npz", help="snapshot file (default %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="accepted for symmetry; nothing is trained")
+    args = p.parse_args(argv)
+    env = environment()
+    out, snapshots = Path(args.out), Path(args.snapshots)
+    check_outputs(out, snapshots)
+    stores = [RunDir(Path(d)) for d in args.aggregate]
+    for other in stores[1:]:
+        stores[0].require(other.settings, f"in {other.path}")
+    settings = stores[0].settings
+    jobs = {(r["seed"], r["variant"]): r for store in reversed(stores) for r in store.results()}
+    results, missing = complete_seeds(list(jobs.values()), settings["models"])
+    if not results:
+        raise OutputError(f"{', '.join(args.aggregate)}: no seed has every variant finished")
+    if missing:
+        print(f"seeds {missing} lack some variants and are left out", file=sys.stderr)
+    runs = group_by_seed(results, settings["models"])
+    config = folder_config(settings, runs, out, snapshots, None)
+    return report(config, runs, stores[0].tasks, env, job_timings(runs, settings["models"]), argv, out, snapshots)
+
+
 class Interrupted(Exception):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -1530,54 +1768,23 @@ def _raise_interrupted(signum, frame):
 
 
 def main(argv: list | None = None) -> int:
+    """Run (or with --aggregate, merge) and report. Exit 0 ok, 1 data/output error, 2 bad flag, 3 a run
+    failed, 130/143 interrupted."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    config, quiet = parse_config(argv)
-    env = environment()
-    out, snapshots = Path(config["out"]), Path(config["snapshots"])
     old_handlers = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        check_output_path(out)
-        check_output_path(snapshots)
-        if out.resolve() == snapshots.resolve():
-            raise OutputError(f"{out}: --out and --snapshots name the same file")
-        t_start = time.perf_counter()
-        tasks = task_table(config)
-        t_loaded = time.perf_counter()
-        runs = run_seeds(config, progress=not quiet)
-        t_trained = time.perf_counter()
-        timings = {"data_load_s": t_loaded - t_start, "experiment_s": t_trained - t_loaded,
-                   "train_s": {v: sum(r["timings"][v]["train_s"] for r in runs) for v in config["models"]},
-                   "eval_s": {v: sum(r["timings"][v]["eval_s"] for r in runs) for v in config["models"]}}
-        arrays = snapshot_arrays(runs[0], config, tasks)
-        doc = results_document(config, runs, tasks, env, timings, count_flops(config, tasks), argv)
-        timings["output_s"] = time.perf_counter() - t_trained
-        timings["total_s"] = time.perf_counter() - t_start
-        text = json.dumps(doc, indent=1, allow_nan=False)
-        write_together({snapshots: lambda f: np.savez_compressed(f, **arrays), out: lambda f: f.write(text.encode())})
+        return aggregate_main(argv) if "--aggregate" in argv else run_main(argv)
     except (DataError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except (Interrupted, KeyboardInterrupt) as e:
         sig = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
-        print(f"interrupted by {sig}: stopped, nothing written (earlier outputs are untouched)", file=sys.stderr)
+        print(f"interrupted by {sig}: stopped; results.json and the snapshots were not written (earlier ones "
+              "are untouched); a --run-dir keeps every finished job", file=sys.stderr)
         return sig.code
     finally:
         for s, h in old_handlers.items():
             signal.signal(s, h)
-    scenario = "joint training (upper bound), " if config["joint"] else ""
-    print(f"\nseed {runs[0]['seed']}: {scenario}{config['scenario']}-incremental, {len(tasks)} tasks, "
-          f"{config['dataset']}")
-    print_table(runs[0]["summary"], config, tasks)
-    if doc["aggregate"]:
-        print_aggregate(doc["aggregate"], len(runs))
-    print(f"\nwrote {out} and {snapshots} in {timings['total_s']:.2f} s "
-          f"({doc['flops']['total'] / 1e9:.0f} GFLOP of matrix products)")
-    failed = [(r["seed"], v, s["failed"]) for r in runs for v, s in r["summary"].items() if s["failed"]]
-    if failed:
-        print(f"warning: {len(failed)} run(s) failed and are left out of the statistics: "
-              + "; ".join(f"{v} seed {s} {f['reason']}" for s, v, f in failed), file=sys.stderr)
-        return 3
-    return 0
 
 
 if __name__ == "__main__":

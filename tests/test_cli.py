@@ -235,7 +235,7 @@ def test_output_folder_is_created(synthetic, tmp_path):
 def test_unwritable_output_reported_before_training(synthetic, tmp_path, capsys, monkeypatch, flag):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    monkeypatch.setattr(c, "run_seeds", lambda *a, **k: pytest.fail("training started before the output check"))
+    monkeypatch.setattr(c, "run_jobs", lambda *a, **k: pytest.fail("training started before the output check"))
     for target, what in ((blocker / "x.out", "cannot write here"), (tmp_path, "is a folder")):
         args = tiny_args(tmp_path, synthetic)
         args[args.index(flag) + 1] = str(target)

@@ -354,7 +354,7 @@ def seed_streams(seed: int) -> list:
     return [child(np.random.SeedSequence(seed), i) for i in range(5)]
 
 
-TASK_KEYS = ("dataset", "data_dir", "tasks", "permuted", "scenario", "n_train_per_class")
+TASK_KEYS = ("dataset", "data_dir", "tasks", "permuted", "scenario", "n_train_per_class", "dtype")
 
 
 @lru_cache(maxsize=2)
@@ -375,6 +375,7 @@ def _cached_tasks(seed: int, key: str) -> list:
             if t > 0:                            # task 1 is plain MNIST
                 pixels = perm_rng.permutation(x_train.shape[1])
                 x_train, x_test = x_train[:, pixels], x_test[:, pixels]
+        x_train, x_test = x_train.astype(config["dtype"], copy=False), x_test.astype(config["dtype"], copy=False)
         tasks.append(Task(task_label(classes, permutation), tuple(classes),
                           head_mask(classes, config["scenario"]), x_train, labels[rows].astype(np.int64),
                           x_test, y_test, permutation))
@@ -584,12 +585,15 @@ def parse_variant(spec: str) -> Variant:
     return Variant(spec, name, params, **common)
 
 
-def init_params(shapes: list, rng) -> list:
-    """He-normal weights, zero biases: [W1, b1, W2, b2, ..., W_out, b_out], float32."""
+INIT_GAIN = {"he": 2.0, "lecun": 1.0}     # weight variance = gain / fan-in
+
+
+def init_params(shapes: list, rng, gain: float = 2.0, dtype: str = "float32") -> list:
+    """Normal weights of variance gain / fan-in (He: 2, LeCun: 1), zero biases: [W1, b1, ..., W_out, b_out]."""
     params = []
     for a, b in shapes:
-        params.append((rng.standard_normal((a, b)) * math.sqrt(2.0 / a)).astype(np.float32))
-        params.append(np.zeros(b, dtype=np.float32))
+        params.append((rng.standard_normal((a, b)) * math.sqrt(gain / a)).astype(dtype))
+        params.append(np.zeros(b, dtype=dtype))
     return params
 
 
@@ -607,7 +611,8 @@ class Model:
         self.layers = variant.layers(config["hidden"], config["depth"])
         ins = [n_in] + [layer.out_width() for layer in self.layers]
         outs = [config["hidden"]] * config["depth"] + [10]
-        self.params = init_params(list(zip(ins, outs)), np.random.default_rng(streams[0]))
+        self.params = init_params(list(zip(ins, outs)), np.random.default_rng(streams[0]),
+                                  INIT_GAIN[config.get("init", "he")], config.get("dtype", "float32"))
         rates = [variant.dropout_in] + [variant.dropout] * config["depth"]
         self.dropout = [(p, np.random.default_rng(child(streams[3], i))) if p else None
                         for i, p in enumerate(rates)]
@@ -672,13 +677,16 @@ class Stopped(Exception):
     """Raised inside a job when STOP is set."""
 
 
-def reset_optimizer(model: Model, head: np.ndarray, config: dict) -> None:
-    """A fresh optimiser for a phase: zero momentum, and weight decay on the output weights of the
-    phase's outputs only. With no gradient and no decay, other tasks' output weights do not move."""
-    model.velocity = [np.zeros_like(p) for p in model.params]
+def reset_optimizer(model: Model, head: np.ndarray, config: dict, carry: bool = False) -> None:
+    """The optimiser for a phase: zero momentum (or, with carry, the momentum the last phase ended with),
+    and weight decay on the output weights of the phase's outputs only. With no gradient and no decay,
+    other tasks' output weights do not move."""
+    if not (carry and model.velocity):
+        model.velocity = [np.zeros_like(p) for p in model.params]
     model.scratch = [np.empty_like(p) for p in model.params[0::2]]
-    decay = np.float32(config["lr"] * config["weight_decay"])
-    model.decay = [decay] * (len(model.params) // 2 - 1) + [np.where(head, decay, np.float32(0))]
+    real = model.params[0].dtype.type
+    decay = real(config["lr"] * config["weight_decay"])
+    model.decay = [decay] * (len(model.params) // 2 - 1) + [np.where(head, decay, real(0))]
 
 
 def sgd_step(model: Model, lr_grads: list, config: dict) -> None:
@@ -821,7 +829,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
         ph, e = divmod(point - 1, epochs)
         phase = phases[ph]
         if e == 0:
-            reset_optimizer(model, phase.heads.any(axis=0), config)
+            reset_optimizer(model, phase.heads.any(axis=0), config, carry=config["momentum_carry"])
         where = {"task": None if config["joint"] else ph + 1, "epoch": point}
         perm = orders[ph][e]
         loss = train_epoch(model, phase.x[perm], phase.y[perm], phase.heads[perm], config, where)
@@ -1611,6 +1619,12 @@ def build_parser() -> argparse.ArgumentParser:
       help="SGD momentum, reset at each task (default %(default)s)")
     a("--weight-decay", type=float_in(0, math.inf, False, True, "a number >= 0"), default=1e-4,
       help="L2 weight decay on weights, not biases (default %(default)s)")
+    a("--momentum-carry", action="store_true",
+      help="carry SGD momentum across task switches instead of resetting it")
+    a("--init", choices=sorted(INIT_GAIN), default="he",
+      help="initial weight scale: he (variance 2/fan-in) or lecun (1/fan-in) (default %(default)s)")
+    a("--dtype", choices=("float32", "float64"), default="float32",
+      help="floating-point type of all the maths (default %(default)s)")
     a("--out", default="results.json", help="results file, JSON (default %(default)s)")
     a("--snapshots", default="viz/snapshots.npz", help="snapshot file read by the figure and GIF scripts "
                                                        "(default %(default)s)")

@@ -130,6 +130,18 @@ def test_protocols_run_end_to_end(synthetic, tmp_path, capsys, extra, n_tasks, r
     assert "accuracy matrix" in capsys.readouterr().out
 
 
+def test_float64_and_momentum_carry_and_lecun_init_change_the_computation(synthetic, tmp_path):
+    base = tiny_args(tmp_path, synthetic, "--workers", "1", "--models", "relu")
+    ref = c.run_course(0, "relu", c.parse_config(base)[0], headline=True)["units"]["W1"]
+    for extra in (["--dtype", "float64"], ["--momentum-carry"], ["--init", "lecun"]):
+        config = c.parse_config(base + extra)[0]
+        assert config[extra[0][2:].replace("-", "_")] == (extra[1] if len(extra) > 1 else True)
+        W1 = c.run_course(0, "relu", config, headline=True)["units"]["W1"]
+        assert W1.dtype == (np.float64 if "float64" in extra else np.float32)
+        assert not np.array_equal(W1, ref) and np.abs(W1 - ref).max() < 1.0
+    assert c.main(base + ["--dtype", "float64", "--momentum-carry", "--init", "lecun"]) == 0
+
+
 @pytest.mark.robustness
 def test_same_seed_twice_gives_identical_results(synthetic, tmp_path):
     docs, snaps = [], []
@@ -295,7 +307,7 @@ def test_outputs_are_replaced_together_or_not_at_all(synthetic, tmp_path, monkey
 def test_real_mnist_one_epoch_task1_reaches_095_for_every_model():
     config = {"dataset": "mnist", "data_dir": MNIST_DIR, "tasks": [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]],
               "permuted": None, "scenario": "task", "n_train_per_class": 2000, "hidden": 400, "depth": 2,
-              "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64}
+              "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64, "dtype": "float32"}
     task = c.make_tasks(0, config)[0]
     perm = np.random.default_rng(c.seed_streams(0)[2]).permutation(len(task.y_train))
     heads = np.repeat(task.head[None], len(perm), axis=0)

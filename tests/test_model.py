@@ -127,6 +127,26 @@ def test_inactive_head_gets_no_gradient_and_does_not_move():
     assert not np.array_equal(model.params[-2][:, :5], before[-2][:, :5])
 
 
+def test_momentum_is_reset_at_a_task_switch_unless_carried():
+    model = tiny_model("relu", np.float32)
+    head = c.head_mask([0, 1], "task")
+    c.reset_optimizer(model, head, CFG)
+    model.velocity[0][:] = 1.0
+    c.reset_optimizer(model, head, CFG, carry=True)
+    assert np.all(model.velocity[0] == 1.0)
+    c.reset_optimizer(model, head, CFG)
+    assert np.all(model.velocity[0] == 0.0)
+
+
+def test_init_scales_and_dtype():
+    shapes = [(784, 400), (400, 10)]
+    lecun = c.init_params(shapes, np.random.default_rng(0), c.INIT_GAIN["lecun"])
+    he = c.init_params(shapes, np.random.default_rng(0), c.INIT_GAIN["he"], "float64")
+    assert lecun[0].std() == pytest.approx(np.sqrt(1 / 784), rel=0.02) and lecun[0].dtype == np.float32
+    assert he[0].dtype == np.float64 and he[1].dtype == np.float64
+    np.testing.assert_allclose(he[0] / np.sqrt(2), lecun[0], rtol=1e-6)    # the same draws, rescaled
+
+
 def test_sgd_step_matches_textbook_momentum_with_weight_decay():
     model = tiny_model("relu", np.float64)
     c.reset_optimizer(model, c.head_mask([0], "task"), CFG)
@@ -232,7 +252,7 @@ def test_balanced_subsample_exact_counts_and_no_repeats():
 
 def task_config(data_dir, **kw):
     return {"dataset": "mnist", "data_dir": str(data_dir), "tasks": [[0, 2, 4], [1, 3], [5, 6]],
-            "permuted": None, "scenario": "task", "n_train_per_class": 30, **kw}
+            "permuted": None, "scenario": "task", "n_train_per_class": 30, "dtype": "float32", **kw}
 
 
 def test_tasks_are_balanced_disjoint_and_use_every_test_image(synthetic):

@@ -794,13 +794,38 @@ def continual_metrics(R: np.ndarray) -> dict:
     return out
 
 
+SELECTIVE = 0.5                    # a unit is task-selective when its selectivity index exceeds this
+
+
+def task_selectivity(freq: list) -> tuple:
+    """Per hidden layer: the share of units that fire mostly for one task, and the number silent on all.
+
+    A unit's index is (f_best - f_rest) / (f_best + f_rest), f_best its firing rate on its most frequent
+    task and f_rest its mean rate on the others; for two tasks that is |f1 - f2| / (f1 + f2). Silent
+    units count as not selective.
+    """
+    selective, silent = [], []
+    for layer in range(len(freq[0])):
+        F = np.stack([per_task[layer] for per_task in freq])         # (tasks, units)
+        best = F.max(axis=0)
+        rest = (F.sum(axis=0) - best) / max(1, len(F) - 1)
+        total = best + rest
+        index = np.divide(best - rest, total, out=np.zeros_like(total), where=total > 0)
+        selective.append(float(np.mean(index > SELECTIVE)))
+        silent.append(int(np.sum(total == 0)))
+    return selective, silent
+
+
 def summarize(R: np.ndarray, freq: list | None, failed: dict | None) -> dict:
-    """What one variant of one seed contributes: R, its metrics, active fractions (or the failure)."""
+    """What one variant of one seed contributes: R, its metrics, active fractions and task selectivity
+    per layer (or the failure)."""
     rows = [[None if math.isnan(a) else a for a in row] for row in R.tolist()]
     if failed:
         return {"failed": failed, "R": rows}
     active = [[float(f.mean()) for f in per_layer] for per_layer in freq]
-    return {"failed": None, "R": rows, **continual_metrics(R), "active": active}
+    selective, silent = task_selectivity(freq)
+    return {"failed": None, "R": rows, **continual_metrics(R), "active": active, "selective": selective,
+            "silent": silent}
 
 
 def run_course(seed: int, spec: str, config: dict, headline: bool, progress: bool = False) -> dict:

@@ -317,6 +317,16 @@ def test_continual_metrics_by_hand():
     assert joint == {"acc": pytest.approx(0.8), "forgetting": None, "bwt": None, "learning_acc": None}
 
 
+def test_task_selectivity_by_hand():
+    # layer 1: unit 0 fires for task 1 only (index 1), unit 1 equally (0), unit 2 0.6 vs 0.2 (index 0.5, not
+    # above), unit 3 silent; layer 2: 0.9 vs 0.1 (0.8) and 0.1 vs 0.3 (0.5)
+    freq = [[np.array([0.4, 0.3, 0.6, 0.0]), np.array([0.9, 0.1])],
+            [np.array([0.0, 0.3, 0.2, 0.0]), np.array([0.1, 0.3])]]
+    assert c.task_selectivity(freq) == ([0.25, 0.5], [1, 0])
+    three = [[np.array([0.6])], [np.array([0.1])], [np.array([0.1])]]       # (0.6 - 0.1) / 0.7 > 0.5
+    assert c.task_selectivity(three) == ([1.0], [0])
+
+
 def test_learned_nothing_is_chance_accuracy_or_a_silent_layer():
     tasks = [c.Task("a", (0, 1), c.head_mask([0, 1], "task"), *[None] * 4),
              c.Task("b", (2, 3, 4, 5), c.head_mask([2, 3, 4, 5], "task"), *[None] * 4)]

@@ -27,9 +27,9 @@ def main():
         layers = [c.describe([s["selective"][layer] for s in runs], (0, 1)) for layer in range(3)]
         deep = c.paired_comparison([s["selective"][2] for s in runs], [s["selective"][0] for s in runs], True,
                                    "selective share", "layer 3", "layer 1")
-        c.add_holm({v: deep}, "selective share", "layer 1")
+        c.add_holm({"layer 3": deep}, "selective share", "layer 1")
         lines.append(f"| {v} | " + " | ".join(ci(d) for d in layers) + f" | {ci(deep['diff'], True)} | "
-                     f"{deep['verdict']} |")
+                     f"{v}: {deep['verdict']} |")
         x = [layer + 1 + (i - 0.5) * 0.08 for layer in range(3)]
         ax.errorbar(x, [d["mean"] for d in layers], yerr=[[d["mean"] - d["ci95"][0] for d in layers],
                     [d["ci95"][1] - d["mean"] for d in layers]], fmt="-o", color=colour(v), capsize=3, label=v)

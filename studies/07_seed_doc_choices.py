@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import ROOT, ci, colour, detectable, forest, p_text, paired_across, run_setting, save_figure, \
+from common import ROOT, c, ci, colour, detectable, forest, p_text, paired_across, run_setting, save_figure, \
     variant_table, write_text  # noqa: E402
 
 STUDY, SEEDS, VARIANTS = "07_seed_doc_choices", 20, ["relu", "lwta", "topk"]
@@ -24,18 +24,20 @@ def main():
                                SHARED.get(label)) for label, args in SETTINGS.items()}
     lines = [f"# Study 7: momentum carried across the switch, and LeCun initialisation ({SEEDS} seeds)", "",
              "Effect of each setting on each variant's forgetting and ACC: setting minus default, paired by seed.", "",
-             "| setting | variant | forgetting (setting) | forgetting − default | Wilcoxon p | detectable | "
+             "| setting | variant | forgetting (setting) | forgetting − default | Wilcoxon p (Holm) | detectable | "
              "ACC − default | verdict (forgetting) |", "|---|---|---|---|---|---|---|---|"]
-    rows = []
-    for label, doc in docs.items():
-        if label == "default":
-            continue
-        for v in VARIANTS:
-            f = paired_across(docs["default"], doc, v, v, "forgetting")
+    rows, settings = [], [label for label in docs if label != "default"]
+    for v in VARIANTS:
+        base = f"{v} (default)"
+        effects = {f"{v} ({label})": paired_across(docs["default"], docs[label], v, v, "forgetting")
+                   for label in settings}
+        c.add_holm(effects, "forgetting", base)              # Holm over the settings, per variant
+        for label in settings:
+            f, doc = effects[f"{v} ({label})"], docs[label]
             a = paired_across(docs["default"], doc, v, v, "acc")
             mean = doc["aggregate"]["variants"][v]["forgetting"]
             lines.append(f"| {label} | {v} | {ci(mean)} | {ci(f['diff'], True)} | {p_text(f)} | {detectable(f)} | "
-                         f"{ci(a['diff'], True)} | {f['verdict'].replace(v + ' ', 'this setting ', 1)} |")
+                         f"{ci(a['diff'], True)} | {f['verdict']} |")
             rows.append((f"{label}: {v}", colour(v), f["diff"]))
     for label, doc in docs.items():
         lines += ["", f"## Within the setting '{label}': each variant against relu", ""] + variant_table(doc)

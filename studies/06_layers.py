@@ -37,7 +37,7 @@ def main():
     ax.set_ylabel("share of task-selective units")
     ax.set_ylim(bottom=0)
     ax.set_title(f"Task selectivity per hidden layer ({SEEDS} seeds, mean and 95% CI)", fontsize=10)
-    ax.legend(frameon=False, fontsize=9, loc="upper left")
+    ax.legend(frameon=False, fontsize=9, loc="upper right")
     ax.grid(alpha=0.3)
     save_figure(fig, ROOT / "studies" / STUDY / "figure.png")
     write_text(ROOT / "studies" / STUDY / "summary.md", lines)

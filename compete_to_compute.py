@@ -806,14 +806,18 @@ def task_selectivity(freq: list) -> tuple:
     """
     selective, silent = [], []
     for layer in range(len(freq[0])):
-        F = np.stack([per_task[layer] for per_task in freq])         # (tasks, units)
-        best = F.max(axis=0)
-        rest = (F.sum(axis=0) - best) / max(1, len(F) - 1)
-        total = best + rest
-        index = np.divide(best - rest, total, out=np.zeros_like(total), where=total > 0)
+        index, dead = selectivity_index(np.stack([per_task[layer] for per_task in freq]))
         selective.append(float(np.mean(index > SELECTIVE)))
-        silent.append(int(np.sum(total == 0)))
+        silent.append(int(np.sum(dead)))
     return selective, silent
+
+
+def selectivity_index(F: np.ndarray) -> tuple:
+    """Each unit's selectivity index from its firing rates F (tasks x units), and which units are silent."""
+    best = F.max(axis=0)
+    rest = (F.sum(axis=0) - best) / max(1, len(F) - 1)
+    total = best + rest
+    return np.divide(best - rest, total, out=np.zeros_like(total), where=total > 0), total == 0
 
 
 def summarize(R: np.ndarray, freq: list | None, failed: dict | None) -> dict:
@@ -880,7 +884,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     if headline:
         out["curves"] = curves
         out["units"] = {"W1": model.params[0], "W1_init": W1_init,
-                        "freq": None if freq is None else np.array([np.stack(f) for f in freq], dtype=np.float32)}
+                        "freq": None if freq is None else np.array([np.stack(f) for f in freq])}
     return out
 
 
@@ -1459,7 +1463,7 @@ def snapshot_arrays(headline: dict, config: dict, tasks: list) -> dict:
             arrays[f"W1_{v}"] = units["W1"].astype(np.float16)
         shape = (len(tasks), config["depth"], config["hidden"])
         failed = headline["summary"][v]["failed"]
-        arrays[f"freq_{v}"] = np.full(shape, np.nan, np.float32) if failed else units["freq"]
+        arrays[f"freq_{v}"] = np.full(shape, np.nan) if failed else units["freq"]
     return arrays
 
 

@@ -1,9 +1,11 @@
-"""Animate the training-time forgetting curve from viz/snapshots.npz into compete_to_compute.gif.
+"""Animate the training curves of viz/snapshots.npz into compete_to_compute.gif.
 
-    python make_compete_to_compute_gif.py       # about a second; nothing is trained
+    python make_compete_to_compute_gif.py       # a few seconds; nothing is trained
 
-One frame per evaluation point (before training, then after every epoch), revealing Task 1 (solid)
-and Task 2 (dashed) test accuracy for every model, then one held frame with each model's forgetting.
+One frame per evaluation point (before training, then after every epoch) revealing every task's test
+accuracy for every variant, drawn exactly like viz/training_curves.png (same colours, line styles,
+markers, legends and zoom panel, at the same pixels per point), then one held frame with each
+variant's ACC and forgetting. Works for any number of tasks and variants.
 """
 from __future__ import annotations
 
@@ -14,62 +16,104 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from compete_to_compute import read_snapshots, write_atomic
-from visualize_compete_to_compute import color, plt, run_reporting_errors, snapshot_parser
+from visualize_compete_to_compute import (DPI, CurvePlot, plt, prepare_output_file, read_snapshots,
+                                          run_reporting_errors, seed_of, snapshot_parser, write_bytes)
 
 FRAME_MS, HOLD_MS = 450, 3500   # each evaluation point, then the final verdict
-SIZE_IN, DPI = (6.4, 3.6), 80
+GIF_DPI = DPI                   # the same pixels per point as the PNGs: legends exactly as large
+PALETTE = 255                   # colours shared by all frames
 
 
-def render_frames(snap: dict) -> list:
-    """One RGB array per evaluation point plus the final verdict frame; the figure is drawn once and
-    its lines are refilled, which keeps a frame at a few milliseconds."""
-    epochs, x = snap["config"]["epochs"], snap["epoch"]
-    fig, ax = plt.subplots(figsize=SIZE_IN, dpi=DPI)
-    fig.subplots_adjust(left=0.1, right=0.78, bottom=0.14, top=0.88)
-    lines = []
-    for name in snap["models"]:
-        t1, = ax.plot([], [], "-o", ms=3, color=color(name), label=f"{name}: Task 1")
-        t2, = ax.plot([], [], "--", color=color(name), alpha=0.8, label=f"{name}: Task 2")
-        lines.append((name, t1, t2))
-    ax.axvline(epochs, color="0.3", lw=1, ls=":")
-    ax.set_xlim(-0.3, x[-1] + 0.3)
-    ax.set_ylim(0, 1.02)
-    ax.set_xticks(x)
-    ax.set_xlabel("epochs trained (Task 1, then Task 2)", fontsize=9)
-    ax.set_ylabel("test accuracy", fontsize=9)
-    ax.tick_params(labelsize=8)
-    ax.grid(alpha=0.3)
-    fig.legend(loc="center right", fontsize=7, frameon=False)
-    title = ax.set_title("", fontsize=10)
-    verdict = ax.text(0.98, 0.04, "", transform=ax.transAxes, ha="right", va="bottom", fontsize=8, ma="left",
-                      bbox={"facecolor": "white", "edgecolor": "0.6", "alpha": 0.9})
+def frame_title(snap: dict, p: int) -> str:
+    """What evaluation point p shows: "before training - seed 0", "epoch 3 of 10 (task 1: digits 0-4) - seed 0"."""
+    seed = f" \u2014 seed {seed_of(snap)}"
+    if p == 0:
+        return "before training" + seed
+    last = snap["P"] - 1
+    if snap["joint"]:
+        return f"epoch {p} of {last} (all {snap['T']} tasks jointly)" + seed
+    task = next(i for i, e in enumerate(snap["phase_ends"]) if p <= e)
+    return f"epoch {p} of {last} (task {task + 1}: {snap['task_labels'][task]})" + seed
 
-    def grab() -> np.ndarray:
-        fig.canvas.draw()
-        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+def final_title(snap: dict) -> str:
+    """The held last frame's title: "after training both tasks - seed 0"."""
+    T = snap["T"]
+    how = ("joint training" if snap["joint"] else "training" if T == 1 else "training both tasks" if T == 2
+           else f"training all {T} tasks")
+    return f"after {how} \u2014 seed {seed_of(snap)}"
+
+
+def render_frames(snap: dict, dpi: int = GIF_DPI) -> list:
+    """One RGB array per evaluation point plus the held verdict frame (the legend then gives each
+    variant's ACC and forgetting). The figure is laid out once, its static part rendered once, and each
+    frame only redraws the curves, the title and the legend on top of it."""
+    plot = CurvePlot(snap, dpi=dpi, verdict=True)
+    fig, canvas = plot.fig, plot.fig.canvas
+    plot.show(snap["P"] - 1)
+    plot.title.set_text(final_title(snap))
+    canvas.draw()                                # lay out once, with the longest legend and title
+    fig.set_layout_engine("none")
+    moving = sorted((ln for ln, *_ in plot.lines), key=lambda a: a.get_zorder()) + [plot.title, plot.legend]
+    for artist in moving:
+        artist.set_animated(True)
+    canvas.draw()                                # the static part only
+    background = canvas.copy_from_bbox(fig.bbox)
+
+    def frame(title: str, verdict: bool) -> np.ndarray:
+        canvas.restore_region(background)
+        plot.title.set_text(title)
+        plot.set_verdict(verdict)
+        for artist in moving:
+            fig.draw_artist(artist)
+        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
     frames = []
-    for i in range(len(x)):
-        for name, t1, t2 in lines:
-            t1.set_data(x[: i + 1], snap[f"acc_t1_{name}"][: i + 1])
-            t2.set_data(x[: i + 1], snap[f"acc_t2_{name}"][: i + 1])
-        phase = "before training" if i == 0 else (f"training Task 1, epoch {i}" if i <= epochs
-                                                  else f"training Task 2, epoch {i}")
-        title.set_text(f"Seed {snap['config']['seed']}: {phase} of {x[-1]}")
-        frames.append(grab())
-    summary = snap["summary"]
-    verdict.set_text("forgetting (Task 1 acc lost)\n" + "\n".join(
-        f"{n}: {'diverged' if summary[n]['diverged'] else format(summary[n]['forgetting'], '.3f')}"
-        for n in snap["models"]))
-    title.set_text(f"Seed {snap['config']['seed']}: after both tasks")
-    frames.append(grab())
+    for p in range(snap["P"]):
+        plot.show(p)
+        frames.append(frame(frame_title(snap, p), False))
+    frames.append(frame(final_title(snap), True))
     plt.close(fig)
     return frames
 
 
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.reshape(-1, 3).astype(np.int32)
+    return (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+
+
+def _unpack(keys: np.ndarray) -> np.ndarray:
+    return np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.uint8)
+
+
+def shared_colours(frames: list, n: int = PALETTE) -> list:
+    """Map every frame onto one set of at most n colours (the most frequent of the first and last frames,
+    which between them hold every colour drawn; any other goes to its nearest). A pixel that does not
+    change between frames then keeps exactly its colour, so the GIF encoder stores only what changed:
+    a third of the size of quantising every frame on its own."""
+    keys, counts = np.unique(np.concatenate([_pack(frames[0]), _pack(frames[-1])]), return_counts=True)
+    palette = _unpack(keys[np.argsort(counts)[::-1][:n]]).astype(np.int32)
+    lookup = np.full(1 << 24, -1, dtype=np.int16)         # colour key -> palette index, filled as met
+    out = []
+    for frame in frames:
+        packed = _pack(frame)
+        new = np.unique(packed[lookup[packed] < 0])
+        if new.size:
+            d = ((_unpack(new).astype(np.int32)[:, None, :] - palette[None]) ** 2).sum(axis=2)
+            lookup[new] = d.argmin(axis=1)
+        out.append(palette[lookup[packed]].astype(np.uint8).reshape(frame.shape))
+    return out
+
+
+def encode(frames: list) -> bytes:
+    buf = io.BytesIO()
+    durations = [FRAME_MS] * (len(frames) - 1) + [HOLD_MS]
+    iio.imwrite(buf, np.stack(shared_colours(frames)), extension=".gif", duration=durations, loop=0)
+    return buf.getvalue()
+
+
 def build_parser():
-    p = snapshot_parser("Animate the forgetting curve")
+    p = snapshot_parser("Animate the training curves")
     p.add_argument("--out", default="compete_to_compute.gif", help="GIF to write")
     return p
 
@@ -77,18 +121,20 @@ def build_parser():
 def main(argv: list | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
-    buf, frames = io.BytesIO(), []
+    done = {}
 
     def draw():
-        frames.extend(render_frames(read_snapshots(Path(args.snapshots))))
-        durations = [FRAME_MS] * (len(frames) - 1) + [HOLD_MS]
-        iio.imwrite(buf, np.stack(frames), extension=".gif", duration=durations, loop=0)
-        write_atomic(out, lambda f: f.write(buf.getvalue()))
+        snap = read_snapshots(Path(args.snapshots))
+        prepare_output_file(out)                 # before the rendering: fail fast
+        frames = render_frames(snap)
+        data = encode(frames)
+        write_bytes(out, data)
+        done.update(frames=len(frames), size=len(data))
 
     code = run_reporting_errors(draw, out, "--out")
     if code == 0:
-        print(f"wrote {out}: {len(frames)} frames ({len(frames) - 1} evaluation points + 1 held), "
-              f"{len(buf.getvalue()) / 1024:.0f} KB")
+        print(f"wrote {out}: {done['frames']} frames ({done['frames'] - 1} evaluation points + 1 held), "
+              f"{done['size'] / 1024:.0f} KB")
     return code
 
 

@@ -117,3 +117,41 @@ COLOURS = {"relu": "#D55E00", "lwta": "#0072B2", "topk": "#009E73", "maxout": "#
 
 def colour(variant: str) -> str:
     return COLOURS.get(variant.split(":")[0], "#555555")
+
+
+def study_figure(docs: dict, path: Path, title: str) -> None:
+    """Forest plot of every variant against its run's baseline, per setting: forgetting and ACC differences
+    (mean and 95% interval over the paired seeds)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = {"forgetting": [], "acc": []}
+    for label, doc in docs.items():
+        base = doc["config"]["models"][0]
+        for metric in rows:
+            for v, cmp in doc["aggregate"]["paired"]["metrics"].get(metric, {}).items():
+                name = f"{label}: {v} − {base}" if len(docs) > 1 else f"{v} − {base}"
+                rows[metric].append((name, colour(v), cmp["diff"]))
+    panels = [m for m in rows if rows[m]]
+    height = 1.2 + 0.32 * max(len(rows[m]) for m in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.5, height), squeeze=False)
+    fig.subplots_adjust(left=0.3 if len(docs) > 1 else 0.2, right=0.98, top=1 - 0.55 / height,
+                        bottom=0.55 / height + 0.05, wspace=0.08)
+    for ax, metric in zip(axes[0], panels):
+        forest(ax, rows[metric], "forgetting (> 0: forgets more than baseline)" if metric == "forgetting"
+               else "ACC (> 0: higher accuracy than baseline)")
+        if ax is not axes[0][0]:
+            ax.set_yticklabels([])
+    fig.suptitle(title, fontsize=11)
+    save_figure(fig, path)
+
+
+def write_study(study: str, title: str, docs: dict, notes: list) -> None:
+    """summary.md (each setting's variant table) and figure.png of a study."""
+    lines = [f"# {title}", ""] + notes
+    for label, doc in docs.items():
+        cmd = " ".join(a for a in doc["command"][2:] if a not in ("--quiet",))
+        lines += ["", f"## {label}", "", f"`python compete_to_compute.py {cmd}`", ""] + variant_table(doc)
+    write_text(ROOT / "studies" / study / "summary.md", lines)
+    study_figure(docs, ROOT / "studies" / study / "figure.png", title)
+    print("\n".join(lines))

@@ -1,0 +1,12 @@
+"""Study 4 (open question 3): permuted MNIST, 10 tasks, domain-incremental (one shared head).
+
+Default network and budget per task (2 x 400 units, 500 images per class, 5 epochs per task).
+"""
+from common import run_setting, write_study
+
+STUDY, SEEDS = "04_permuted", 20
+
+if __name__ == "__main__":
+    doc = run_setting(STUDY, "permuted10", ["--permuted", "10", "--models", "relu,lwta,topk,kwinners"], SEEDS)
+    write_study(STUDY, f"Study 4: permuted MNIST, 10 tasks ({SEEDS} seeds)", {"permuted MNIST": doc},
+                ["Each variant against relu, paired by seed. ACC = mean accuracy over the 10 tasks at the end."])

@@ -39,7 +39,7 @@ import urllib.request
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -349,9 +349,10 @@ def child(seq: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
 
 def seed_streams(seed: int) -> list:
     """Independent seed sequences: initial weights, training subsample, minibatch order, dropout masks,
-    pixel permutations. Spawned children do not depend on how many are spawned, so adding a stream
-    never changes the draws of the others."""
-    return [child(np.random.SeedSequence(seed), i) for i in range(5)]
+    pixel permutations, fixed weight masks (kwinners), sleep input spikes, the submask flip sample.
+    Spawned children do not depend on how many are spawned, so adding a stream never changes the draws
+    of the others."""
+    return [child(np.random.SeedSequence(seed), i) for i in range(8)]
 
 
 TASK_KEYS = ("dataset", "data_dir", "tasks", "permuted", "scenario", "n_train_per_class", "dtype")
@@ -362,7 +363,7 @@ def _cached_tasks(seed: int, key: str) -> list:
     config = json.loads(key)
     data = load_dataset(config["dataset"], config["data_dir"])
     labels = np.asarray(data["train_labels"])
-    _, data_seq, _, _, perm_seq = seed_streams(seed)
+    _, data_seq, _, _, perm_seq, *_ = seed_streams(seed)
     data_rng, perm_rng = np.random.default_rng(data_seq), np.random.default_rng(perm_seq)
     tasks = []
     for t, classes in enumerate(config["tasks"]):
@@ -436,13 +437,29 @@ def rate(s: str) -> float:
     return v
 
 
+def real_in(lo: float, hi: float, what: str, lo_open: bool = False, hi_open: bool = False):
+    """A parser of finite numbers in [lo, hi] (ends open as asked), described as `what` in errors."""
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise ValueError(f"must be {what}, got {s!r}") from None
+        if not (math.isfinite(v) and (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)):
+            raise ValueError(f"must be {what}, got {s!r}")
+        return v
+    return parse
+
+
 class Activation:
     """A hidden activation; one instance per hidden layer of a model.
 
     By default the units in `mask` pass their pre-activation unchanged and the others output 0.
-    `keys` lists the spec parameters: name -> (parser, default, meaning).
+    `keys` lists the spec parameters: name -> (parser, default, meaning). `optimizer` overrides the run's
+    optimiser settings for models of this activation (e.g. {"momentum": 0.0} for plain SGD). The hooks
+    after `backward` do nothing here; a mechanism with state or weight constraints overrides what it needs.
     """
     keys: dict = {}
+    optimizer: dict = {}
 
     def __init__(self, width: int, **params):
         self.width = width
@@ -456,6 +473,11 @@ class Activation:
     def out_width(self) -> int:
         return self.width
 
+    def activate(self, z: np.ndarray, training: bool) -> tuple:
+        """What the layer passes on, and the mask of units that fired (the gradient's path)."""
+        mask = self.mask(z, training)
+        return self.forward(z, mask), mask
+
     def mask(self, z: np.ndarray, training: bool) -> np.ndarray:
         raise NotImplementedError
 
@@ -466,6 +488,26 @@ class Activation:
     def backward(self, g: np.ndarray, mask: np.ndarray) -> np.ndarray:
         g *= mask
         return g
+
+    def setup(self, W: np.ndarray, seq: np.random.SeedSequence) -> None:
+        """Once per model: the layer's initial incoming weights (shape, dtype) and its own seed sequence."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Before each training epoch; epochs count from 0 at the start of training, across tasks."""
+
+    def prepare_input(self, x: np.ndarray) -> np.ndarray:
+        """The network's input as the first hidden layer sees it."""
+        return x
+
+    def constrain(self, W: np.ndarray, b: np.ndarray, first: bool) -> None:
+        """After initialisation and every update, in place: the weights and biases feeding this layer."""
+
+    def constrain_output(self, W: np.ndarray, b: np.ndarray) -> None:
+        """The same for the output layer's weights and biases, when this is the last hidden layer."""
+
+    def report(self) -> dict:
+        """Measurements of the mechanism for the run's summary (under "mechanism", one entry per layer)."""
+        return {}
 
 
 class ReLU(Activation):
@@ -506,38 +548,226 @@ class LWTA(Activation):
         return block_winners(z, self.k)
 
 
-class TopK(Activation):
-    """k-winners-take-all per sample: exactly the k largest pre-activations pass.
+class Maxout(LWTA):
+    """Maxout (Goodfellow et al. 2013): each block of k units passes on only its maximum, so the layer
+    is width / k values wide; the gradient goes to the block's arg-max. The mask is the winners, as in
+    LWTA, which keeps the same competition but passes the winner in place."""
+
+    def out_width(self):
+        return self.width // self.k
+
+    def forward(self, z, mask):
+        return z.reshape(len(z), self.k, -1).max(axis=1)
+
+    def backward(self, g, mask):
+        return (mask.reshape(len(g), self.k, -1) * g[:, None, :]).reshape(len(g), -1)
+
+
+def n_units(k, width: int) -> int:
+    """A count_or_percent value as a number of units of a layer (a share rounds down, at least 1)."""
+    return max(1, math.floor(width * float(k[:-1]) / 100 + 1e-9)) if isinstance(k, str) else k
+
+
+def top_k(z: np.ndarray, k: int) -> np.ndarray:
+    """The mask of the k largest values of each row.
 
     A threshold at the k-th largest value finds them; rows where ties at the threshold would keep
     more than k (rare with float inputs) are resolved exactly, lowest unit index first.
     """
+    n = z.shape[1]
+    kth = np.partition(z, n - k, axis=1)[:, n - k, None]
+    mask = z >= kth
+    tied = np.flatnonzero(np.count_nonzero(mask, axis=1) != k)
+    if tied.size:
+        order = np.argsort(-z[tied], axis=1, kind="stable")[:, :k]
+        fixed = np.zeros((tied.size, n), dtype=bool)
+        np.put_along_axis(fixed, order, True, axis=1)
+        mask[tied] = fixed
+    return mask
+
+
+class TopK(Activation):
+    """k-winners-take-all per sample: exactly the k largest pre-activations pass."""
     keys = {"k": (count_or_percent, "10%", "units kept per sample: a count (40) or a share of --hidden (10%)")}
 
     def __init__(self, width, **params):
         super().__init__(width, **params)
-        k = self.k
-        self.n_kept = max(1, math.floor(width * float(k[:-1]) / 100 + 1e-9)) if isinstance(k, str) else k
+        self.n_kept = n_units(self.k, width)
 
     def problem(self):
         return f"k={self.k} is more than --hidden {self.width}" if self.n_kept > self.width else None
 
     def mask(self, z, training):
-        k, n = self.n_kept, z.shape[1]
-        kth = np.partition(z, n - k, axis=1)[:, n - k, None]
-        mask = z >= kth
-        tied = np.flatnonzero(np.count_nonzero(mask, axis=1) != k)
-        if tied.size:
-            order = np.argsort(-z[tied], axis=1, kind="stable")[:, :k]
-            fixed = np.zeros((tied.size, n), dtype=bool)
-            np.put_along_axis(fixed, order, True, axis=1)
-            mask[tied] = fixed
+        return top_k(z, self.n_kept)
+
+
+class SDM(Activation):
+    """The SDMLP's Top-K (Bricken et al. 2023): ReLU, then the (k+1)-th largest value, times each unit's
+    GABA factor, is subtracted from every unit (an inhibitory interneuron); what stays positive fires.
+
+    k falls linearly from the layer width to its target over the first `anneal` epochs, and each unit's
+    GABA factor clip(-1 + 2 count / N, -1, 1) turns the inhibition from excitation into inhibition as it
+    fires (count: training inputs it fired on; N = `gaba`). Both let every unit learn before competition
+    starts, so fewer die. The inhibition is a constant to the gradient (detached, as in the original).
+    Weights are non-negative and biases zero throughout (the output layer's too), the first layer's
+    input is ReLU'd and L2-normalised and so is each first-layer unit's weight vector; it trains with
+    plain SGD. Dead units (silent on every training input of an epoch) are counted per epoch.
+    """
+    keys = {"k": (count_or_percent, 10, "units left firing once annealed: a count or a share of --hidden"),
+            "anneal": (int_at_least(0, "an integer >= 0"), 2,
+                       "epochs from the start of training over which k falls from --hidden (0: k from the start)"),
+            "gaba": (int_at_least(0, "an integer >= 0"), 2000,
+                     "firings N that switch a unit from excited to inhibited (0: inhibited from the start)")}
+    optimizer = {"momentum": 0.0, "weight_decay": 0.0}
+
+    def __init__(self, width, **params):
+        super().__init__(width, **params)
+        self.n_kept = n_units(self.k, width)
+        self.k_now = self.k_at(0)
+        self.counts = np.zeros(width, dtype=np.int64)
+        self.silent, self.dead = None, []
+
+    def problem(self):
+        if self.n_kept >= self.width:
+            return f"k={self.k} must be less than --hidden {self.width} (the (k+1)-th unit sets the inhibition)"
+        return None
+
+    def k_at(self, epoch: int) -> int:
+        """max(k, floor(width - epoch (width - k) / anneal)), in exact integer arithmetic."""
+        if not self.anneal:
+            return self.n_kept
+        return max(self.n_kept, self.width + (-epoch * (self.width - self.n_kept)) // self.anneal)
+
+    def gaba_factor(self, dtype) -> np.ndarray:
+        if not self.gaba:
+            return np.ones(self.width, dtype=dtype)
+        return np.clip(-1 + 2 * self.counts / self.gaba, -1, 1).astype(dtype)
+
+    def start_epoch(self, epoch):
+        if self.silent is not None:
+            self.dead.append(int(np.count_nonzero(self.silent)))
+        self.silent = np.ones(self.width, dtype=bool)
+        self.k_now = self.k_at(epoch)
+
+    def activate(self, z, training):
+        a = np.maximum(z, 0)
+        n = a.shape[1]
+        out = a
+        if self.k_now < n:                      # at k = width no unit is left to set the inhibition
+            inhibition = np.partition(a, n - self.k_now - 1, axis=1)[:, n - self.k_now - 1, None]
+            out = self.gaba_factor(a.dtype) * inhibition
+            np.subtract(a, out, out=out)
+            np.maximum(out, 0, out=out)
+        fired = out > 0
+        if training:
+            per_unit = np.count_nonzero(fired, axis=0)
+            self.counts += per_unit
+            if self.silent is not None:
+                self.silent &= per_unit == 0
+        return out, fired & (z > 0)             # an excited unit with z <= 0 fires but has no gradient
+
+    def mask(self, z, training):
+        return self.activate(z, training)[1]
+
+    def prepare_input(self, x):
+        x = np.maximum(x, 0)
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(x.dtype).tiny)
+        return x
+
+    def constrain(self, W, b, first):
+        np.maximum(W, 0, out=W)
+        b[...] = 0
+        if first:                               # a unit whose weights all reached 0 stays 0 (dead)
+            W /= np.maximum(np.linalg.norm(W, axis=0), np.finfo(W.dtype).tiny)
+
+    def constrain_output(self, W, b):
+        np.maximum(W, 0, out=W)
+        b[...] = 0
+
+    def report(self):
+        dead = self.dead + ([int(np.count_nonzero(self.silent))] if self.silent is not None else [])
+        return {"dead_units": dead[-1] if dead else None, "dead_units_per_epoch": dead}
+
+
+class KWinners(Activation):
+    """Numenta's k-winners (nupic.torch KWinners) with fixed random sparse weights (SparseWeights).
+
+    The k = round(percent_on width) winners are chosen on boosted values, z exp((k / width - duty)
+    boost_strength), and pass their own values; boosting favours units that have fired less than their
+    share. A unit's duty cycle is its recent firing rate (winners with a positive value), updated after
+    each training batch over a window of duty_cycle_period inputs; boost_strength shrinks by
+    boost_strength_factor every epoch. Testing uses k_inference = int(k k_inference_factor) winners.
+    A fixed random share weight_sparsity of each unit's incoming weights is zero, kept zero after every
+    update; the masks come from the seed alone, so variants with equal settings share them.
+    """
+    keys = {"percent_on": (real_in(0, 1, "a number in (0, 1)", True, True), 0.1,
+                           "share of the units that win while training"),
+            "boost_strength": (real_in(0, math.inf, "a number >= 0", hi_open=True), 1.0,
+                               "how strongly rarely-firing units are favoured (0: no boosting)"),
+            "boost_strength_factor": (real_in(0, 1, "a number in [0, 1]"), 0.9,
+                                      "boost_strength is multiplied by this every epoch"),
+            "duty_cycle_period": (int_at_least(1, "an integer >= 1"), 1000, "inputs the duty cycles average over"),
+            "k_inference_factor": (real_in(0, math.inf, "a number > 0", True, True), 1.5,
+                                   "winners at test time are int(k * this)"),
+            "weight_sparsity": (rate, 0.5, "share of each unit's incoming weights fixed at zero")}
+
+    def __init__(self, width, **params):
+        super().__init__(width, **params)
+        self.n_kept = int(round(width * self.percent_on))
+        self.k_inference = int(self.n_kept * self.k_inference_factor)
+        self.boost = self.boost_strength
+        self.seen, self.duty, self.keep = 0, None, None
+
+    def problem(self):
+        if self.n_kept < 1:
+            return f"percent_on={self.percent_on} keeps no unit of --hidden {self.width}"
+        if not 1 <= self.k_inference <= self.width:
+            return (f"k_inference = int(k * k_inference_factor) = {self.k_inference} must be in 1..--hidden "
+                    f"{self.width} (k = {self.n_kept})")
+        return None
+
+    def setup(self, W, seq):
+        n_in = W.shape[0]
+        self.duty = np.zeros(self.width, dtype=W.dtype)
+        if self.weight_sparsity:                # per unit, the inputs drawn first are the zeroed ones
+            order = np.random.default_rng(seq).random(W.shape).argsort(axis=0)
+            self.keep = np.ones(W.shape, dtype=W.dtype)
+            np.put_along_axis(self.keep, order[:n_in - round((1 - self.weight_sparsity) * n_in)], 0, axis=0)
+
+    def start_epoch(self, epoch):
+        self.boost = self.boost_strength * self.boost_strength_factor ** epoch
+
+    def mask(self, z, training):
+        k = self.n_kept if training else self.k_inference
+        boosted = z * np.exp((k / self.width - self.duty) * self.boost) if self.boost > 0 else z
+        mask = top_k(boosted, k)
+        if training:
+            batch = len(z)
+            self.seen += batch
+            period = min(self.duty_cycle_period, self.seen)
+            self.duty *= period - batch
+            self.duty += np.count_nonzero(mask & (z > 0), axis=0)
+            self.duty /= period
         return mask
 
+    def constrain(self, W, b, first):
+        if self.keep is not None:
+            W *= self.keep
 
-ACTIVATIONS = {"relu": ReLU, "lwta": LWTA, "topk": TopK}
+
+ACTIVATIONS = {"relu": ReLU, "lwta": LWTA, "topk": TopK, "maxout": Maxout, "sdm": SDM, "kwinners": KWinners}
+def zero_or_one(s: str) -> int:
+    if s not in ("0", "1"):
+        raise ValueError(f"must be 0 or 1, got {s!r}")
+    return int(s)
+
+
 VARIANT_KEYS = {"dropout_in": (rate, 0.0, "input dropout rate while training"),
-                "dropout": (rate, 0.0, "dropout rate of every hidden layer's output while training")}
+                "dropout": (rate, 0.0, "dropout rate of every hidden layer's output while training"),
+                "bias": (zero_or_one, 1, "0: no biases (held at exactly zero); sleep implies 0"),
+                "sleep": (zero_or_one, 0, "1: sleep replay consolidation after each task (bias-free)"),
+                "sleep_iters": (int_at_least(1, "an integer >= 1"), 15000,
+                                "sleep time steps after the first task, a third more after each later one")}
 
 
 @dataclass(frozen=True)
@@ -548,14 +778,31 @@ class Variant:
     params: dict                   # the activation's parameters, defaults filled in
     dropout_in: float = 0.0
     dropout: float = 0.0
+    bias: int = 1
+    sleep: int = 0
+    sleep_iters: int = 15000
 
     def layers(self, width: int, depth: int) -> list:
         return [ACTIVATIONS[self.activation](width, **self.params) for _ in range(depth)]
 
+    def problem(self, width: int) -> str | None:
+        """Why this variant cannot work at this width, or None."""
+        layer = self.layers(width, 1)[0]
+        if layer.problem() or not self.sleep or layer.out_width() == width:
+            return layer.problem()
+        return (f"sleep runs every hidden unit as a spiking neuron with its own outgoing weights, but "
+                f"{self.activation} passes {layer.out_width()} values on from {width} units")
+
     def settings(self) -> dict:
-        """Everything that defines the variant (two specs with equal settings are the same model)."""
-        return {"activation": self.activation, **self.params, "dropout_in": self.dropout_in,
-                "dropout": self.dropout}
+        """Everything that defines the variant (two specs with equal settings are the same model). The
+        bias and sleep keys appear only when set, so the settings of earlier run folders still match."""
+        out = {"activation": self.activation, **self.params, "dropout_in": self.dropout_in,
+               "dropout": self.dropout}
+        if not self.bias:
+            out["bias"] = 0
+        if self.sleep:
+            out.update(sleep=1, sleep_iters=self.sleep_iters)
+        return out
 
 
 def allowed_keys(name: str) -> str:
@@ -582,6 +829,14 @@ def parse_variant(spec: str) -> Variant:
             raise ValueError(f"{spec!r}: {key} {e}") from None
     params = {k: values.get(k, default) for k, (_, default, _) in ACTIVATIONS[name].keys.items()}
     common = {k: values.get(k, default) for k, (_, default, _) in VARIANT_KEYS.items()}
+    if common["sleep"]:                         # the original sleeps a network without biases
+        if values.get("bias") == 1:
+            raise ValueError(f"{spec!r}: sleep needs a bias-free network (the spiking phase has no bias input, "
+                             "as in the original); leave bias out or give bias=0")
+        common["bias"] = 0
+    elif any(k.startswith("sleep_") for k in values):
+        raise ValueError(f"{spec!r}: {', '.join(k for k in values if k.startswith('sleep_'))} only apply "
+                         "with sleep=1")
     return Variant(spec, name, params, **common)
 
 
@@ -616,13 +871,40 @@ class Model:
         rates = [variant.dropout_in] + [variant.dropout] * config["depth"]
         self.dropout = [(p, np.random.default_rng(child(streams[3], i))) if p else None
                         for i, p in enumerate(rates)]
+        for i, layer in enumerate(self.layers):
+            layer.setup(self.params[2 * i], child(streams[5], i))
+        self.optimizer = type(self.layers[0]).optimizer      # every hidden layer has the same activation
+        self.constrain()
         self.velocity, self.scratch, self.decay = [], [], []
         self.failed: dict | None = None
         self.train_s = self.eval_s = 0.0
+        self.epochs = 0                                      # training epochs begun, across tasks
+
+    def constrain(self) -> None:
+        """Impose each layer's weight constraints (after initialisation and after every update)."""
+        for i, layer in enumerate(self.layers):
+            layer.constrain(self.params[2 * i], self.params[2 * i + 1], i == 0)
+        self.layers[-1].constrain_output(self.params[-2], self.params[-1])
+        if not self.variant.bias:               # bias-free: every bias is held at exactly zero
+            for b in self.params[1::2]:
+                b[...] = 0
+
+    def start_epoch(self) -> None:
+        for layer in self.layers:
+            layer.start_epoch(self.epochs)
+        self.epochs += 1
+
+    def report(self) -> dict:
+        """The layers' mechanism measurements, {key: [one value per hidden layer]} ({} if none)."""
+        out = {}
+        for layer in self.layers:
+            for key, value in layer.report().items():
+                out.setdefault(key, []).append(value)
+        return out
 
     def forward(self, x: np.ndarray, training: bool = False):
         """Logits plus what backward needs: each layer's input, each hidden mask, each dropout mask."""
-        inputs, masks, drops, h = [], [], [], x
+        inputs, masks, drops, h = [], [], [], self.layers[0].prepare_input(x)
         for i in range(len(self.layers) + 1):
             drop = self.dropout[i] if training else None
             d = dropout_mask(drop[1], h.shape, drop[0]) if drop else None
@@ -633,9 +915,8 @@ class Model:
             z += self.params[2 * i + 1]
             if i == len(self.layers):
                 return z, (inputs, masks, drops)
-            m = self.layers[i].mask(z, training)
+            h, m = self.layers[i].activate(z, training)
             masks.append(m)
-            h = self.layers[i].forward(z, m)
 
     def backward(self, d_logits: np.ndarray, cache) -> list:
         """Gradients [dW1, db1, ...] of the loss whose logit gradient is d_logits."""
@@ -677,10 +958,16 @@ class Stopped(Exception):
     """Raised inside a job when STOP is set."""
 
 
+def optimizer_settings(model: Model, config: dict) -> dict:
+    """The run's optimiser settings with the overrides the model's activation asks for (sdm: plain SGD)."""
+    return {**config, **model.optimizer} if model.optimizer else config
+
+
 def reset_optimizer(model: Model, head: np.ndarray, config: dict, carry: bool = False) -> None:
     """The optimiser for a phase: zero momentum (or, with carry, the momentum the last phase ended with),
     and weight decay on the output weights of the phase's outputs only. With no gradient and no decay,
     other tasks' output weights do not move."""
+    config = optimizer_settings(model, config)
     if not (carry and model.velocity):
         model.velocity = [np.zeros_like(p) for p in model.params]
     model.scratch = [np.empty_like(p) for p in model.params[0::2]]
@@ -713,7 +1000,9 @@ def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float
     and stops at once. Returns the mean training loss, or None once failed.
     """
     t0 = time.perf_counter()
+    config = optimizer_settings(model, config)
     size, total = config["batch_size"], 0.0
+    model.start_epoch()
     with np.errstate(over="ignore", invalid="ignore"):
         for s in range(0, len(xs), size):
             if STOP.is_set():
@@ -726,6 +1015,7 @@ def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float
                 break
             d_logits *= config["lr"]
             sgd_step(model, model.backward(d_logits, cache), config)
+            model.constrain()
             total += loss * len(yb)
     if not model.failed and not all(np.isfinite(p).all() for p in model.params):
         model.failed = {"reason": "diverged", **where, "detail": "the weights became non-finite"}
@@ -772,6 +1062,256 @@ def learned_nothing(phase: Phase, tasks: list, row: list, freqs: list) -> str | 
         if all(not freqs[t][layer].any() for t in phase.tasks):
             return f"no unit of hidden layer {layer + 1} fires on any test image of the tasks just trained"
     return None
+
+
+# ============================================================================ sleep and submasks
+# Two things done to, or read from, a trained model between its training and its testing.
+#
+# Sleep replay consolidation (SRC; Tadros et al. 2022, seed 003). After each task the trained network,
+# bias-free, runs for a while as a spiking network: each unit leaks and integrates the spikes of the
+# layer below through its trained weights and fires when its potential crosses a threshold; the input
+# pixels fire at random, at rates set by the mean training image of the tasks seen so far. A unit that
+# fires strengthens its weights from the inputs that fired with it and weakens those from the ones that
+# did not: an unsupervised replay that is meant to rebalance the weights towards the older tasks. The
+# definitions follow the authors' MATLAB code (MNIST/run_class_task_summary.m, sleep/sleepnn_old.m,
+# utils/normalize_nn_data.m, utils/create_masked_input.m); the README says what was uncertain.
+#
+# Submasks (Srivastava et al. 2015, seed 004): which units of a hidden layer fire for an input, as a bit
+# string. The analysis asks how much of the class the last hidden layer's submasks carry (kNN on them
+# against the softmax) and how quickly they settle while training (the share of bits that flip per epoch).
+
+# The original's sleep constants, found by a search for a 784-1200-1200-10 ReLU network trained with
+# dropout on split MNIST; they are not known to suit other sizes. beta multiplies the firing threshold
+# of the first layer, of every further hidden layer, and of the output layer.
+SLEEP = {"max_rate": 239.515363, "dt": 0.001, "decay": 0.999, "threshold": 1.0, "inc": 0.032064,
+         "dec": 0.003344, "beta": (14.548273, 44.560317, 38.046326), "alpha_scale": 55.882454,
+         "patch": 11, "growth": 1 / 3}
+SLEEP_CHUNK = 1000                 # time steps whose input spikes are drawn at once (and STOP checked)
+
+
+def sleep_iterations(base: int, n_phases: int) -> int:
+    """Time steps of the sleep after the n-th phase: base (1 + (n - 1) / 3), 15000, 20000, ... originally."""
+    return round(base * (1 + (n_phases - 1) * SLEEP["growth"]))
+
+
+def stdp_factor(W: np.ndarray) -> np.ndarray:
+    """How much a weight may move in one plasticity event, by its value: the original's
+    2 / (1 + exp(W / 0.001)), 1 at W = 0, 2 well below 0 and 0 above ~0.01. So sleep moves weak and
+    negative weights and leaves the strong positive ones that carry what training learned."""
+    with np.errstate(over="ignore"):
+        out = np.exp(W * W.dtype.type(1000))
+    out += 1
+    return np.divide(W.dtype.type(2), out, out=out)
+
+
+def sleep_scales(model: Model, xs: list, chunk: int = 1024) -> list:
+    """Data-based normalisation (normalize_nn_data.m), one factor per weight layer: s_l is the larger of
+    the layer's largest positive weight and its largest positive output on the images xs (test mode; the
+    output layer's outputs are its logits), chained as f_l = s_l / f_(l-1) with f_0 = 1. Layer l's
+    impulses are scaled by alpha_scale / f_l, so a layer's input is measured in units of its peak."""
+    peaks = [float(max(W.max(), 0)) for W in model.params[0::2]]
+    with np.errstate(over="ignore", invalid="ignore"):
+        for x in xs:
+            for s in range(0, len(x), chunk):
+                logits, (inputs, _, _) = model.forward(x[s:s + chunk])
+                peaks = [max(p, float(out.max())) for p, out in zip(peaks, inputs[1:] + [logits])]
+    factors, previous = [], 1.0
+    for p in peaks:
+        previous = max(p, np.finfo(np.float32).tiny) / previous
+        factors.append(previous)
+    return factors
+
+
+def sleep_inputs(mean_image: np.ndarray, n: int, rng, p: dict = SLEEP) -> np.ndarray:
+    """n time steps of input spikes (bool, n x pixels). Each step shows the mean image inside a random
+    square patch (create_masked_input.m: 11 x 11, corner uniform over the 18 x 18 places that fit) and 0
+    elsewhere; a pixel of intensity x fires with probability min(1, 2 dt max_rate x)."""
+    side = math.isqrt(len(mean_image))
+    corner = rng.integers(0, side - p["patch"] + 1, size=(2, n, 1))
+    lines = np.arange(side)
+    inside = (lines >= corner) & (lines < corner + p["patch"])            # (2, n, side): rows, columns
+    shown = mean_image.reshape(side, side) * (inside[0][:, :, None] & inside[1][:, None, :])
+    u = rng.random((n, len(mean_image)), dtype=mean_image.dtype)
+    return u * mean_image.dtype.type(0.5 / (p["dt"] * p["max_rate"])) < shown.reshape(n, -1)
+
+
+def sleep_step(weights: list, potentials: list, spikes_in: np.ndarray, alphas: list, thresholds: list,
+               p: dict = SLEEP) -> list:
+    """One time step of the spiking network, in place (sleepnn_old.m). Layer by layer, so a spike can
+    cross the whole network in one step: the potentials leak (times decay) and add alpha times the
+    weights from the units below that fired; units at or above their threshold fire; each weight into a
+    unit that fired moves by inc * stdp_factor(W) if its input fired too, by -dec * stdp_factor(W) if not;
+    the units that fired reset to 0. Returns every layer's spikes, input first.
+    (The original's refractory period, lateral inhibition and DC input are 0 in its MNIST runs: left out.)
+
+    A layer whose input is silent only leaks; its potentials, below a positive threshold after the last
+    step, stay below it, so it cannot fire and is skipped (most steps: firing is sparse)."""
+    spikes = [spikes_in]
+    for W, v, alpha, theta in zip(weights, potentials, alphas, thresholds):
+        pre = spikes[-1]
+        v *= v.dtype.type(p["decay"])
+        if not np.count_nonzero(pre):
+            spikes.append(np.zeros(len(v), dtype=bool))
+            continue
+        v += alpha * W[pre].sum(axis=0)
+        post = v >= theta
+        fired = post.nonzero()[0]
+        if fired.size:
+            W_fired = W[:, fired]
+            change = stdp_factor(W_fired)
+            change *= np.where(pre, W.dtype.type(p["inc"]), W.dtype.type(-p["dec"]))[:, None]
+            W_fired += change
+            W[:, fired] = W_fired
+        v[post] = 0
+        spikes.append(post)
+    return spikes
+
+
+def sleep_phase(model: Model, xs: list, iterations: int, rng, p: dict = SLEEP) -> dict:
+    """SRC on the model's weights, in place: `iterations` time steps driven by the mean of the images xs
+    (the training images of the tasks seen so far), starting from zero potentials. The model's own
+    weight constraints (if any) are imposed again afterwards, as after a training step.
+
+    Returns what it cost and did: iterations, seconds, the layers' alpha and firing rate (mean spikes per
+    unit and time step, output layer last)."""
+    t0 = time.perf_counter()
+    real = model.params[0].dtype.type
+    weights = model.params[0::2]
+    alphas = [real(p["alpha_scale"] / f) for f in sleep_scales(model, xs)]
+    b_first, b_hidden, b_out = p["beta"]
+    betas = [b_first] + [b_hidden] * (len(weights) - 2) + [b_out]
+    thresholds = [real(p["threshold"] * b) for b in betas]
+    potentials = [np.zeros(W.shape[1], dtype=real) for W in weights]
+    mean_image = sum(x.sum(axis=0, dtype=real) for x in xs) / real(sum(len(x) for x in xs))
+    fired = np.zeros(len(weights), dtype=np.int64)
+    for s in range(0, iterations, SLEEP_CHUNK):
+        if STOP.is_set():
+            raise Stopped
+        for spikes_in in sleep_inputs(mean_image, min(SLEEP_CHUNK, iterations - s), rng, p):
+            for i, f in enumerate(sleep_step(weights, potentials, spikes_in, alphas, thresholds, p)[1:]):
+                fired[i] += np.count_nonzero(f)
+    model.constrain()
+    return {"iterations": iterations, "seconds": time.perf_counter() - t0, "alpha": [float(a) for a in alphas],
+            "rate": [float(n) / (iterations * W.shape[1]) for n, W in zip(fired, weights)]}
+
+
+def sleep_after_phase(model: Model, phases: list, rng) -> dict:
+    """The sleep that follows the last of `phases` (the phases trained so far), on their images."""
+    iterations = sleep_iterations(model.variant.sleep_iters, len(phases))
+    return sleep_phase(model, [ph.x for ph in phases], iterations, rng)
+
+
+KNN_K = 5                          # neighbours that vote in the submask kNN (seed 004: k = 5 usually worked well)
+FLIP_SAMPLE = 500                  # training inputs whose submasks are followed from epoch to epoch
+KNN_SAMPLE = 1000                  # test images per task that kNN and the softmax are both scored on
+
+
+def submasks(model: Model, x: np.ndarray, chunk: int = 1024) -> list:
+    """Which units of each hidden layer fire (the activation's mask) for each row of x, in test mode:
+    one bool (n, width) array per hidden layer."""
+    out = [[] for _ in model.layers]
+    with np.errstate(over="ignore", invalid="ignore"):     # a model about to be found diverged
+        for s in range(0, len(x), chunk):
+            _, (_, masks, _) = model.forward(x[s:s + chunk])
+            for kept, m in zip(out, masks):
+                kept.append(m)
+    return [np.concatenate(kept) for kept in out]
+
+
+def nearest(queries: np.ndarray, memory: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
+    """Indices of the k memory rows nearest to each query in Hamming distance, nearest first; equal
+    distances put the earlier memory row first. Rows are 0/1 (bool or float), multiplied as float32.
+
+    The distance |a| + |b| - 2 a.b ranks memory rows as |b| - 2 a.b does (|a| is the query's own), which
+    is one matrix product of [a, 1] with [-2 b, |b|]; it is exact, every term being a small integer."""
+    k = min(k, len(memory))
+    keys = np.empty((memory.shape[1] + 1, len(memory)), dtype=np.float32)
+    keys[:-1] = memory.T
+    keys[:-1] *= -2
+    keys[-1] = memory.sum(axis=1)
+    a = np.ones((min(chunk, len(queries)), memory.shape[1] + 1), dtype=np.float32)
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for s in range(0, len(queries), chunk):
+        n = min(chunk, len(queries) - s)
+        a[:n, :-1] = queries[s:s + n]
+        d = a[:n] @ keys
+        rows = np.arange(n)
+        for r in range(k):
+            first = d.argmin(axis=1)                # the first of equal minima
+            out[s:s + n, r] = first
+            d[rows, first] = np.inf
+    return out
+
+
+def vote(neighbour_labels: np.ndarray) -> np.ndarray:
+    """The class most of each row's neighbours (nearest first) have; a tie goes to the tied class whose
+    nearest member comes first. Exact integer weights: 2^k per vote plus 2^(k-1-r) for rank r."""
+    n, k = neighbour_labels.shape
+    votes = np.zeros((n, int(neighbour_labels.max()) + 1), dtype=np.int64)
+    rows = np.arange(n)
+    for r in range(k):
+        votes[rows, neighbour_labels[:, r]] += (1 << k) + (1 << (k - 1 - r))
+    return votes.argmax(axis=1)
+
+
+def submask_knn(model: Model, tasks: list, rng, k: int = KNN_K, n: int = KNN_SAMPLE) -> tuple:
+    """Per task, on a seeded sample of n of its test images: the accuracy of kNN on the last hidden
+    layer's submasks, with every task's training images as the memory, and the softmax's accuracy on the
+    same images. Like the softmax, kNN may only answer with the classes the task's head allows, so only
+    those classes' training images vote. (The sample keeps the analysis to a few % of a headline run.)"""
+    memory = np.concatenate([submasks(model, t.x_train)[-1] for t in tasks])
+    labels = np.concatenate([t.y_train for t in tasks])
+    knn, softmax = [], []
+    for t in tasks:
+        rows = np.sort(rng.choice(len(t.y_test), min(n, len(t.y_test)), replace=False))
+        sample = replace(t, x_test=t.x_test[rows], y_test=t.y_test[rows])
+        allowed = t.head[labels]
+        queries = submasks(model, sample.x_test)[-1]
+        predicted = vote(labels[allowed][nearest(queries, memory[allowed], k)])
+        knn.append(float(np.mean(predicted == sample.y_test)))
+        softmax.append(evaluate(model, sample)[0])
+    return knn, softmax
+
+
+def flip_fraction(before: list, after: list) -> list:
+    """Per hidden layer, the share of submask bits (inputs x units) that differ between two recordings."""
+    return [float(np.count_nonzero(a != b)) / a.size for a, b in zip(before, after)]
+
+
+class SubmaskAnalysis:
+    """The headline job's submask analysis. The submasks of a fixed sample of training inputs (drawn from
+    the seed out of every task's training images) are recorded before training and after every epoch, to
+    see how much each epoch reassigns; at the end, kNN on the submasks is set against the softmax."""
+
+    def __init__(self, model: Model, tasks: list, seq: np.random.SeedSequence, n: int = FLIP_SAMPLE):
+        t0 = time.perf_counter()
+        sizes = [len(t.x_train) for t in tasks]
+        rows = np.sort(np.random.default_rng(seq).choice(sum(sizes), min(n, sum(sizes)), replace=False))
+        owner = np.searchsorted(np.cumsum(sizes), rows, side="right")    # rows index the tasks' union
+        starts = np.cumsum([0] + sizes[:-1])
+        self.model, self.tasks = model, tasks
+        self.rng = np.random.default_rng(child(seq, 0))          # the kNN test sample
+        self.x = np.concatenate([t.x_train[rows[owner == i] - starts[i]] for i, t in enumerate(tasks)])
+        self.masks = submasks(model, self.x)
+        self.flips = []
+        self.seconds = time.perf_counter() - t0
+
+    def record(self) -> None:
+        t0 = time.perf_counter()
+        masks = submasks(self.model, self.x)
+        self.flips.append(flip_fraction(self.masks, masks))
+        self.masks = masks
+        self.seconds += time.perf_counter() - t0
+
+    def report(self) -> dict:
+        """kNN accuracy per task against the softmax's on the same sampled test images, and the flip
+        fractions [epoch][hidden layer] recorded so far."""
+        t0 = time.perf_counter()
+        knn, softmax = (None, None) if self.model.failed else submask_knn(self.model, self.tasks, self.rng)
+        out = {"knn_k": KNN_K, "knn_sample": KNN_SAMPLE, "knn_acc": knn, "softmax_acc": softmax,
+               "flip_sample": len(self.x), "flip_fraction": self.flips}
+        self.seconds += time.perf_counter() - t0
+        return out
 
 
 # ============================================================================ experiment
@@ -848,6 +1388,8 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     orders = [[order_rng.permutation(len(p.y)) for _ in range(epochs)] for p in phases]
     model = Model(parse_variant(spec), config, streams)
     W1_init = model.params[0].copy() if headline else None
+    sleep_rng, slept = np.random.default_rng(streams[6]), []
+    submask = SubmaskAnalysis(model, tasks, streams[7]) if headline else None
     n_points = len(phases) * epochs + 1
     curves = np.full((n_points, len(tasks)), np.nan)
     R = np.full((len(phases), len(tasks)), np.nan)
@@ -864,6 +1406,10 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
         loss = train_epoch(model, phase.x[perm], phase.y[perm], phase.heads[perm], config, where)
         if model.failed:
             break
+        if model.variant.sleep and e == epochs - 1:     # SRC: sleep after the phase, before it is tested
+            slept.append(sleep_after_phase(model, phases[:ph + 1], sleep_rng))
+        if submask:
+            submask.record()
         if headline or e == epochs - 1:
             results = [evaluate(model, t, with_freq=e == epochs - 1) for t in tasks]
             row = [acc for acc, _ in results]
@@ -881,7 +1427,14 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
         print(f"seed {seed}  {spec}: {failure_text(model.failed)}", flush=True)
     out = {"seed": seed, "variant": spec, "summary": summarize(R, freq, model.failed),
            "timings": {"train_s": model.train_s, "eval_s": model.eval_s}}
+    if mechanism := model.report():             # a mechanism's own measurements, e.g. sdm's dead units
+        out["summary"]["mechanism"] = mechanism
+    if slept:
+        out["summary"]["sleep"] = {k: [s[k] for s in slept] for k in ("iterations", "alpha", "rate")}
+        out["timings"]["sleep_s"] = sum(s["seconds"] for s in slept)
     if headline:
+        out["submasks"] = submask.report()
+        out["timings"]["submasks_s"] = submask.seconds
         out["curves"] = curves
         out["units"] = {"W1": model.params[0], "W1_init": W1_init,
                         "freq": None if freq is None else np.array([np.stack(f) for f in freq])}
@@ -978,15 +1531,20 @@ def run_jobs(config: dict, progress: bool, store=None) -> list:
 
 
 def count_flops(config: dict, tasks: list) -> dict:
-    """Matrix-multiply FLOPs of a run (elementwise work is not counted).
+    """Matrix-multiply FLOPs of a run (elementwise work, and the sleep phase's spiking passes, not counted).
 
     Per training image: forward 2*sum(a*b) over layers; backward the weight gradients of every layer
     plus the input gradients of every layer but the first. Evaluation is a forward pass per test image
     of every task at each evaluation point: every epoch on the headline seed, every phase end on the others.
+    The headline seed's submask analysis: forward passes of every training image (the kNN memory), of the
+    flip sample at every evaluation point and of the kNN test samples, plus the Hamming-distance products.
     """
     n_train, n_test = sum(t["n_train"] for t in tasks), sum(t["n_test"] for t in tasks)
     n_phases = 1 if config["joint"] else len(tasks)
-    out = {"train": 0, "eval": 0, "per_variant_headline": {}, "per_variant_other_seed": {}}
+    n_points = n_phases * config["epochs"] + 1
+    samples = [min(KNN_SAMPLE, t["n_test"]) for t in tasks]
+    voters = [t["n_train"] if config["scenario"] == "task" else n_train for t in tasks]
+    out = {"train": 0, "eval": 0, "analysis": 0, "per_variant_headline": {}, "per_variant_other_seed": {}}
     for spec in config["models"]:
         layers = parse_variant(spec).layers(config["hidden"], config["depth"])
         ins = [784] + [layer.out_width() for layer in layers]
@@ -994,13 +1552,16 @@ def count_flops(config: dict, tasks: list) -> dict:
         macs = [a * b for a, b in zip(ins, outs)]
         forward, backward = 2 * sum(macs), 2 * (sum(macs) + sum(macs[1:]))
         train = (forward + backward) * n_train * config["epochs"]
-        eval_headline = forward * n_test * (n_phases * config["epochs"] + 1)
+        eval_headline = forward * n_test * n_points
         eval_other = forward * n_test * n_phases
-        out["per_variant_headline"][spec] = train + eval_headline
+        analysis = (forward * (n_train + min(FLIP_SAMPLE, n_train) * n_points + 2 * sum(samples))
+                    + sum(2 * n * (config["hidden"] + 1) * m for n, m in zip(samples, voters)))
+        out["per_variant_headline"][spec] = train + eval_headline + analysis
         out["per_variant_other_seed"][spec] = train + eval_other
         out["train"] += train * config["n_seeds"]
         out["eval"] += eval_headline + eval_other * (config["n_seeds"] - 1)
-    out["total"] = out["train"] + out["eval"]
+        out["analysis"] += analysis
+    out["total"] = out["train"] + out["eval"] + out["analysis"]
     return out
 
 
@@ -1619,8 +2180,10 @@ def build_parser() -> argparse.ArgumentParser:
            "(default: all available cores, here %(default)s)")
     a("--models", type=variant_list, default="relu,lwta,topk",
       help="variant specs name[:key=value]..., comma-separated; the first is the baseline of the paired "
-           "comparisons. Names: " + ", ".join(ACTIVATIONS) + "; keys: lwta k (default 2), topk k (a count or "
-           "a percentage, default 10%%), any: dropout_in, dropout (default %(default)s)")
+           "comparisons (default %(default)s). Keys (default): " + ("; ".join(
+               f"{name} " + ", ".join(f"{k} ({d})" for k, (_, d, _) in cls.keys.items())
+               for name, cls in ACTIVATIONS.items() if cls.keys) + "; any variant: " + ", ".join(
+               f"{k} ({d})" for k, (_, d, _) in VARIANT_KEYS.items())).replace("%", "%%"))
     a("--tasks", type=task_groups, default=None,
       help="class groups in training order, e.g. 01,23,45,67,89 (default 01234,56789)")
     a("--permuted", type=positive_int, default=None,
@@ -1685,7 +2248,7 @@ def parse_config(argv: list | None) -> tuple:
     args.tasks = [list(range(10))] * args.permuted if args.permuted else (args.tasks or [[0, 1, 2, 3, 4],
                                                                                        [5, 6, 7, 8, 9]])
     for spec in args.models:
-        problem = parse_variant(spec).layers(args.hidden, 1)[0].problem()
+        problem = parse_variant(spec).problem(args.hidden)
         if problem:
             parser.error(f"argument --models: {spec!r}: {problem}")
     counts = DATASETS[args.dataset].train_class_counts

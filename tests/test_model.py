@@ -340,13 +340,17 @@ def test_learned_nothing_is_chance_accuracy_or_a_silent_layer():
 
 def test_flop_count_of_default_run():
     config = {"hidden": 400, "depth": 2, "epochs": 5, "models": ["relu", "lwta", "topk"], "n_seeds": 3,
-              "joint": False}
+              "joint": False, "scenario": "task"}
     tasks = [{"n_train": 2500, "n_test": 5139}, {"n_train": 2500, "n_test": 4861}]
     f = c.count_flops(config, tasks)
     per_sample_fwd = 2 * (784 * 400 + 400 * 400 + 400 * 10)
     per_sample_bwd = 2 * (784 * 400 + 2 * 400 * 400 + 2 * 400 * 10)
     assert f["train"] == 3 * 3 * 5000 * 5 * (per_sample_fwd + per_sample_bwd)
     assert f["eval"] == 3 * (11 + 2 * 2) * 10000 * per_sample_fwd
+    # headline submask analysis: memory (5000 images), flip sample (500 x 11 points), kNN and softmax on
+    # 1000 test images per task, and 2 x 1000 x 401 x 2500 multiply-adds per task for the distances
+    per_variant = per_sample_fwd * (5000 + 500 * 11 + 2 * 2000) + 2 * (2 * 1000 * 401 * 2500)
+    assert f["analysis"] == 3 * per_variant and f["total"] == f["train"] + f["eval"] + f["analysis"]
 
 
 @pytest.mark.robustness

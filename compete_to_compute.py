@@ -2013,7 +2013,8 @@ def snapshot_arrays(headline: dict, config: dict, tasks: list) -> dict:
     arrays = {"schema_version": np.array(SCHEMA_VERSION), "config_json": np.array(json.dumps(config)),
               "variants": np.array(config["models"]), "task_labels": np.array([t["label"] for t in tasks]),
               "epoch": np.arange(n_points), "phase_ends": config["epochs"] * np.arange(1, n_phases + 1),
-              "summary_json": np.array(json.dumps(headline["summary"]))}
+              "summary_json": np.array(json.dumps(headline["summary"])),
+              "submasks_json": np.array(json.dumps(headline.get("submasks")))}
     for v in config["models"]:
         units = headline["units"][v]
         arrays[f"curve_{v}"] = headline["curves"][v]
@@ -2042,7 +2043,8 @@ def results_document(config: dict, runs: list, tasks: list, env: dict, timings: 
         "timings": timings,
         "tasks": tasks,
         "seeds": [r["seed"] for r in runs],
-        "headline": {"seed": headline["seed"], "curves": curves, "summary": headline["summary"]},
+        "headline": {"seed": headline["seed"], "curves": curves, "summary": headline["summary"],
+                     "submasks": headline.get("submasks")},
         "per_seed": [{"seed": r["seed"], "summary": r["summary"], "timings": r["timings"]} for r in runs],
         "aggregate": aggregate(runs, config["models"]) if len(runs) > 1 else None,
     }

@@ -54,7 +54,7 @@ LEGEND_FONT = 9
 W1_UNITS = 100           # receptive fields of units 0..99 of the first layer
 TASK_STYLES = (("-", "o"), ("--", "s"), (":", "^"))      # line style and marker per task (T <= 3)
 FIGURES = ("training_curves.png", "accuracy_matrix.png", "acc_forgetting.png", "forgetting_paired.png",
-           "winner_freq.png")
+           "winner_freq.png", "submasks.png")
 RETIRED = ("forgetting_bar.png",)                        # names earlier versions wrote
 ZIP_MAGIC = b"PK\x03\x04"
 
@@ -167,7 +167,8 @@ def _unpack(data: dict) -> dict:
         raise ValueError(f"phase_ends {phase_ends} do not fit {P} evaluation points")
     snap = {"config": config, "variants": variants, "task_labels": labels, "epoch": epoch,
             "phase_ends": phase_ends, "T": T, "P": P, "joint": bool(config.get("joint")) or len(phase_ends) < T,
-            "E": phase_ends[0], "summary": {}, "curves": {}, "R": {}, "W1_init": {}, "W1": {}, "freq": {}}
+            "E": phase_ends[0], "summary": {}, "curves": {}, "R": {}, "W1_init": {}, "W1": {}, "freq": {},
+            "submasks": json.loads(str(data["submasks_json"])) if "submasks_json" in data else None}
     for v in variants:
         curve = np.asarray(data[f"curve_{v}"], dtype=np.float64)
         R = np.asarray(data[f"R_{v}"], dtype=np.float64)
@@ -1019,6 +1020,49 @@ def plot_winner_freq(snap: dict, out: Path) -> list:
 
 
 # ============================================================================ command line
+def plot_submasks(snap: dict, out: Path) -> list:
+    """Seed 004's analysis of the headline seed. Left: per task, kNN on the last hidden layer's submasks
+    against the softmax on the same test images (kNN - softmax, points). Right: the share of submask bits
+    that flip from one epoch to the next, per hidden layer, task switches marked. Returns printed lines."""
+    sub, variants, T = snap["submasks"], snap["variants"], snap["T"]
+    col = colors(variants)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.4]})
+    fig.subplots_adjust(left=0.07, right=0.8, top=0.85, bottom=0.14, wspace=0.28)
+    lines, width = ["submasks.png (kNN on last-layer submasks minus softmax, same test images):"], 0.8 / len(variants)
+    for i, v in enumerate(variants):
+        s = sub.get(v) or {}
+        if s.get("knn_acc") is None:
+            lines.append(f"  {v}: failed, not measured")
+            continue
+        gap = 100 * (np.array(s["knn_acc"]) - np.array(s["softmax_acc"]))
+        left.bar(np.arange(T) + (i - (len(variants) - 1) / 2) * width, gap, width * 0.9, color=col[v], label=v)
+        lines.append(f"  {v}: " + ", ".join(f"task {t + 1} {g:+.1f} points" for t, g in enumerate(gap)))
+        flips = np.array(s["flip_fraction"])
+        for layer in range(flips.shape[1]):
+            right.plot(np.arange(1, len(flips) + 1), flips[:, layer], TASK_STYLES[layer % 3][0],
+                       marker=TASK_STYLES[layer % 3][1], ms=3.5, color=col[v],
+                       label=f"{v}, layer {layer + 1}")
+    left.axhline(0, color="0.3", lw=1)
+    left.set_xticks(range(T), [f"task {t + 1}" for t in range(T)] if T <= 5 else range(1, T + 1))
+    left.set_ylabel("kNN − softmax accuracy (points)")
+    k, n = next(iter(sub.values()))["knn_k"], next(iter(sub.values())).get("knn_sample")
+    left.set_title(f"kNN (k = {k}, Hamming) on last-layer submasks\nvs the softmax, {n} test images per task",
+                   fontsize=10)
+    left.grid(axis="y", alpha=0.3)
+    for end in snap["phase_ends"][:-1]:
+        right.axvline(end + 0.5, color="0.4", lw=1, ls=":")
+    right.set_xlabel("epoch (dotted: task switch)")
+    right.set_ylabel("share of submask bits that flip")
+    right.set_title(f"change of submasks per epoch ({next(iter(sub.values()))['flip_sample']} training images)",
+                    fontsize=10)
+    right.set_ylim(bottom=0)
+    right.grid(alpha=0.3)
+    right.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=LEGEND_FONT, frameon=False)
+    fig.suptitle(f"Submasks of the headline seed {seed_of(snap)} (Srivastava et al. 2015)", fontsize=11)
+    save(fig, out)
+    return lines
+
+
 def snapshot_parser(what: str) -> argparse.ArgumentParser:
     """The command line both figure scripts share: they read a snapshot file and train nothing."""
     p = argparse.ArgumentParser(description=f"{what} from the snapshots of compete_to_compute.py "
@@ -1076,6 +1120,9 @@ def draw_all(snap: dict, doc: dict | None, out: Path) -> dict:
     written += fields
     freq_lines = plot_winner_freq(snap, out / "winner_freq.png")
     written.append("winner_freq.png")
+    if snap["submasks"]:
+        freq_lines += plot_submasks(snap, out / "submasks.png")
+        written.append("submasks.png")
     removed = remove_stale(out, written)
     return {"written": written, "moved": moved, "winner_freq": freq_lines, "notes": notes, "removed": removed}
 

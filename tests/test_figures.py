@@ -348,3 +348,15 @@ def test_a_real_run_is_drawn_by_both_scripts(synthetic, tmp_path, capsys):
             assert f"{v} layer {layer}: {share:.1%} selective" in printed
     assert gif.main(["--snapshots", str(out / "snapshots.npz"), "--out", str(out / "a.gif")]) == 0
     assert len(iio.imread(out / "a.gif", index=None)) == 3 * 2 + 1 + 1
+
+
+def test_submask_figure_is_drawn_and_its_printout_matches_the_snapshot(synthetic, tmp_path, capsys):
+    from conftest import c, tiny_args
+    assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1", "--models", "relu,lwta")) == 0
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert viz.main(["--snapshots", str(out / "snapshots.npz"), "--out-dir", str(out / "figs")]) == 0
+    assert iio.imread(out / "figs" / "submasks.png")[..., :3].std() > 5
+    sub = json.loads((out / "results.json").read_text())["headline"]["submasks"]["lwta"]
+    gaps = [100 * (k - s) for k, s in zip(sub["knn_acc"], sub["softmax_acc"])]
+    assert f"lwta: task 1 {gaps[0]:+.1f} points, task 2 {gaps[1]:+.1f} points" in capsys.readouterr().out

@@ -79,6 +79,10 @@ def variant_table(doc: dict) -> list:
             rows.append(line + " baseline | | | | |")
             continue
         acc, fgt = (agg["paired"]["metrics"][k][v] for k in ("acc", "forgetting"))
+        if not fgt["n_pairs"]:                  # joint training: no forgetting; the ACC comparison speaks
+            rows.append(line + f" {ci(acc['diff'], True)} | n/a | {p_text(acc)} (ACC) | {detectable(acc)} (ACC) | "
+                        f"{acc['verdict']} |")
+            continue
         rows.append(line + f" {ci(acc['diff'], True)} | {ci(fgt['diff'], True)} | {p_text(fgt)} | {detectable(fgt)} "
                     f"| {fgt['verdict']} |")
     return rows
@@ -150,7 +154,9 @@ def write_study(study: str, title: str, docs: dict, notes: list) -> None:
     """summary.md (each setting's variant table) and figure.png of a study."""
     lines = [f"# {title}", ""] + notes
     for label, doc in docs.items():
-        cmd = " ".join(a for a in doc["command"][2:] if a not in ("--quiet",))
+        args, skip = doc["command"][2:], {"--run-dir", "--out", "--snapshots", "--workers"}
+        cmd = " ".join(a for i, a in enumerate(args) if a != "--quiet" and a not in skip
+                       and (i == 0 or args[i - 1] not in skip))
         lines += ["", f"## {label}", "", f"`python compete_to_compute.py {cmd}`", ""] + variant_table(doc)
     write_text(ROOT / "studies" / study / "summary.md", lines)
     study_figure(docs, ROOT / "studies" / study / "figure.png", title)

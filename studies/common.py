@@ -79,6 +79,10 @@ def variant_table(doc: dict) -> list:
             rows.append(line + " baseline | | | | |")
             continue
         acc, fgt = (agg["paired"]["metrics"][k][v] for k in ("acc", "forgetting"))
+        if not m["n_seeds"]:
+            reasons = sorted({r["summary"][v]["failed"]["reason"] for r in doc["per_seed"]})
+            rows.append(line + f" n/a | n/a | | | every run failed ({', '.join(reasons)}) and is left out |")
+            continue
         if not fgt["n_pairs"]:                  # joint training: no forgetting; the ACC comparison speaks
             rows.append(line + f" {ci(acc['diff'], True)} | n/a | {p_text(acc)} (ACC) | {detectable(acc)} (ACC) | "
                         f"{acc['verdict']} |")

@@ -156,7 +156,7 @@ def bench_run(label: str, args: list, repeats: int, work: Path, peak: float) -> 
     for i in range(repeats):
         out = work / f"{label.replace(' ', '_')}_{i}.json"
         wall, mem = timed([sys.executable, str(ROOT / "compete_to_compute.py"), *args, "--quiet", "--out", str(out),
-                           "--snapshots", str(work / "snap.npz")], work)
+                           "--snapshots", str(work / f"{label}.npz")], work)
         walls.append(wall)
         rss.append(mem)
         docs.append(json.loads(out.read_text()))
@@ -225,12 +225,13 @@ def main() -> int:
         for r in runs.values():                  # work done / (cores x wall x one core's peak)
             r["parallel_efficiency"] = r["gflop"] / (cores * r["wall_s_median"] * one_core)
         scripts = {
+            # the figures of the 10-seed run just timed (the README's own commands)
             "visualize": bench_script("visualize", [sys.executable, str(ROOT / "visualize_compete_to_compute.py"),
-                                                    "--snapshots", str(ROOT / "viz" / "snapshots.npz"),
-                                                    "--results", str(ROOT / "results.json"), "--out-dir",
+                                                    "--snapshots", str(work / "s10_3.npz"),
+                                                    "--results", str(work / "s10_3_0.json"), "--out-dir",
                                                     str(work / "viz")], args.repeats, work),
             "gif": bench_script("gif", [sys.executable, str(ROOT / "make_compete_to_compute_gif.py"), "--snapshots",
-                                        str(ROOT / "viz" / "snapshots.npz"), "--out", str(work / "a.gif")],
+                                        str(work / "s10_3.npz"), "--out", str(work / "a.gif")],
                                 args.repeats, work),
         }
     cache_load = max(runs["headline"]["data_load_s_all"])

@@ -124,6 +124,8 @@ COLOURS = {"relu": "#D55E00", "lwta": "#0072B2", "topk": "#009E73", "maxout": "#
 
 
 def colour(variant: str) -> str:
+    if ":sleep=1" in variant:
+        return "#000000"                        # sleep replay: black, not its network's ReLU colour
     return COLOURS.get(variant.split(":")[0], "#555555")
 
 

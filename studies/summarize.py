@@ -77,10 +77,10 @@ def main():
                     rows.append((f"{label}: {v}", colour(v), cmp_f["diff"]))
         lines.append(f"| {label} ({len(doc['seeds'])}) | " + " | ".join(cells.get(c, "") for c in COLUMNS) + " |")
     write_text(ROOT / "studies" / "summary.md", lines)
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.26 * len(rows)))
-    fig.subplots_adjust(left=0.52, right=0.97, top=1 - 0.5 / (1.2 + 0.26 * len(rows)), bottom=0.6 / (1.2 + 0.26 * len(rows)))
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.26 * len(rows)))
+    fig.subplots_adjust(left=0.46, right=0.96, top=1 - 0.5 / (1.2 + 0.26 * len(rows)), bottom=0.6 / (1.2 + 0.26 * len(rows)))
     forest(ax, rows, "Forgetting − ReLU, paired by seed (mean and 95% CI)")
-    ax.set_xlabel("difference in forgetting (positive = forgets more than ReLU)")
+    ax.set_xlabel("forgetting − ReLU (> 0: forgets more)")
     save_figure(fig, ROOT / "studies" / "summary.png")
     print("\n".join(lines))
 

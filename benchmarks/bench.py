@@ -121,6 +121,33 @@ for name in config["models"]:
     out[name] = us
 print(json.dumps(out))
 """
+SLEEP_CODE = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import compete_to_compute as c
+out = {}
+for hidden in ("400", "1200"):
+    config, _ = c.parse_config(["--hidden", hidden, "--models", "relu:sleep=1", "--tasks", "01,23,45,67,89",
+                                "--scenario", "class"])
+    tasks = c.make_tasks(0, config)
+    model = c.Model(c.parse_variant("relu:sleep=1"), config, c.seed_streams(0))
+    c.reset_optimizer(model, tasks[0].head, config)
+    heads = c.np.repeat(tasks[0].head[None], len(tasks[0].y_train), axis=0)
+    c.train_epoch(model, tasks[0].x_train, tasks[0].y_train, heads, config, {})     # a trained task-1 network
+    r = c.sleep_phase(model, [tasks[0].x_train], 3000, c.np.random.default_rng(0))
+    steps = [c.sleep_iterations(c.VARIANT_KEYS["sleep_iters"][1], n) for n in range(1, 6)]
+    out[f"784-{hidden}-{hidden}-10"] = {"us_per_step": r["seconds"] / 3000 * 1e6, "steps_per_task": steps,
+                                        "seconds_per_5_tasks": r["seconds"] / 3000 * sum(steps)}
+print(json.dumps(out))
+"""
+
+
+def sleep_cost() -> dict:
+    """The sleep phase's time per time step on a trained network, and its steps after each of 5 tasks."""
+    out = subprocess.run([sys.executable, "-c", SLEEP_CODE, str(ROOT)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
 STEP_CONFIGS = {
     "default (784-400-400-10)": [],
     "width 1000, depth 3": ["--hidden", "1000", "--depth", "3", "--models", "relu,lwta,maxout:k=2"],
@@ -187,7 +214,16 @@ def bench_script(label: str, cmd: list, repeats: int, work: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3, help="runs per command (10-seed runs use max(2, repeats-1))")
+    ap.add_argument("--only-sleep", action="store_true",
+                    help="measure only the sleep phase and update that part of benchmarks/results.json")
     args = ap.parse_args()
+    if args.only_sleep:
+        path = ROOT / "benchmarks" / "results.json"
+        doc = json.loads(path.read_text()) if path.is_file() else {}
+        doc["sleep_phase"] = sleep_cost()
+        print(json.dumps(doc["sleep_phase"], indent=1))
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+        return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"bench: {platform.processor() or platform.machine()}, {cores} cores, python {platform.python_version()}")
     gemm_all = gemm_rates(SQUARE, cores)
@@ -203,6 +239,11 @@ def main() -> int:
         for name, t in per_variant.items():
             print(f"    {name:<40} {t['forward']:6.0f} / {t['loss']:4.0f} / {t['backward']:6.0f} / {t['update']:5.0f}"
                   f" = {t['total']:6.0f};  GEMM {t['gemm_only']:6.0f}  ({t['over_gemm']:.2f}x)")
+
+    sleep = sleep_cost()
+    for shape, r in sleep.items():
+        print(f"sleep phase {shape}: {r['us_per_step']:.0f} us per time step; steps after tasks 1-5 "
+              f"{r['steps_per_task']}: {r['seconds_per_5_tasks']:.1f} s per 5-task course")
 
     seeds10 = max(2, args.repeats - 1)
     with tempfile.TemporaryDirectory(prefix="c2c-bench-") as tmp:
@@ -272,7 +313,7 @@ def main() -> int:
     doc = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "cores": cores,
                        "python": platform.python_version()},
            "gemm_gflops": {"peak_all_cores": gemm_all, "one_thread": gemm_one},
-           "train_step_us": steps, "runs": runs, "scripts": scripts,
+           "train_step_us": steps, "sleep_phase": sleep, "runs": runs, "scripts": scripts,
            "targets": [{"target": t, "measured": abs(v), "limit": abs(lim), "met": v <= lim} for t, v, lim in targets]}
     (ROOT / "benchmarks" / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
     print("\nwrote benchmarks/results.json")

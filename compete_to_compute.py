@@ -858,6 +858,15 @@ def dropout_mask(rng, shape: tuple, p: float) -> np.ndarray:
     return (rng.random(shape, dtype=np.float32) >= p) * np.float32(1 / (1 - p))
 
 
+def clip_column_norms(W: np.ndarray, c: float) -> None:
+    """Max-norm (Srivastava et al. 2014): each unit's incoming weight vector (a column of W) is rescaled,
+    in place, to L2 norm c if it is longer. Dropout needs it at high learning rates: without it the
+    weights of linear-winner units (LWTA, maxout) grow until the loss overflows."""
+    norms = np.sqrt(np.einsum("ij,ij->j", W, W))
+    if (norms > c).any():
+        W *= np.divide(W.dtype.type(c), norms, out=np.ones_like(norms), where=norms > c)
+
+
 class Model:
     """One MLP: its layers, parameters, the optimiser state of the current phase, and its bookkeeping."""
 
@@ -885,6 +894,9 @@ class Model:
         for i, layer in enumerate(self.layers):
             layer.constrain(self.params[2 * i], self.params[2 * i + 1], i == 0)
         self.layers[-1].constrain_output(self.params[-2], self.params[-1])
+        if self.config.get("max_norm"):
+            for W in self.params[0:-2:2]:       # hidden units' incoming weights; the output layer is free
+                clip_column_norms(W, self.config["max_norm"])
         if not self.variant.bias:               # bias-free: every bias is held at exactly zero
             for b in self.params[1::2]:
                 b[...] = 0
@@ -2213,6 +2225,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="SGD momentum, reset at each task (default %(default)s)")
     a("--weight-decay", type=float_in(0, math.inf, False, True, "a number >= 0"), default=1e-4,
       help="L2 weight decay on weights, not biases (default %(default)s)")
+    a("--max-norm", type=float_in(0, math.inf, True, True, "a positive number"), default=None,
+      help="after every update, rescale each hidden unit's incoming weight vector to L2 norm <= this "
+           "(the max-norm constraint that goes with dropout; default: none)")
     a("--momentum-carry", action="store_true",
       help="carry SGD momentum across task switches instead of resetting it")
     a("--init", choices=sorted(INIT_GAIN), default="he",

@@ -18,8 +18,9 @@ from common import ROOT, colour, forest, save_figure, write_text  # noqa: E402
 SETTINGS = [  # (row label, results file, seeds note)
     ("default (study 1)", "01_toy/toy.json"),
     ("default, depth 3 (study 6)", "06_layers/depth3.json"),
-    ("3 × 1000 units, 2× data and epochs (study 2)", "02_paper_scale/scale.json"),
-    ("the same with dropout 0.2 / 0.5 (study 3)", "03_dropout/dropout.json"),
+    ("3 × 1000 units, 2× data and epochs, lr 0.005 (study 2)", "02_paper_scale/lr0.005.json"),
+    ("the same at lr 0.05 (study 2)", "02_paper_scale/lr0.05.json"),
+    ("3 × 1000 units, lr 0.005, dropout 0.2 / 0.5 (study 3)", "03_dropout/dropout.json"),
     ("permuted MNIST, 10 tasks (study 4)", "04_permuted/permuted10.json"),
     ("class-incremental split MNIST (study 5)", "05_class_incremental/sequential.json"),
     ("default, momentum carried (study 7)", "07_seed_doc_choices/momentum_carried.json"),

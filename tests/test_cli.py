@@ -16,6 +16,7 @@ BAD_FLAGS = [  # (arguments, flag the message must name, words saying what is al
     (["--lr", "abc"], "--lr", "positive number"), (["--lr", "nan"], "--lr", "positive number"),
     (["--lr", "inf"], "--lr", "positive number"), (["--momentum", "1"], "--momentum", "[0, 1)"),
     (["--momentum", "-0.1"], "--momentum", "[0, 1)"), (["--weight-decay", "-0.001"], "--weight-decay", ">= 0"),
+    (["--max-norm", "0"], "--max-norm", "positive number"), (["--max-norm", "inf"], "--max-norm", "positive number"),
     (["--epochs", "0"], "--epochs", "positive integer"), (["--epochs", "1.5"], "--epochs", "positive integer"),
     (["--batch-size", "0"], "--batch-size", "positive integer"), (["--hidden", "0"], "--hidden", "positive integer"),
     (["--depth", "0"], "--depth", "positive integer"), (["--n-seeds", "0"], "--n-seeds", "positive integer"),

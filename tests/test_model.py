@@ -367,3 +367,27 @@ def test_weights_broken_by_an_epochs_last_step_count_as_diverged():
     model.velocity = [np.zeros_like(p) for p in model.params]
     assert c.train_epoch(model, x[:0], y[:0], heads[:0], config, {"task": 1, "epoch": 2}) is None
     assert model.failed == {"reason": "diverged", "task": 1, "epoch": 2, "detail": "the weights became non-finite"}
+
+
+def test_max_norm_rescales_only_the_columns_that_are_too_long():
+    W = np.array([[3.0, 0.0, 0.6, 0.0], [4.0, 1.0, 0.8, 0.0]], dtype=np.float32)   # column norms 5, 1, 1, 0
+    short = W[:, 1:].copy()
+    c.clip_column_norms(W, 2.0)
+    np.testing.assert_allclose(W[:, 0], [1.2, 1.6], rtol=1e-6)                     # 5 -> 2, direction kept
+    np.testing.assert_array_equal(W[:, 1:], short)                                 # bit for bit
+    assert W.dtype == np.float32
+
+
+def test_max_norm_holds_every_hidden_unit_after_each_update_but_not_the_output_layer():
+    config = dict(CFG, batch_size=4, lr=5.0, max_norm=0.5)
+    model = tiny_model("maxout", np.float32, config=config)
+    heads = np.repeat(c.head_mask([0, 1], "task")[None], 8, axis=0)
+    c.reset_optimizer(model, heads[0], config)
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(8, 6)).astype(np.float32), rng.integers(0, 2, 8)
+    model.params[-2] *= 10                                  # a long output layer stays long
+    c.train_epoch(model, x, y, heads, config, {"task": 1, "epoch": 1})
+    for W in model.params[0:-2:2]:
+        norms = np.linalg.norm(W, axis=0)
+        assert norms.max() <= 0.5 * (1 + 1e-6) and norms.max() >= 0.5 * (1 - 1e-6)
+    assert np.linalg.norm(model.params[-2], axis=0).max() > 1.0

@@ -78,6 +78,20 @@ def test_a_folder_of_another_configuration_is_refused_naming_the_settings(synthe
 
 
 @pytest.mark.robustness
+def test_a_folder_from_before_an_optional_setting_existed_resumes_only_without_it(synthetic, tmp_path, capsys):
+    folder = tmp_path / "runs"
+    assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1", "--run-dir", str(folder))) == 0
+    meta = json.loads((folder / "run.json").read_text())
+    del meta["settings"]["max_norm"]                      # as written before --max-norm existed
+    (folder / "run.json").write_text(json.dumps(meta))
+    assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1", "--run-dir", str(folder))) == 0
+    capsys.readouterr()
+    assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1", "--run-dir", str(folder),
+                            "--max-norm", "3")) == 1
+    assert "max_norm: None in the folder, 3.0 now" in capsys.readouterr().err
+
+
+@pytest.mark.robustness
 def test_aggregate_refuses_folders_of_different_configurations(synthetic, tmp_path, capsys):
     for name, lr in (("a", "0.05"), ("b", "0.1")):
         assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1", "--lr", lr,

@@ -98,17 +98,21 @@ def write_text(path: Path, lines: list) -> None:
 
 def forest(ax, rows: list, title: str) -> None:
     """rows: (label, colour, describe-dict of a paired difference). Mean and 95% interval per row."""
+    from matplotlib.ticker import MaxNLocator
     for i, (label, colour, d) in enumerate(rows):
-        if d["mean"] is None:
+        if d["mean"] is None:                   # every run of the variant (or its baseline) failed
+            ax.text(0.02, i, "no finished runs (see the table)", transform=ax.get_yaxis_transform(),
+                    va="center", fontsize=8, color="0.35", bbox=dict(fc="white", ec="none", pad=1))
             continue
         lo, hi = d["ci95"] if d["ci95"] else (d["mean"], d["mean"])
         ax.plot([lo, hi], [i, i], color=colour, lw=2.5, solid_capstyle="butt")
         ax.plot(d["mean"], i, "o", color=colour, ms=6)
     ax.axvline(0, color="0.3", lw=1)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8.5)
-    ax.invert_yaxis()
+    ax.set_ylim(len(rows) - 0.5, -0.5)                 # top to bottom, half a row of margin
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
 
 
 def save_figure(fig, path: Path) -> None:

@@ -133,6 +133,13 @@ def colour(variant: str) -> str:
     return COLOURS.get(variant.split(":")[0], "#555555")
 
 
+def short_names(models: list) -> dict:
+    """Variant specs without the keys all of them share (the setting's label says those)."""
+    parts = [m.split(":") for m in models]
+    shared = set.intersection(*[set(p[1:]) for p in parts]) if len(parts) > 1 else set()
+    return {m: ":".join([p[0]] + [k for k in p[1:] if k not in shared]) for m, p in zip(models, parts)}
+
+
 def study_figure(docs: dict, path: Path, title: str) -> None:
     """Forest plot of every variant against its run's baseline, per setting: forgetting and ACC differences
     (mean and 95% interval over the paired seeds)."""
@@ -141,10 +148,11 @@ def study_figure(docs: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     rows = {"forgetting": [], "acc": []}
     for label, doc in docs.items():
-        base = doc["config"]["models"][0]
+        base, short = doc["config"]["models"][0], short_names(doc["config"]["models"])
         for metric in rows:
             for v, cmp in doc["aggregate"]["paired"]["metrics"].get(metric, {}).items():
-                name = f"{label}: {v} − {base}" if len(docs) > 1 else f"{v} − {base}"
+                pair = f"{short[v]} − {short[base]}"
+                name = f"{label}: {pair}" if len(docs) > 1 else pair
                 rows[metric].append((name, colour(v), cmp["diff"]))
     panels = [m for m in rows if rows[m]]
     height = 1.2 + 0.32 * max(len(rows[m]) for m in panels)

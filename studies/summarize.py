@@ -18,9 +18,9 @@ from common import ROOT, colour, forest, save_figure, write_text  # noqa: E402
 SETTINGS = [  # (row label, results file, seeds note)
     ("default (study 1)", "01_toy/toy.json"),
     ("default, depth 3 (study 6)", "06_layers/depth3.json"),
-    ("3 × 1000 units, 2× data and epochs, lr 0.005 (study 2)", "02_paper_scale/lr0.005.json"),
-    ("the same at lr 0.05 (study 2)", "02_paper_scale/lr0.05.json"),
-    ("3 × 1000 units, lr 0.005, dropout 0.2 / 0.5 (study 3)", "03_dropout/dropout.json"),
+    ("3 × 1000 units, lr 0.005 (study 2)", "02_paper_scale/lr0.005.json"),
+    ("3 × 1000 units, lr 0.05 (study 2)", "02_paper_scale/lr0.05.json"),
+    ("3 × 1000 units, lr 0.005, dropout (study 3)", "03_dropout/dropout.json"),
     ("permuted MNIST, 10 tasks (study 4)", "04_permuted/permuted10.json"),
     ("class-incremental split MNIST (study 5)", "05_class_incremental/sequential.json"),
     ("default, momentum carried (study 7)", "07_seed_doc_choices/momentum_carried.json"),
@@ -75,7 +75,7 @@ def main():
             if col and col not in cells:
                 cells[col] = cell(cmp_f, metrics["acc"][v])
                 if cmp_f["diff"]["mean"] is not None:
-                    rows.append((f"{label}: {v}", colour(v), cmp_f["diff"]))
+                    rows.append((f"{label}: {col}", colour(v), cmp_f["diff"]))
         lines.append(f"| {label} ({len(doc['seeds'])}) | " + " | ".join(cells.get(c, "") for c in COLUMNS) + " |")
     write_text(ROOT / "studies" / "summary.md", lines)
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.26 * len(rows)))

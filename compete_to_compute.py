@@ -859,12 +859,13 @@ def dropout_mask(rng, shape: tuple, p: float) -> np.ndarray:
 
 
 def clip_column_norms(W: np.ndarray, c: float) -> None:
-    """Max-norm (Srivastava et al. 2014): each unit's incoming weight vector (a column of W) is rescaled,
-    in place, to L2 norm c if it is longer. Dropout needs it at high learning rates: without it the
-    weights of linear-winner units (LWTA, maxout) grow until the loss overflows."""
+    """Max-norm, the weight constraint that goes with dropout (Srivastava et al. 2014): each unit's
+    incoming weight vector (a column of W) is rescaled, in place, to L2 norm c if it is longer. It bounds
+    the weights without shrinking the ones inside the limit."""
     norms = np.sqrt(np.einsum("ij,ij->j", W, W))
-    if (norms > c).any():
-        W *= np.divide(W.dtype.type(c), norms, out=np.ones_like(norms), where=norms > c)
+    long = norms > c
+    if long.any():
+        W *= np.divide(W.dtype.type(c), norms, out=np.ones_like(norms), where=long)
 
 
 class Model:

@@ -101,8 +101,8 @@ def forest(ax, rows: list, title: str) -> None:
     from matplotlib.ticker import MaxNLocator
     for i, (label, colour, d) in enumerate(rows):
         if d["mean"] is None:                   # every run failed, or the metric is undefined (joint training)
-            ax.text(0.02, i, "n/a (failed runs or no such metric: see the table)", transform=ax.get_yaxis_transform(),
-                    va="center", fontsize=8, color="0.35", bbox=dict(fc="white", ec="none", pad=1))
+            ax.text(0.02, i, "n/a (failed runs or no such metric: see the table)", va="center", fontsize=8,
+                    color="0.35", transform=ax.get_yaxis_transform(), bbox=dict(fc="white", ec="none", pad=1))
             continue
         lo, hi = d["ci95"] if d["ci95"] else (d["mean"], d["mean"])
         ax.plot([lo, hi], [i, i], color=colour, lw=2.5, solid_capstyle="butt")

@@ -234,8 +234,25 @@ BAD_SPECS = [("foo", "unknown activation 'foo'; choose from relu, lwta, topk"),
              ("relu:dropout=0.1:dropout=0.2", "given twice")]
 
 
+BAD_MECHANISM_SPECS = [  # the mechanisms of tests/test_mechanisms.py
+    ("maxout:k=1", "k must be an integer >= 2"), ("maxout:j=2", "unknown key 'j' for maxout; allowed keys: k ("),
+    ("sdm:k=0", "k must be a count >= 1"), ("sdm:anneal=-1", "anneal must be an integer >= 0"),
+    ("sdm:gaba=1e6", "gaba must be an integer >= 0"), ("sdm:momentum=0", "allowed keys: k (units left"),
+    ("kwinners:percent_on=1", "percent_on must be a number in (0, 1)"),
+    ("kwinners:percent_on=0", "percent_on must be a number in (0, 1)"),
+    ("kwinners:boost_strength=-1", "boost_strength must be a number >= 0"),
+    ("kwinners:boost_strength=inf", "boost_strength must be a number >= 0"),
+    ("kwinners:boost_strength_factor=1.5", "boost_strength_factor must be a number in [0, 1]"),
+    ("kwinners:duty_cycle_period=0", "duty_cycle_period must be an integer >= 1"),
+    ("kwinners:k_inference_factor=0", "k_inference_factor must be a number > 0"),
+    ("kwinners:weight_sparsity=1", "weight_sparsity must be a rate in [0, 1)"),
+    ("kwinners:k=4", "allowed keys: percent_on ("),
+]
+
+
 @pytest.mark.robustness
-@pytest.mark.parametrize("spec,message", BAD_SPECS, ids=[s for s, _ in BAD_SPECS])
+@pytest.mark.parametrize("spec,message", BAD_SPECS + BAD_MECHANISM_SPECS,
+                         ids=[s for s, _ in BAD_SPECS + BAD_MECHANISM_SPECS])
 def test_bad_variant_specs_name_the_spec_and_what_is_allowed(spec, message):
     with pytest.raises(ValueError) as e:
         c.parse_variant(spec)

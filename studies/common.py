@@ -156,8 +156,10 @@ def study_figure(docs: dict, path: Path, title: str) -> None:
                 rows[metric].append((name, colour(v), cmp["diff"]))
     panels = [m for m in rows if rows[m]]
     height = 1.2 + 0.32 * max(len(rows[m]) for m in panels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.5, height), squeeze=False)
-    fig.subplots_adjust(left=0.3 if len(docs) > 1 else 0.2, right=0.98, top=1 - 0.55 / height,
+    labels = 0.3 + 0.062 * max(len(r[0]) for m in panels for r in rows[m])    # inches of 8.5-pt row labels
+    width = 4.7 * len(panels) + labels
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, height), squeeze=False)
+    fig.subplots_adjust(left=labels / width, right=0.98, top=1 - 0.55 / height,
                         bottom=0.55 / height + 0.05, wspace=0.08)
     for ax, metric in zip(axes[0], panels):
         forest(ax, rows[metric], "forgetting (> 0: forgets more than baseline)" if metric == "forgetting"

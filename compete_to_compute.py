@@ -295,6 +295,8 @@ class Task:
     x_test: np.ndarray             # float32, every test image of its classes
     y_test: np.ndarray
     permutation: int | None = None  # 1-based index of its pixel permutation (permuted MNIST), else None
+    x_val: np.ndarray | None = None  # float32, held-out training images for every choice (--val-per-class)
+    y_val: np.ndarray | None = None
 
 
 @dataclass
@@ -327,9 +329,12 @@ def task_label(classes, permutation: int | None) -> str:
     return f"digit{'s' if len(c) > 1 else ''} " + (f"{c[0]}-{c[-1]}" if run else ",".join(map(str, c)))
 
 
-def balanced_subsample(labels: np.ndarray, classes, per_class: int, rng) -> np.ndarray:
-    """Indices of `per_class` images of each class, drawn without replacement, sorted."""
-    picks = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in classes]
+def balanced_subsample(labels: np.ndarray, classes, per_class: int, rng, exclude=None) -> np.ndarray:
+    """Indices of `per_class` images of each class, drawn without replacement, sorted; none of `exclude`."""
+    pool = np.ones(len(labels), dtype=bool)
+    if exclude is not None:
+        pool[exclude] = False
+    picks = [rng.choice(np.flatnonzero((labels == c) & pool), per_class, replace=False) for c in classes]
     return np.sort(np.concatenate(picks))
 
 
@@ -349,13 +354,13 @@ def child(seq: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
 
 def seed_streams(seed: int) -> list:
     """Independent seed sequences: initial weights, training subsample, minibatch order, dropout masks,
-    pixel permutations, fixed weight masks (kwinners), sleep input spikes, the submask flip sample.
-    Spawned children do not depend on how many are spawned, so adding a stream never changes the draws
-    of the others."""
-    return [child(np.random.SeedSequence(seed), i) for i in range(8)]
+    pixel permutations, fixed weight masks (kwinners), sleep input spikes, the submask flip sample, the
+    validation images. Spawned children do not depend on how many are spawned, so adding a stream never
+    changes the draws of the others."""
+    return [child(np.random.SeedSequence(seed), i) for i in range(9)]
 
 
-TASK_KEYS = ("dataset", "data_dir", "tasks", "permuted", "scenario", "n_train_per_class", "dtype")
+TASK_KEYS = ("dataset", "data_dir", "tasks", "permuted", "scenario", "n_train_per_class", "val_per_class", "dtype")
 
 
 @lru_cache(maxsize=2)
@@ -363,30 +368,32 @@ def _cached_tasks(seed: int, key: str) -> list:
     config = json.loads(key)
     data = load_dataset(config["dataset"], config["data_dir"])
     labels = np.asarray(data["train_labels"])
-    _, data_seq, _, _, perm_seq, *_ = seed_streams(seed)
-    data_rng, perm_rng = np.random.default_rng(data_seq), np.random.default_rng(perm_seq)
+    streams = seed_streams(seed)
+    data_rng, perm_rng = np.random.default_rng(streams[1]), np.random.default_rng(streams[4])
+    val_rng, n_val = np.random.default_rng(streams[8]), config["val_per_class"]
     tasks = []
     for t, classes in enumerate(config["tasks"]):
         rows = balanced_subsample(labels, classes, config["n_train_per_class"], data_rng)
-        x_train = to_float(data["train_images"][rows])
+        val_rows = balanced_subsample(labels, classes, n_val, val_rng, exclude=rows)  # after: training unchanged
+        x_train, x_val = to_float(data["train_images"][rows]), to_float(data["train_images"][val_rows])
         x_test, y_test = test_split(config["dataset"], config["data_dir"], tuple(classes))
         permutation = None
         if config["permuted"]:
             permutation = t + 1
             if t > 0:                            # task 1 is plain MNIST
                 pixels = perm_rng.permutation(x_train.shape[1])
-                x_train, x_test = x_train[:, pixels], x_test[:, pixels]
-        x_train, x_test = x_train.astype(config["dtype"], copy=False), x_test.astype(config["dtype"], copy=False)
+                x_train, x_test, x_val = x_train[:, pixels], x_test[:, pixels], x_val[:, pixels]
+        x_train, x_test, x_val = (x.astype(config["dtype"], copy=False) for x in (x_train, x_test, x_val))
         tasks.append(Task(task_label(classes, permutation), tuple(classes),
                           head_mask(classes, config["scenario"]), x_train, labels[rows].astype(np.int64),
-                          x_test, y_test, permutation))
+                          x_test, y_test, permutation, x_val, labels[val_rows].astype(np.int64)))
     return tasks
 
 
 def make_tasks(seed: int, config: dict) -> list:
     """The seed's tasks, in training order. Built once per seed and process: every variant of a seed
     trains on the same images (jobs of one seed running side by side share them)."""
-    return _cached_tasks(seed, json.dumps({k: config[k] for k in TASK_KEYS}))
+    return _cached_tasks(seed, json.dumps({**ADDED_SETTINGS, **{k: config[k] for k in TASK_KEYS if k in config}}))
 
 
 def training_phases(tasks: list, joint: bool) -> list:
@@ -1036,12 +1043,12 @@ def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float
     return None if model.failed else total / len(xs)
 
 
-def evaluate(model: Model, task: Task, with_freq: bool = False, chunk: int = 1024):
-    """Test accuracy on one task (its allowed logits only) and, optionally, how often each hidden unit
-    fires on its test images. Chunks of ~1k rows keep the activations in cache; the GEMMs stay large
-    enough to run near peak."""
+def evaluate(model: Model, task: Task, with_freq: bool = False, chunk: int = 1024, split: str = "test"):
+    """Test (or validation) accuracy on one task (its allowed logits only) and, optionally, how often
+    each hidden unit fires on those images. Chunks of ~1k rows keep the activations in cache; the GEMMs
+    stay large enough to run near peak."""
     t0 = time.perf_counter()
-    x, y = task.x_test, task.y_test
+    x, y = (task.x_test, task.y_test) if split == "test" else (task.x_val, task.y_val)
     correct, counts = 0, None
     with np.errstate(over="ignore", invalid="ignore"):
         for s in range(0, len(x), chunk):
@@ -1373,10 +1380,15 @@ def selectivity_index(F: np.ndarray) -> tuple:
     return np.divide(best - rest, total, out=np.zeros_like(total), where=total > 0), total == 0
 
 
+def nan_to_none(M: np.ndarray) -> list:
+    """A matrix as JSON-able lists, entries never measured (NaN) as None."""
+    return [[None if math.isnan(a) else a for a in row] for row in M.tolist()]
+
+
 def summarize(R: np.ndarray, freq: list | None, failed: dict | None) -> dict:
     """What one variant of one seed contributes: R, its metrics, active fractions and task selectivity
     per layer (or the failure)."""
-    rows = [[None if math.isnan(a) else a for a in row] for row in R.tolist()]
+    rows = nan_to_none(R)
     if failed:
         return {"failed": failed, "R": rows}
     active = [[float(f.mean()) for f in per_layer] for per_layer in freq]
@@ -1391,6 +1403,9 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     The variants of a seed share what the seed draws and nothing else, so each course is an
     independent job. The headline seed is tested on every task before training and after every epoch
     (the curves the figures draw); every seed is tested on every task at the end of each phase (R).
+    With validation images (--val-per-class), every seed is also scored on every task's validation
+    images at the end of each phase (val_R) and after every epoch of the last phase (val_last, what
+    the learning/forgetting frontier is drawn from): what hyperparameters are chosen on, never the test.
     A model that fails (diverges, or learns nothing) stops there and reports where.
     """
     streams = seed_streams(seed)
@@ -1406,6 +1421,8 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     n_points = len(phases) * epochs + 1
     curves = np.full((n_points, len(tasks)), np.nan)
     R = np.full((len(phases), len(tasks)), np.nan)
+    with_val = config.get("val_per_class", 0) > 0
+    val_R, val_last = np.full_like(R, np.nan), np.full((epochs, len(tasks)), np.nan)
     freq = None
     if headline:
         curves[0] = [evaluate(model, t)[0] for t in tasks]
@@ -1423,6 +1440,12 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
             slept.append(sleep_after_phase(model, phases[:ph + 1], sleep_rng))
         if submask:
             submask.record()
+        if with_val and (e == epochs - 1 or ph == len(phases) - 1):
+            val_row = [evaluate(model, t, split="val")[0] for t in tasks]
+            if e == epochs - 1:
+                val_R[ph] = val_row
+            if ph == len(phases) - 1:
+                val_last[e] = val_row
         if headline or e == epochs - 1:
             results = [evaluate(model, t, with_freq=e == epochs - 1) for t in tasks]
             row = [acc for acc, _ in results]
@@ -1440,6 +1463,8 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
         print(f"seed {seed}  {spec}: {failure_text(model.failed)}", flush=True)
     out = {"seed": seed, "variant": spec, "summary": summarize(R, freq, model.failed),
            "timings": {"train_s": model.train_s, "eval_s": model.eval_s}}
+    if with_val:
+        out["summary"]["val_R"], out["summary"]["val_last"] = nan_to_none(val_R), nan_to_none(val_last)
     if mechanism := model.report():             # a mechanism's own measurements, e.g. sdm's dead units
         out["summary"]["mechanism"] = mechanism
     if slept:
@@ -1548,13 +1573,15 @@ def count_flops(config: dict, tasks: list) -> dict:
 
     Per training image: forward 2*sum(a*b) over layers; backward the weight gradients of every layer
     plus the input gradients of every layer but the first. Evaluation is a forward pass per test image
-    of every task at each evaluation point: every epoch on the headline seed, every phase end on the others.
+    of every task at each evaluation point: every epoch on the headline seed, every phase end on the others;
+    with validation images, a forward pass of every task's at each phase end and each epoch of the last phase.
     The headline seed's submask analysis: forward passes of every training image (the kNN memory), of the
     flip sample at every evaluation point and of the kNN test samples, plus the Hamming-distance products.
     """
     n_train, n_test = sum(t["n_train"] for t in tasks), sum(t["n_test"] for t in tasks)
     n_phases = 1 if config["joint"] else len(tasks)
     n_points = n_phases * config["epochs"] + 1
+    n_val_passes = sum(t.get("n_val", 0) for t in tasks) * (n_phases + config["epochs"] - 1)
     samples = [min(KNN_SAMPLE, t["n_test"]) for t in tasks]
     voters = [t["n_train"] if config["scenario"] == "task" else n_train for t in tasks]
     out = {"train": 0, "eval": 0, "analysis": 0, "per_variant_headline": {}, "per_variant_other_seed": {}}
@@ -1565,8 +1592,8 @@ def count_flops(config: dict, tasks: list) -> dict:
         macs = [a * b for a, b in zip(ins, outs)]
         forward, backward = 2 * sum(macs), 2 * (sum(macs) + sum(macs[1:]))
         train = (forward + backward) * n_train * config["epochs"]
-        eval_headline = forward * n_test * n_points
-        eval_other = forward * n_test * n_phases
+        eval_headline = forward * (n_test * n_points + n_val_passes)
+        eval_other = forward * (n_test * n_phases + n_val_passes)
         analysis = (forward * (n_train + min(FLIP_SAMPLE, n_train) * n_points + 2 * sum(samples))
                     + sum(2 * n * (config["hidden"] + 1) * m for n, m in zip(samples, voters)))
         out["per_variant_headline"][spec] = train + eval_headline + analysis
@@ -1907,6 +1934,7 @@ def environment() -> dict:
 # several, merged by --aggregate), because a job's numbers depend only on its seed and the settings.
 RUN_FILE = "run.json"
 NOT_SETTINGS = ("seed", "n_seeds", "workers", "out", "snapshots", "data_dir", "run_dir")
+ADDED_SETTINGS = {"max_norm": None, "val_per_class": 0}   # flags newer than some folders: what those ran with
 
 
 def experiment_settings(config: dict) -> dict:
@@ -1951,7 +1979,7 @@ class RunDir:
                 {"settings": experiment_settings(config), "tasks": task_table(config)}, indent=1).encode()))
         try:
             held = json.loads(meta.read_text())
-            self.settings, self.tasks = held["settings"], held["tasks"]
+            self.settings, self.tasks = {**ADDED_SETTINGS, **held["settings"]}, held["tasks"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise OutputError(f"{meta}: unreadable ({e}); it is not a run folder written by this program") from None
         if config is not None:
@@ -2016,7 +2044,7 @@ def task_table(config: dict) -> list:
     """Each task's label, classes, permutation and sizes, for results.json and the tables."""
     seed_tasks = make_tasks(config["seed"], config)
     return [{"label": t.label, "classes": list(t.classes), "permutation": t.permutation,
-             "n_train": len(t.y_train), "n_test": len(t.y_test)} for t in seed_tasks]
+             "n_train": len(t.y_train), "n_test": len(t.y_test), "n_val": len(t.y_val)} for t in seed_tasks]
 
 
 def snapshot_arrays(headline: dict, config: dict, tasks: list) -> dict:
@@ -2045,8 +2073,7 @@ def snapshot_arrays(headline: dict, config: dict, tasks: list) -> dict:
 def results_document(config: dict, runs: list, tasks: list, env: dict, timings: dict, flops: dict,
                      argv: list) -> dict:
     headline = headline_of(runs)
-    curves = {v: [[None if math.isnan(a) else a for a in row] for row in c.tolist()]
-              for v, c in headline["curves"].items()}
+    curves = {v: nan_to_none(c) for v, c in headline["curves"].items()}
     return {
         "schema_version": SCHEMA_VERSION,
         "command": ["python", "compete_to_compute.py", *argv],
@@ -2216,6 +2243,10 @@ def build_parser() -> argparse.ArgumentParser:
            "else ~/.cache/compete_to_compute/<dataset>, downloading what is missing")
     a("--n-train-per-class", type=positive_int, default=500,
       help="balanced training images per class and task (default %(default)s)")
+    a("--val-per-class", type=nonnegative_int, default=0,
+      help="validation images per class and task, held out from the training images (disjoint from the "
+           "training subsample, which they leave unchanged); every seed is then also scored on them, for "
+           "choosing hyperparameters without the test set (default %(default)s: none)")
     a("--hidden", type=positive_int, default=400, help="units per hidden layer (default %(default)s)")
     a("--depth", type=positive_int, default=2, help="number of hidden layers (default %(default)s)")
     a("--epochs", type=positive_int, default=5, help="epochs on each task (default %(default)s)")
@@ -2274,6 +2305,9 @@ def parse_config(argv: list | None) -> tuple:
     if args.n_train_per_class > most:
         parser.error(f"argument --n-train-per-class: at most {most} for these classes of {args.dataset}, "
                      f"got {args.n_train_per_class}")
+    if args.n_train_per_class + args.val_per_class > most:
+        parser.error(f"argument --val-per-class: with --n-train-per-class {args.n_train_per_class}, at most "
+                     f"{most - args.n_train_per_class} for these classes of {args.dataset}, got {args.val_per_class}")
     config = vars(args)
     config["variants"] = {spec: parse_variant(spec).settings() for spec in args.models}
     return config, config.pop("quiet")

@@ -269,7 +269,7 @@ def test_balanced_subsample_exact_counts_and_no_repeats():
 
 def task_config(data_dir, **kw):
     return {"dataset": "mnist", "data_dir": str(data_dir), "tasks": [[0, 2, 4], [1, 3], [5, 6]],
-            "permuted": None, "scenario": "task", "n_train_per_class": 30, "dtype": "float32", **kw}
+            "permuted": None, "scenario": "task", "n_train_per_class": 30, "val_per_class": 0, "dtype": "float32", **kw}
 
 
 def test_tasks_are_balanced_disjoint_and_use_every_test_image(synthetic):

@@ -1,0 +1,301 @@
+"""Verdicts that survive tuning: a search per variant, two selection rules, evaluation, and the frontier.
+
+A tuned study is one setting (the flags of a fixed-rate study) and a list of variants. It runs in three
+steps, each resumable, all jobs in one process pool (no interpreter start per job):
+
+1. Search. The same random configurations for every variant (so configurations are paired as seeds are):
+   configuration 0 is the setting's own fixed hyperparameters (lr 0.05, momentum 0.9, its epochs), the
+   rest are drawn from SEARCH_SEED: learning rate log-uniform in LR_RANGE, momentum in MOMENTA, epochs
+   per task in EPOCHS. Every (configuration, variant) runs on the tuning seeds (from TUNE_SEED on, never
+   evaluation seeds) with validation images held out of the training images (--val-per-class).
+2. Selection, on validation accuracy only, averaged over the tuning seeds, per variant:
+   first - the best accuracy on task 1 right after task 1 (what a user who has only task 1 can do);
+   all   - the best ACC at the end (mean over tasks; the optimistic rule most papers use).
+   A configuration that failed (diverged or learned nothing) on any tuning seed is never selected; ties
+   go to the configuration drawn first.
+3. Evaluation: each variant at its own selected configuration on seeds 0..19, test data, paired by seed
+   with the module's statistics (ACC, forgetting, Holm over the variants, detectable difference).
+
+The frontier (Goodfellow et al. 2014): per variant and tuning seed, every (configuration, epoch of the
+last task) gives a point (new-task validation accuracy, mean old-task validation accuracy); its upper
+envelope is the best old-task accuracy reachable at each new-task accuracy. Every variant's envelope is
+a maximum over the same configurations, so the upward bias of taking a maximum is the same for all.
+
+Jobs go to studies/runs/<study>/c<NN>/ (one module run folder per configuration; the jobs of search and
+evaluation share it, since holding images out for validation leaves the training data unchanged).
+"""
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import sys
+import time
+
+import numpy as np
+
+from common import ROOT, RUNS, WORKERS, c, colour, save_figure, short_names, variant_table, write_text
+
+SEARCH_SEED = 2026
+LR_RANGE = (0.002, 0.2)              # two decades around the fixed rate 0.05
+MOMENTA = (0.0, 0.5, 0.9)
+EPOCHS = (2, 5, 10)
+TUNE_SEED = 1000                     # tuning seeds are TUNE_SEED, TUNE_SEED + 1, ...; evaluation seeds 0..19
+EVAL_SEEDS = 20
+RULES = {"first": "first task only: best validation accuracy on task 1 after task 1",
+         "all": "all tasks: best validation ACC at the end"}
+FIXED = "fixed"                      # configuration 0 for every variant: the setting's fixed hyperparameters
+FRONTIER_SPAN = 0.10                 # the frontier statistic averages the envelope over this new-task span
+
+
+# ---------------------------------------------------------------------------- search space
+def configurations(n: int, epochs: int) -> list:
+    """The first n configurations: 0 is the fixed setting, the rest random draws. Each draw depends only
+    on its index, so a shorter search is a prefix of a longer one."""
+    rng = np.random.default_rng(SEARCH_SEED)
+    out = [{"lr": 0.05, "momentum": 0.9, "epochs": epochs}]
+    lo, hi = (math.log10(x) for x in LR_RANGE)
+    while len(out) < n:
+        out.append({"lr": float(f"{10 ** rng.uniform(lo, hi):.3g}"), "momentum": float(rng.choice(MOMENTA)),
+                    "epochs": int(rng.choice(EPOCHS))})
+    return out
+
+
+def config_args(cfg: dict) -> list:
+    return ["--lr", str(cfg["lr"]), "--momentum", str(cfg["momentum"]), "--epochs", str(cfg["epochs"])]
+
+
+def describe_config(cfg: dict) -> str:
+    return f"lr {cfg['lr']:g}, momentum {cfg['momentum']:g}, {cfg['epochs']} epochs"
+
+
+# ---------------------------------------------------------------------------- jobs
+def job_config(args: list, variants: list, cfg: dict, val: int) -> dict:
+    config, _ = c.parse_config([*args, *config_args(cfg), "--models", ",".join(variants),
+                                "--val-per-class", str(val), "--workers", "1"])
+    return config
+
+
+def run_pool(jobs: list, progress: str) -> None:
+    """Run (store, seed, variant, config) jobs in WORKERS processes, saving each as it finishes."""
+    if not jobs:
+        return
+    t0 = time.perf_counter()
+    work = [(seed, spec, config, False) for _, seed, spec, config in jobs]
+    pool = multiprocessing.get_context("spawn").Pool(min(WORKERS, len(work)), initializer=c._worker_init)
+    try:
+        for done, (r, job) in enumerate(zip(pool.imap(c._worker_run, work), jobs), 1):  # in order: job -> store
+            job[0].save(r)
+            if done % 20 == 0 or done == len(work):
+                print(f"  {progress}: {done}/{len(work)} jobs, {time.perf_counter() - t0:.0f} s", flush=True)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def pending(store, config: dict, seeds: list, variants: list) -> list:
+    return [(store, s, v, config) for s in seeds for v in variants if not store.load(s, v, headline=False)]
+
+
+# ---------------------------------------------------------------------------- selection
+def job_scores(summary: dict) -> dict:
+    """The validation numbers a selection rule reads from one job (None for a failed job)."""
+    if summary["failed"]:
+        return {rule: None for rule in RULES}
+    val = summary["val_R"]
+    return {"first": val[0][0], "all": float(np.mean(val[-1]))}
+
+
+def rule_scores(table: dict, rule: str) -> dict:
+    """{configuration: [per-seed job scores]} -> {configuration: mean score, or None if any seed failed}."""
+    return {i: None if any(s[rule] is None for s in seeds) else float(np.mean([s[rule] for s in seeds]))
+            for i, seeds in table.items()}
+
+
+def select(scores: dict) -> int | None:
+    """The configuration with the best score; ties to the lowest index; failed (None) never; None if all failed."""
+    ok = [(-s, i) for i, s in scores.items() if s is not None]
+    return min(ok)[1] if ok else None
+
+
+# ---------------------------------------------------------------------------- frontier
+def frontier_points(summary: dict) -> np.ndarray:
+    """(new-task, mean old-task) validation accuracy after each epoch of the last task; none if failed."""
+    if summary["failed"]:
+        return np.zeros((0, 2))
+    rows = np.array(summary["val_last"], dtype=float)
+    return np.stack([rows[:, -1], rows[:, :-1].mean(axis=1)], axis=1)
+
+
+def envelope(points: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Upper envelope: at each new-task accuracy x of the grid, the best old-task accuracy of the points
+    whose new-task accuracy is at least x (NaN where no point reaches x)."""
+    order = np.argsort(-points[:, 0], kind="stable")
+    new, best_old = points[order, 0], np.maximum.accumulate(points[order, 1])
+    reach = np.searchsorted(-new, -np.asarray(grid, dtype=float), side="right")   # points with new >= x
+    return np.where(reach > 0, best_old[np.maximum(reach - 1, 0)], np.nan)
+
+
+def frontier(points: dict, variants: list) -> dict:
+    """points[variant][seed] -> the paired frontier statistic: mean envelope over the new-task span that
+    every variant reaches on every seed, variant against the first, seed by seed (Holm over variants)."""
+    top = min(p[:, 0].max() for v in variants for p in points[v].values() if len(p))
+    grid = np.linspace(top - FRONTIER_SPAN, top, 21)
+    seeds = sorted(set.intersection(*[{s for s, p in points[v].items() if len(p)} for v in variants]))
+    stat = {v: {s: float(envelope(points[v][s], grid).mean()) for s in seeds} for v in variants}
+    base = variants[0]
+    cmp = {v: c.paired_comparison([stat[v][s] for s in seeds], [stat[base][s] for s in seeds], True,
+                                  "old-task accuracy at matched new-task accuracy", v, base) for v in variants[1:]}
+    c.add_holm(cmp, "old-task accuracy at matched new-task accuracy", base)
+    return {"span": [float(grid[0]), float(grid[-1])], "seeds": seeds, "per_seed": stat,
+            "mean": {v: float(np.mean(list(stat[v].values()))) for v in variants}, "paired": cmp}
+
+
+# ---------------------------------------------------------------------------- a tuned study
+def load_table(stores: list, seeds: list, variants: list) -> dict:
+    """summary[variant][configuration][seed] for the jobs that are finished."""
+    out = {v: {} for v in variants}
+    for i, store in enumerate(stores):
+        for s in seeds:
+            for v in variants:
+                r = store.load(s, v, headline=False)
+                if r:
+                    out[v].setdefault(i, {})[s] = r["summary"]
+    return out
+
+
+def evaluation(table: dict, picks: dict, variants: list, seeds: list) -> dict | None:
+    """Per-seed summaries of each variant at its picked configuration, and their paired aggregate."""
+    if any(picks[v] is None for v in variants):
+        return None
+    runs = [{"seed": s, "summary": {v: table[v][picks[v]][s] for v in variants}} for s in seeds]
+    return {"per_seed": runs, "aggregate": c.aggregate(runs, variants)}
+
+
+def run_study(study: str, title: str, args: list, variants: list, n_configs: int, epochs: int,
+              tune_seeds: int, val: int, fixed: bool, notes: list) -> dict:
+    """Search, select, evaluate (each resumable), then write studies/<study>/{tuned.json, summary.md,
+    frontier.png}."""
+    configs = configurations(n_configs, epochs)
+    tune = list(range(TUNE_SEED, TUNE_SEED + tune_seeds))
+    evals = list(range(EVAL_SEEDS))
+    job_configs = [job_config(args, variants, cfg, val) for cfg in configs]
+    stores = [c.RunDir(RUNS / study / f"c{i:02d}", jc) for i, jc in enumerate(job_configs)]
+    print(f"[{study}] search: {n_configs} configurations x {tune_seeds} seeds x {len(variants)} variants", flush=True)
+    run_pool([j for st, jc in zip(stores, job_configs) for j in pending(st, jc, tune, variants)], "search")
+    search = load_table(stores, tune, variants)
+    picks = {}
+    for rule in RULES:
+        picks[rule] = {v: select(rule_scores({i: [job_scores(search[v][i][s]) for s in tune]
+                                              for i in search[v]}, rule)) for v in variants}
+    if fixed:
+        picks[FIXED] = {v: 0 for v in variants}
+    wanted = {(picks[r][v], v) for r in picks for v in variants if picks[r][v] is not None}
+    print(f"[{study}] evaluation: {len(wanted)} (configuration, variant) pairs x {len(evals)} seeds", flush=True)
+    run_pool([j for i, v in sorted(wanted) for j in pending(stores[i], job_configs[i], evals, [v])], "evaluation")
+    table = load_table(stores, evals, variants)
+    doc = {"study": study, "title": title, "setting_args": args, "variants": variants,
+           "val_per_class": val, "tune_seeds": tune, "eval_seeds": evals,
+           "search_space": {"seed": SEARCH_SEED, "lr_log_uniform": LR_RANGE, "momentum": MOMENTA,
+                            "epochs": EPOCHS, "configuration_0": "the setting's fixed hyperparameters"},
+           "configurations": configs, "rules": {**RULES, **({FIXED: "configuration 0 for every variant"}
+                                                           if fixed else {})},
+           "selected": picks,
+           "search": {v: {str(i): {str(s): job_scores(search[v][i][s]) | {"failed": search[v][i][s]["failed"]}
+                                   for s in tune} for i in search[v]} for v in variants},
+           "failures": {v: {"jobs": sum(bool(search[v][i][s]["failed"]) for i in search[v] for s in tune),
+                            "of": len(search[v]) * len(tune),
+                            "configurations": sum(any(search[v][i][s]["failed"] for s in tune) for i in search[v])}
+                        for v in variants},
+           "evaluation": {r: evaluation(table, picks[r], variants, evals) for r in picks},
+           "frontier": frontier({v: {s: np.concatenate([frontier_points(search[v][i][s]) for i in search[v]])
+                                     for s in tune} for v in variants}, variants),
+           "environment": c.environment()}
+    out = ROOT / "studies" / study
+    write_text(out / "tuned.json", [json.dumps(doc, indent=1, allow_nan=False)])
+    frontier_figure(search, variants, tune, doc, out / "frontier.png")
+    write_text(out / "summary.md", summary_lines(doc, notes))
+    print("\n".join(summary_lines(doc, notes)))
+    return doc
+
+
+# ---------------------------------------------------------------------------- outputs
+def summary_lines(doc: dict, notes: list) -> list:
+    v0 = doc["variants"][0]
+    cmd = f"python studies/{doc['study']}.py"
+    lines = [f"# {doc['title']}", "", f"`{cmd}` (setting: `python compete_to_compute.py "
+             f"{' '.join(doc['setting_args'])}` with the searched flags `--lr --momentum --epochs`, "
+             f"`--val-per-class {doc['val_per_class']}`)", "", *notes, "",
+             f"Search: {len(doc['configurations'])} configurations (the same for every variant; configuration 0 is "
+             f"the fixed setting) x {len(doc['tune_seeds'])} tuning seeds ({doc['tune_seeds'][0]}-"
+             f"{doc['tune_seeds'][-1]}), chosen on {doc['val_per_class']} validation images per class held out "
+             f"of the training images; evaluation on seeds 0-{doc['eval_seeds'][-1]}, test data.", "",
+             "## Selected configurations", "", "| variant | " + " | ".join(doc["rules"]) +
+             " | failed search jobs (configurations) |", "|---|" + "---|" * (len(doc["rules"]) + 1)]
+    for v in doc["variants"]:
+        cells = []
+        for r in doc["rules"]:
+            i = doc["selected"][r][v]
+            cells.append("none: every configuration failed" if i is None
+                         else f"{i}: {describe_config(doc['configurations'][i])}")
+        f = doc["failures"][v]
+        lines.append(f"| {v} | " + " | ".join(cells) + f" | {f['jobs']}/{f['of']} ({f['configurations']}) |")
+    lines += ["", "Rules: " + "; ".join(f"*{r}*: {t}" for r, t in doc["rules"].items()) + "."]
+    for r, ev in doc["evaluation"].items():
+        lines += ["", f"## Evaluation, rule *{r}* ({len(doc['eval_seeds'])} seeds, test data)", ""]
+        if ev is None:
+            lines.append("Not run: some variant has no configuration that trained on every tuning seed.")
+            continue
+        lines += variant_table({"aggregate": ev["aggregate"], "config": {"models": doc["variants"]},
+                                "per_seed": ev["per_seed"]})
+        la = ev["aggregate"]["variants"]
+        lines += ["", "Learning accuracy (each task right after it was learned): " + "; ".join(
+            f"{v} {la[v]['learning_acc']['mean']:.4f}" for v in doc["variants"] if la[v]["learning_acc"]["mean"]
+            is not None) + "."]
+    fr = doc["frontier"]
+    lines += ["", "## Frontier (validation data, tuning seeds)", "",
+              f"Old-task validation accuracy averaged over the envelope where the new-task accuracy is in "
+              f"[{fr['span'][0]:.3f}, {fr['span'][1]:.3f}] (the top {FRONTIER_SPAN:g} that every variant reaches on "
+              f"every seed), paired by tuning seed ({len(fr['seeds'])} seeds) against {v0}:", "",
+              "| variant | old-task accuracy on the envelope | − " + v0 + " | verdict |", "|---|---|---|---|"]
+    for v in doc["variants"]:
+        if v == v0:
+            lines.append(f"| {v} | {fr['mean'][v]:.4f} | baseline | |")
+            continue
+        p = fr["paired"][v]
+        lines.append(f"| {v} | {fr['mean'][v]:.4f} | {p['diff']['mean']:+.4f} | {p['verdict']} |")
+    return lines
+
+
+def frontier_figure(search: dict, variants: list, tune: list, doc: dict, path) -> None:
+    """One envelope per variant: its mean over tuning seeds, and the band from the lowest to the highest
+    seed's envelope; every (configuration, epoch) point faintly behind."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    short = short_names(variants)
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    pts = {v: {s: np.concatenate([frontier_points(search[v][i][s]) for i in search[v]]) for s in tune}
+           for v in variants}
+    allp = np.concatenate([p for v in variants for p in pts[v].values() if len(p)])
+    lo = np.quantile(allp[:, 0], 0.05)          # the long tail of barely trained points is left off
+    for v in variants:
+        every = np.concatenate([p for p in pts[v].values() if len(p)])
+        ax.scatter(every[:, 0], every[:, 1], s=6, color=colour(v), alpha=0.15, lw=0)
+    for v in variants:
+        top = min(p[:, 0].max() for p in pts[v].values() if len(p))
+        grid = np.linspace(lo, top, 200)
+        env = np.array([envelope(p, grid) for p in pts[v].values() if len(p)])
+        ax.fill_between(grid, env.min(axis=0), env.max(axis=0), color=colour(v), alpha=0.18, lw=0)
+        ax.plot(grid, env.mean(axis=0), color=colour(v), lw=2, label=short[v])
+    ax.axvspan(*doc["frontier"]["span"], color="0.5", alpha=0.08, lw=0)
+    ax.set_xlim(lo, allp[:, 0].max() + 0.005)
+    ax.set_xlabel("new (last) task: validation accuracy")
+    ax.set_ylabel("old tasks: mean validation accuracy")
+    ax.set_title(f"{doc['title']}\nenvelope over {len(doc['configurations'])} configurations x epochs: "
+                 f"mean of {len(tune)} tuning seeds (band: lowest to highest seed)", fontsize=9.5)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=9, frameon=True)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,0 +1,176 @@
+"""The validation split (--val-per-class) and the tuned studies' machinery (studies/tuning.py):
+selection rules, the frontier's envelope, and a resumable end-to-end search on real MNIST."""
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import MNIST_DIR, ROOT, c, needs_mnist, tiny_args
+
+sys.path.insert(0, str(ROOT / "studies"))
+import tuning  # noqa: E402
+
+
+def split_config(data_dir, **kw):
+    return {"dataset": "mnist", "data_dir": str(data_dir), "tasks": [[0, 2, 4], [1, 3]], "permuted": None,
+            "scenario": "task", "n_train_per_class": 20, "val_per_class": 10, "dtype": "float32", **kw}
+
+
+def row_index(rows: np.ndarray, table: np.ndarray) -> list:
+    """For each row, the indices of the table's rows equal to it."""
+    return [np.flatnonzero((table == r).all(axis=1)).tolist() for r in rows]
+
+
+# ---------------------------------------------------------------------------- the validation split
+def test_validation_images_are_balanced_held_out_training_images_disjoint_from_the_subsample(synthetic):
+    tasks = c.make_tasks(0, split_config(synthetic))
+    train = c.to_float(c.load_dataset("mnist", str(synthetic))["train_images"])
+    for t in tasks:
+        assert np.bincount(t.y_val, minlength=10)[list(t.classes)].tolist() == [10] * len(t.classes)
+        assert set(np.unique(t.y_val)) == set(t.classes)
+        val_rows, train_rows = row_index(t.x_val, train), row_index(t.x_train, train)
+        assert all(len(r) == 1 for r in val_rows + train_rows)       # every image is one training image
+        assert not {r[0] for r in val_rows} & {r[0] for r in train_rows}   # never one the model trains on
+        assert t.x_val.dtype == np.float32 and len(t.x_test) == 12 * len(t.classes)   # test set untouched
+
+
+def test_validation_split_is_reproducible_from_the_seed_and_leaves_training_unchanged(synthetic):
+    with_val = c.make_tasks(3, split_config(synthetic))
+    again = c._cached_tasks.__wrapped__(3, json.dumps({k: split_config(synthetic)[k] for k in c.TASK_KEYS}))
+    other_seed = c.make_tasks(4, split_config(synthetic))
+    without = c.make_tasks(3, split_config(synthetic, val_per_class=0))
+    for a, b, o, w in zip(with_val, again, other_seed, without):
+        np.testing.assert_array_equal(a.x_val, b.x_val)
+        assert not np.array_equal(a.x_val, o.x_val)
+        np.testing.assert_array_equal(a.x_train, w.x_train)        # holding images out changes no draw
+        np.testing.assert_array_equal(a.y_train, w.y_train)
+        assert w.x_val.shape == (0, 784) and len(w.y_val) == 0        # empty by default
+
+
+def test_permuted_tasks_permute_their_validation_images_with_the_task(synthetic):
+    config = split_config(synthetic, tasks=[list(range(10))] * 3, permuted=3, scenario="domain", n_train_per_class=10,
+                          val_per_class=5)
+    tasks = c.make_tasks(0, config)
+    train = c.to_float(c.load_dataset("mnist", str(synthetic))["train_images"])
+    perm_rng = np.random.default_rng(c.seed_streams(0)[4])
+    for i, t in enumerate(tasks):
+        pixels = np.arange(784) if i == 0 else perm_rng.permutation(784)
+        unpermuted = np.empty_like(t.x_val)
+        unpermuted[:, pixels] = t.x_val                                # x_val = plain[:, pixels]
+        rows = row_index(unpermuted, train)
+        assert all(len(r) == 1 for r in rows)
+        labels = c.load_dataset("mnist", str(synthetic))["train_labels"]
+        assert labels[[r[0] for r in rows]].tolist() == t.y_val.tolist()
+
+
+def test_held_out_validation_leaves_every_test_number_unchanged_and_adds_val_matrices(synthetic, tmp_path):
+    base, _ = c.parse_config(tiny_args(tmp_path, synthetic, "--models", "relu,lwta"))
+    val, _ = c.parse_config(tiny_args(tmp_path, synthetic, "--models", "relu,lwta", "--val-per-class", "8"))
+    for spec in ("relu", "lwta"):
+        a, b = c.run_course(0, spec, base, False), c.run_course(0, spec, val, False)
+        assert a["summary"]["R"] == b["summary"]["R"]                  # bit for bit
+        assert "val_R" not in a["summary"]
+        assert np.shape(b["summary"]["val_R"]) == (2, 2) and np.shape(b["summary"]["val_last"]) == (2, 2)
+        assert b["summary"]["val_last"][-1] == b["summary"]["val_R"][-1]    # the last epoch is the phase end
+        assert all(0 <= x <= 1 for row in b["summary"]["val_R"] for x in row)
+
+
+@pytest.mark.robustness
+def test_val_per_class_beyond_the_images_left_names_the_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        c.parse_config(["--n-train-per-class", "5000", "--val-per-class", "1000"])
+    assert e.value.code == 2
+    assert "argument --val-per-class: with --n-train-per-class 5000, at most 421" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- selection rules
+def job(first, final, failed=None):
+    """A hand-made job summary: validation accuracy on task 1 after task 1, and per task at the end."""
+    if failed:
+        return {"failed": {"reason": failed}}
+    return {"failed": None, "val_R": [[first, 0.0], final]}
+
+
+def test_selection_rules_on_a_hand_made_table_with_ties_and_failures():
+    table = {0: [job(0.90, [0.80, 0.90]), job(0.92, [0.82, 0.88])],    # first 0.91, all 0.85
+             1: [job(0.99, [0.70, 0.70]), job(0.99, [0.99, 0.99], "diverged")],   # best first, but failed once
+             2: [job(0.91, [0.90, 0.90]), job(0.91, [0.80, 0.80])],    # first 0.91 (tie with 0), all 0.85 (tie)
+             3: [job(0.80, [0.86, 0.86]), job(0.80, [0.86, 0.84])]}    # best all (0.855)
+    scores = {rule: tuning.rule_scores({i: [tuning.job_scores(s) for s in seeds] for i, seeds in table.items()}, rule)
+              for rule in tuning.RULES}
+    assert scores["first"][1] is None and scores["all"][1] is None     # failed on one seed: never selected
+    assert scores["first"][0] == pytest.approx(0.91) and scores["all"][3] == pytest.approx(0.855)
+    assert tuning.select(scores["first"]) == 0                         # tie 0.91 / 0.91: the first drawn
+    assert tuning.select(scores["all"]) == 3
+    assert tuning.select({0: None, 1: None}) is None                   # every configuration failed
+    assert tuning.select({4: 0.5, 2: 0.5}) == 2
+
+
+# ---------------------------------------------------------------------------- the frontier's envelope
+def test_envelope_against_brute_force_on_a_hand_made_point_set():
+    points = np.array([[0.90, 0.50], [0.80, 0.70], [0.95, 0.40], [0.80, 0.60], [0.60, 0.95], [0.70, 0.65]])
+    grid = np.array([0.50, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.90, 0.95, 0.96])
+    brute = [max((o for n, o in points if n >= x), default=np.nan) for x in grid]
+    np.testing.assert_array_equal(tuning.envelope(points, grid), brute)
+    np.testing.assert_array_equal(tuning.envelope(points, grid)[:4], [0.95, 0.95, 0.70, 0.70])
+    assert np.isnan(tuning.envelope(points, grid)[-1])                 # nothing reaches 0.96
+    rng = np.random.default_rng(0)
+    cloud, xs = rng.random((200, 2)), rng.random(50)
+    np.testing.assert_array_equal(tuning.envelope(cloud, xs),
+                                  [max((o for n, o in cloud if n >= x), default=np.nan) for x in xs])
+
+
+def test_frontier_points_read_the_last_task_epochs():
+    summary = {"failed": None, "val_last": [[0.9, 0.2, 0.5], [0.7, 0.5, 0.8]]}
+    np.testing.assert_allclose(tuning.frontier_points(summary), [[0.5, 0.55], [0.8, 0.6]])
+    assert tuning.frontier_points({"failed": {"reason": "diverged"}}).shape == (0, 2)
+
+
+def test_configurations_start_with_the_fixed_setting_and_shorter_searches_are_prefixes():
+    long, short = tuning.configurations(12, 5), tuning.configurations(4, 5)
+    assert long[0] == {"lr": 0.05, "momentum": 0.9, "epochs": 5} and long[:4] == short
+    assert all(tuning.LR_RANGE[0] <= x["lr"] <= tuning.LR_RANGE[1] and x["momentum"] in tuning.MOMENTA
+               and x["epochs"] in tuning.EPOCHS for x in long[1:])
+
+
+# ---------------------------------------------------------------------------- end to end
+class Interrupt(Exception):
+    pass
+
+
+@needs_mnist
+@pytest.mark.robustness
+def test_tiny_search_on_real_mnist_interrupted_and_resumed_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "EPOCHS", (1,))
+    monkeypatch.setattr(tuning, "EVAL_SEEDS", 2)
+    monkeypatch.setattr(tuning, "WORKERS", 2)
+    args = ["--data-dir", MNIST_DIR, "--hidden", "40", "--n-train-per-class", "200"]
+
+    def study(root):
+        (root / "studies").mkdir(parents=True, exist_ok=True)
+        monkeypatch.setattr(tuning, "ROOT", root)
+        monkeypatch.setattr(tuning, "RUNS", root / "runs")
+        doc = tuning.run_study("tiny", "tiny", args, ["relu", "lwta"], n_configs=2, epochs=1, tune_seeds=2,
+                               val=10, fixed=True, notes=[])
+        return {k: v for k, v in doc.items() if k != "environment"}
+
+    whole = study(tmp_path / "whole")
+    saved, real_save = [], c.RunDir.save
+
+    def save_then_stop(self, result):
+        real_save(self, result)
+        saved.append(result["seed"])
+        if len(saved) == 3:
+            raise Interrupt
+    monkeypatch.setattr(c.RunDir, "save", save_then_stop)
+    with pytest.raises(Interrupt):
+        study(tmp_path / "cut")
+    assert len(list((tmp_path / "cut" / "runs" / "tiny").glob("c*/seed*.json"))) == 3
+    assert not (tmp_path / "cut" / "studies" / "tiny" / "tuned.json").exists()
+    monkeypatch.setattr(c.RunDir, "save", real_save)
+    resumed = study(tmp_path / "cut")
+    assert resumed == whole
+    ev = whole["evaluation"]["all"]["aggregate"]["variants"]
+    assert all(ev[v]["n_seeds"] == 2 and ev[v]["learning_acc"]["mean"] > 0.75 for v in ("relu", "lwta"))  # chance 0.2
+    assert (tmp_path / "whole" / "studies" / "tiny" / "frontier.png").stat().st_size > 10_000

@@ -142,6 +142,58 @@ print(json.dumps(out))
 """
 
 
+SEARCH_CODE = r"""
+import json, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, sys.argv[1] + "/studies")
+import tuning                                     # workers re-import this file: the work is under __main__
+c = tuning.c
+if __name__ == "__main__":
+    variants, seeds = ["relu", "lwta", "topk"], [1000, 1001, 1002]
+    configs = [{"lr": 0.05, "momentum": 0.9, "epochs": 5}, {"lr": 0.02, "momentum": 0.9, "epochs": 5}]
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs, flops = [], 0
+        for i, cfg in enumerate(configs):
+            config = tuning.job_config([], variants, cfg, 100)
+            store = c.RunDir(Path(tmp) / f"c{i}", config)
+            jobs += tuning.pending(store, config, seeds, variants)
+            flops += sum(c.count_flops(config, store.tasks)["per_variant_other_seed"].values()) * len(seeds)
+        tuning.run_pool(jobs, "bench")
+    print(json.dumps({"jobs": len(jobs), "gflop": flops / 1e9}))
+"""
+
+
+def search_throughput(repeats: int, work: Path) -> dict:
+    """A search (2 configurations x 3 tuning seeds x 3 variants, default scale, 100 validation images per
+    class, one process pool) against one --n-seeds run with the same number of jobs (6 seeds x 3 variants):
+    jobs and GFLOP per second of whole commands, startup included. The --n-seeds run's headline seed also
+    evaluates after every epoch and runs the submask analysis; the search evaluates validation images."""
+    script = work / "search_bench.py"
+    script.write_text(SEARCH_CODE)
+    walls, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = json.loads(subprocess.run([sys.executable, str(script), str(ROOT)], check=True, capture_output=True,
+                                        text=True, cwd=work).stdout.strip().splitlines()[-1])
+        walls.append(time.perf_counter() - t0)
+    seeds = bench_run("search_ref", ["--seed", "0", "--n-seeds", "6"], repeats, work, 1.0)
+    wall = statistics.median(walls)
+    search = {"jobs": out["jobs"], "wall_s_median": wall, "wall_s_all": walls, "jobs_per_s": out["jobs"] / wall,
+              "gflops": out["gflop"] / wall}
+    ref = {"command": seeds["command"], "jobs": 18, "wall_s_median": seeds["wall_s_median"],
+           "wall_s_all": seeds["wall_s_all"], "jobs_per_s": 18 / seeds["wall_s_median"],
+           "gflops": seeds["gflop"] / seeds["wall_s_median"]}
+    return {"search": search, "n_seeds_run": ref, "jobs_per_s_ratio": search["jobs_per_s"] / ref["jobs_per_s"],
+            "gflops_ratio": search["gflops"] / ref["gflops"]}
+
+
+def print_search(r: dict) -> None:
+    s, n = r["search"], r["n_seeds_run"]
+    print(f"search throughput: {s['jobs']} jobs in {s['wall_s_median']:.2f} s ({s['jobs_per_s']:.2f} jobs/s, "
+          f"{s['gflops']:.1f} GFLOP/s); {n['command']}: {n['wall_s_median']:.2f} s ({n['jobs_per_s']:.2f} jobs/s, "
+          f"{n['gflops']:.1f} GFLOP/s); ratio {r['jobs_per_s_ratio']:.2f} (jobs), {r['gflops_ratio']:.2f} (GFLOP)")
+
+
 def sleep_cost() -> dict:
     """The sleep phase's time per time step on a trained network, and its steps after each of 5 tasks."""
     out = subprocess.run([sys.executable, "-c", SLEEP_CODE, str(ROOT)], check=True, capture_output=True, text=True)
@@ -216,12 +268,20 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs per command (10-seed runs use max(2, repeats-1))")
     ap.add_argument("--only-sleep", action="store_true",
                     help="measure only the sleep phase and update that part of benchmarks/results.json")
+    ap.add_argument("--only-search", action="store_true",
+                    help="measure only the tuned studies' search throughput and update that part of "
+                         "benchmarks/results.json")
     args = ap.parse_args()
-    if args.only_sleep:
+    if args.only_sleep or args.only_search:
         path = ROOT / "benchmarks" / "results.json"
         doc = json.loads(path.read_text()) if path.is_file() else {}
-        doc["sleep_phase"] = sleep_cost()
-        print(json.dumps(doc["sleep_phase"], indent=1))
+        if args.only_sleep:
+            doc["sleep_phase"] = sleep_cost()
+            print(json.dumps(doc["sleep_phase"], indent=1))
+        else:
+            with tempfile.TemporaryDirectory(prefix="c2c-bench-") as tmp:
+                doc["search_throughput"] = search_throughput(args.repeats, Path(tmp))
+            print_search(doc["search_throughput"])
         path.write_text(json.dumps(doc, indent=1) + "\n")
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -263,6 +323,8 @@ def main() -> int:
                                                          "10", "--lr", "0.005", "--max-norm", "3", "--models",
                                                          "relu,lwta"], 1, work, peak),
         }
+        search = search_throughput(args.repeats, work)
+        print_search(search)
         one_core = gemm_one["square 2048^3"]
         for r in runs.values():                  # work done / (cores x wall x one core's peak)
             r["parallel_efficiency"] = r["gflop"] / (cores * r["wall_s_median"] * one_core)
@@ -292,6 +354,7 @@ def main() -> int:
     targets += [(f"step at width 1000 <= 1.3 x GEMM: {name}", t["over_gemm"], 1.3) for name, t in wide.items()]
     targets += [(f"parallel efficiency >= 0.85: {name}", -runs[name]["parallel_efficiency"], -0.85)
                 for name in ("10 seeds, 3 models", "study scale, 4 seeds")]
+    targets.append(("search jobs/s >= 0.8 x an --n-seeds run's", -search["jobs_per_s_ratio"], -0.8))
 
     print(f"\n{'command':<44}{'wall s':>8}{'GFLOP':>8}{'GFLOP/s':>9}{'bound s':>9}{'x bound':>8}{'par.eff':>8}"
           f"{'RSS MiB':>9}")
@@ -314,7 +377,7 @@ def main() -> int:
     doc = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "cores": cores,
                        "python": platform.python_version()},
            "gemm_gflops": {"peak_all_cores": gemm_all, "one_thread": gemm_one},
-           "train_step_us": steps, "sleep_phase": sleep, "runs": runs, "scripts": scripts,
+           "train_step_us": steps, "sleep_phase": sleep, "runs": runs, "scripts": scripts, "search_throughput": search,
            "targets": [{"target": t, "measured": abs(v), "limit": abs(lim), "met": v <= lim} for t, v, lim in targets]}
     (ROOT / "benchmarks" / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
     print("\nwrote benchmarks/results.json")

@@ -1,10 +1,13 @@
-"""The answer across studies: every variant against ReLU in every setting, in one table and one figure.
+"""The answer across studies: every variant against ReLU in every setting, in tables and one figure.
 
     python studies/summarize.py        # reads studies/*/*.json, writes studies/summary.md and summary.png
 
-Rows are settings, columns are variants (dropout keys folded into the variant they modify); a cell is the
-paired difference from ReLU on the same seeds: forgetting (positive = forgets more) with its 95% interval
-and the Holm-adjusted Wilcoxon verdict, and the ACC difference. Studies not yet run are left out.
+First the tuned studies (10-14): each variant at the configuration its own validation data selected,
+under each selection rule, then the frontier; then the fixed-hyperparameter studies (1-8), which say what
+happens at the one setting they ran. Rows are settings, columns are variants (dropout keys folded into
+the variant they modify); a cell is the paired difference from ReLU on the same seeds: forgetting
+(positive = forgets more) with its 95% interval and the Holm-adjusted Wilcoxon verdict, and the ACC
+difference. Studies not yet run are left out.
 """
 import json
 
@@ -15,7 +18,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from common import ROOT, colour, forest, save_figure, write_text  # noqa: E402
 
-SETTINGS = [  # (row label, results file, seeds note)
+TUNED = [  # (row label, study folder): each holds tuned.json
+    ("default", "10_tuned_default"),
+    ("3 × 1000 units", "11_tuned_paper_scale"),
+    ("permuted MNIST, 10 tasks", "12_tuned_permuted"),
+    ("class-incremental split MNIST", "13_tuned_class_incremental"),
+    ("Fashion-MNIST, default", "14_tuned_fashion"),
+]
+RULE_NAMES = {"first": "tuned on task 1", "all": "tuned on all tasks", "fixed": "fixed lr 0.05"}
+SETTINGS = [  # (row label, results file) of the fixed-hyperparameter studies
     ("default (study 1)", "01_toy/toy.json"),
     ("default, depth 3 (study 6)", "06_layers/depth3.json"),
     ("3 × 1000 units, lr 0.005 (study 2)", "02_paper_scale/lr0.005.json"),
@@ -45,6 +56,40 @@ def column(variant: str) -> str | None:
     return {"kwinners": "k-winners", "sdm": "sdm"}.get(name)
 
 
+def frontier_cell(cmp: dict) -> str:
+    d = cmp["diff"]
+    p = cmp["wilcoxon_p_holm"]
+    word = "n.s." if p is None or p >= 0.05 else ("**above**" if d["mean"] > 0 else "**below**")
+    ci = f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d["ci95"] else ""
+    return f"{d['mean']:+.3f}{ci} {word}"
+
+
+def tuned_tables() -> tuple:
+    """Markdown rows of the tuned studies (one row per setting and rule; then the frontier) and figure rows."""
+    rows, frontier, fig_rows = [], [], []
+    for label, folder in TUNED:
+        path = ROOT / "studies" / folder / "tuned.json"
+        if not path.is_file():
+            continue
+        doc = json.loads(path.read_text())
+        study = folder.split("_")[0]
+        for rule, ev in doc["evaluation"].items():
+            if ev is None:
+                continue
+            metrics = ev["aggregate"]["paired"]["metrics"]
+            cells = {column(v): cell(cmp, metrics["acc"][v]) for v, cmp in metrics["forgetting"].items()}
+            name = f"{label}, {RULE_NAMES[rule]} (study {study})"
+            rows.append(f"| {name} ({len(doc['eval_seeds'])}) | " + " | ".join(cells.get(c, "") for c in COLUMNS)
+                        + " |")
+            fig_rows += [(f"{label}, {RULE_NAMES[rule]}: {column(v)}", colour(v), cmp["diff"])
+                         for v, cmp in metrics["forgetting"].items() if cmp["diff"]["mean"] is not None]
+        fr = doc["frontier"]
+        cells = {column(v): frontier_cell(cmp) for v, cmp in fr["paired"].items()}
+        frontier.append(f"| {label} (study {study}) ({len(fr['seeds'])}) | "
+                        + " | ".join(cells.get(c, "") for c in COLUMNS) + " |")
+    return rows, frontier, fig_rows
+
+
 def cell(cmp_f: dict, cmp_a: dict) -> str:
     d = cmp_f["diff"]
     if d["mean"] is None:
@@ -57,10 +102,21 @@ def cell(cmp_f: dict, cmp_a: dict) -> str:
 
 def main():
     header = "| setting (seeds) | " + " | ".join(COLUMNS) + " |"
+    tuned, frontier, tuned_fig = tuned_tables()
     lines = ["# Every variant against ReLU, setting by setting", "",
              "Cell: forgetting − ReLU on the same seeds, mean [95% CI], and the Holm-adjusted exact Wilcoxon "
              "verdict (**more** / **less** forgetting at 0.05, else n.s.); below it the ACC difference. "
              "Sleep is compared with ReLU as trained in its study (with biases).", "",
+             "## Tuned: each variant at the configuration its validation data selected (studies 10-14)", "",
+             "Rules (studies/tuning.py): *tuned on task 1* = best validation accuracy on task 1 after task 1; "
+             "*tuned on all tasks* = best validation ACC at the end; *fixed lr 0.05* = the untuned setting, "
+             "for comparison. Evaluation on seeds 0-19, test data.", "",
+             header, "|---|" + "---|" * len(COLUMNS), *tuned, "",
+             "Frontier: old-task validation accuracy on each variant's envelope (over every configuration and "
+             "epoch of the last task), at matched new-task accuracy, minus ReLU's, paired by tuning seed "
+             "(**above** = keeps more of the old tasks at the same new-task accuracy).", "",
+             header, "|---|" + "---|" * len(COLUMNS), *frontier, "",
+             "## Fixed hyperparameters: what happens at the one setting each study ran (studies 1-8)", "",
              header, "|---|" + "---|" * len(COLUMNS)]
     rows = []
     for label, rel in SETTINGS:
@@ -78,10 +134,15 @@ def main():
                     rows.append((f"{label}: {col}", colour(v), cmp_f["diff"]))
         lines.append(f"| {label} ({len(doc['seeds'])}) | " + " | ".join(cells.get(c, "") for c in COLUMNS) + " |")
     write_text(ROOT / "studies" / "summary.md", lines)
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.26 * len(rows)))
-    fig.subplots_adjust(left=0.46, right=0.96, top=1 - 0.5 / (1.2 + 0.26 * len(rows)), bottom=0.6 / (1.2 + 0.26 * len(rows)))
-    forest(ax, rows, "Forgetting − ReLU, paired by seed (mean and 95% CI)")
-    ax.set_xlabel("forgetting − ReLU (> 0: forgets more)")
+    panels = [(r, t) for r, t in ((tuned_fig, "Tuned per variant (studies 10-14)"),
+                                  (rows, "Fixed hyperparameters (studies 1-8)")) if r]
+    height = 1.0 + 0.26 * sum(len(r) for r, _ in panels) + 0.8 * len(panels)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, height), squeeze=False,
+                             gridspec_kw={"height_ratios": [len(r) + 2 for r, _ in panels]})
+    fig.subplots_adjust(left=0.5, right=0.97, top=1 - 0.45 / height, bottom=0.55 / height, hspace=0.9 / len(panels))
+    for ax, (r, title) in zip(axes[:, 0], panels):
+        forest(ax, r, f"{title}: forgetting − ReLU, paired by seed (mean, 95% CI)")
+    axes[-1, 0].set_xlabel("forgetting − ReLU (> 0: forgets more)")
     save_figure(fig, ROOT / "studies" / "summary.png")
     print("\n".join(lines))
 

@@ -224,9 +224,10 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
 def summary_lines(doc: dict, notes: list) -> list:
     v0 = doc["variants"][0]
     cmd = f"python studies/{doc['study']}.py"
-    lines = [f"# {doc['title']}", "", f"`{cmd}` (setting: `python compete_to_compute.py "
-             f"{' '.join(doc['setting_args'])}` with the searched flags `--lr --momentum --epochs`, "
-             f"`--val-per-class {doc['val_per_class']}`)", "", *notes, "",
+    setting = " ".join(doc["setting_args"]) or "(default flags)"
+    lines = [f"# {doc['title']}", "", f"`{cmd}` (setting: `python compete_to_compute.py {setting}` with the "
+             f"searched flags `--lr --momentum --epochs` and `--val-per-class {doc['val_per_class']}`)", "",
+             *notes, "",
              f"Search: {len(doc['configurations'])} configurations (the same for every variant; configuration 0 is "
              f"the fixed setting) x {len(doc['tune_seeds'])} tuning seeds ({doc['tune_seeds'][0]}-"
              f"{doc['tune_seeds'][-1]}), chosen on {doc['val_per_class']} validation images per class held out "
@@ -275,27 +276,30 @@ def frontier_figure(search: dict, variants: list, tune: list, doc: dict, path) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     short = short_names(variants)
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(9, 5))
     pts = {v: {s: np.concatenate([frontier_points(search[v][i][s]) for i in search[v]]) for s in tune}
            for v in variants}
     allp = np.concatenate([p for v in variants for p in pts[v].values() if len(p)])
-    lo = np.quantile(allp[:, 0], 0.05)          # the long tail of barely trained points is left off
+    span = doc["frontier"]["span"]
+    lo, bottom = span[0] - FRONTIER_SPAN / 2, 1.0    # the well-trained end, where the envelopes differ
     for v in variants:
         every = np.concatenate([p for p in pts[v].values() if len(p)])
-        ax.scatter(every[:, 0], every[:, 1], s=6, color=colour(v), alpha=0.15, lw=0)
+        ax.scatter(every[:, 0], every[:, 1], s=5, color=colour(v), alpha=0.12, lw=0)
     for v in variants:
         top = min(p[:, 0].max() for p in pts[v].values() if len(p))
         grid = np.linspace(lo, top, 200)
         env = np.array([envelope(p, grid) for p in pts[v].values() if len(p)])
         ax.fill_between(grid, env.min(axis=0), env.max(axis=0), color=colour(v), alpha=0.18, lw=0)
         ax.plot(grid, env.mean(axis=0), color=colour(v), lw=2, label=short[v])
-    ax.axvspan(*doc["frontier"]["span"], color="0.5", alpha=0.08, lw=0)
+        bottom = min(bottom, np.nanmin(env))
+    ax.axvspan(*span, color="0.5", alpha=0.08, lw=0, label="span of the paired statistic")
     ax.set_xlim(lo, allp[:, 0].max() + 0.005)
+    ax.set_ylim(bottom - 0.02, min(1.0, allp[:, 1].max() + 0.01))
     ax.set_xlabel("new (last) task: validation accuracy")
     ax.set_ylabel("old tasks: mean validation accuracy")
     ax.set_title(f"{doc['title']}\nenvelope over {len(doc['configurations'])} configurations x epochs: "
                  f"mean of {len(tune)} tuning seeds (band: lowest to highest seed)", fontsize=9.5)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=9, frameon=True)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9, frameon=False)
     fig.tight_layout()
     save_figure(fig, path)

@@ -136,13 +136,12 @@ def main():
     write_text(ROOT / "studies" / "summary.md", lines)
     panels = [(r, t) for r, t in ((tuned_fig, "Tuned per variant (studies 10-14)"),
                                   (rows, "Fixed hyperparameters (studies 1-8)")) if r]
-    height = 1.0 + 0.26 * sum(len(r) for r, _ in panels) + 0.8 * len(panels)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, height), squeeze=False,
-                             gridspec_kw={"height_ratios": [len(r) + 2 for r, _ in panels]})
-    fig.subplots_adjust(left=0.5, right=0.97, top=1 - 0.45 / height, bottom=0.55 / height, hspace=0.9 / len(panels))
+    height = 0.6 + sum(0.26 * len(r) + 1.0 for r, _ in panels)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, height), squeeze=False, layout="constrained",
+                             gridspec_kw={"height_ratios": [len(r) + 3 for r, _ in panels]})
     for ax, (r, title) in zip(axes[:, 0], panels):
-        forest(ax, r, f"{title}: forgetting − ReLU, paired by seed (mean, 95% CI)")
-    axes[-1, 0].set_xlabel("forgetting − ReLU (> 0: forgets more)")
+        forest(ax, r, title)
+        ax.set_xlabel("forgetting − ReLU, paired by seed: mean and 95% CI (> 0: forgets more)", fontsize=9)
     save_figure(fig, ROOT / "studies" / "summary.png")
     print("\n".join(lines))
 

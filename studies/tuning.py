@@ -107,6 +107,22 @@ def job_scores(summary: dict) -> dict:
     return {"first": val[0][0], "all": float(np.mean(val[-1]))}
 
 
+def val_says_nothing_learned(summary: dict, chance: list) -> bool:
+    """Whether validation accuracy alone marks the job as having learned nothing: some task, at the end of
+    its own phase, within the module's margin of chance. The module's check (which stops the job) reads the
+    test images of the task just trained; this says whether the validation images agree."""
+    val = summary.get("val_R") or []
+    return any(row[t] is not None and row[t] <= chance[t] + c.CHANCE_MARGIN for t, row in enumerate(val))
+
+
+def failure_check(search: dict, chance: list) -> dict:
+    """Search jobs whose failure verdict would differ if it were read on validation images."""
+    disagree = [(v, i, s) for v in search for i in search[v] for s, summary in search[v][i].items()
+                if ((summary["failed"] or {}).get("reason") == "learned nothing")
+                != val_says_nothing_learned(summary, chance)]
+    return {"learned_nothing_verdicts_that_validation_data_would_change": len(disagree), "jobs": disagree}
+
+
 def rule_scores(table: dict, rule: str) -> dict:
     """{configuration: [per-seed job scores]} -> {configuration: mean score, or None if any seed failed}."""
     return {i: None if any(s[rule] is None for s in seeds) else float(np.mean([s[rule] for s in seeds]))
@@ -208,6 +224,8 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
                             "of": len(search[v]) * len(tune),
                             "configurations": sum(any(search[v][i][s]["failed"] for s in tune) for i in search[v])}
                         for v in variants},
+           "failure_check": failure_check(search, [1 / max(1, np.count_nonzero(t.head)) for t in
+                                                   c.make_tasks(0, job_configs[0])]),
            "evaluation": {r: evaluation(table, picks[r], variants, evals) for r in picks},
            "frontier": frontier({v: {s: np.concatenate([frontier_points(search[v][i][s]) for i in search[v]])
                                      for s in tune} for v in variants}, variants),
@@ -242,7 +260,11 @@ def summary_lines(doc: dict, notes: list) -> list:
                          else f"{i}: {describe_config(doc['configurations'][i])}")
         f = doc["failures"][v]
         lines.append(f"| {v} | " + " | ".join(cells) + f" | {f['jobs']}/{f['of']} ({f['configurations']}) |")
-    lines += ["", "Rules: " + "; ".join(f"*{r}*: {t}" for r, t in doc["rules"].items()) + "."]
+    lines += ["", "Rules: " + "; ".join(f"*{r}*: {t}" for r, t in doc["rules"].items()) + ". A job fails when "
+              "it diverges or learns nothing (the module's check, on the test images of the task just trained: "
+              "within 0.05 of chance, or a silent hidden layer); on validation images the learned-nothing "
+              f"verdict would differ for {doc['failure_check']['learned_nothing_verdicts_that_validation_data_would_change']}"
+              f" of the {sum(f['of'] for f in doc['failures'].values())} search jobs."]
     for r, ev in doc["evaluation"].items():
         lines += ["", f"## Evaluation, rule *{r}* ({len(doc['eval_seeds'])} seeds, test data)", ""]
         if ev is None:

@@ -169,16 +169,18 @@ def frontier(points: dict, variants: list) -> dict:
 
 
 # ---------------------------------------------------------------------------- a tuned study
-def load_table(stores: list, seeds: list, variants: list) -> dict:
-    """summary[variant][configuration][seed] for the jobs that are finished."""
-    out = {v: {} for v in variants}
+def load_table(stores: list, seeds: list, variants: list) -> tuple:
+    """summary[variant][configuration][seed] for the jobs that are finished, and their summed job time
+    (training, evaluation and sleep, in seconds of one core)."""
+    out, seconds = {v: {} for v in variants}, 0.0
     for i, store in enumerate(stores):
         for s in seeds:
             for v in variants:
                 r = store.load(s, v, headline=False)
                 if r:
                     out[v].setdefault(i, {})[s] = r["summary"]
-    return out
+                    seconds += sum(r["timings"].values())
+    return out, seconds
 
 
 def evaluation(table: dict, picks: dict, variants: list, seeds: list) -> dict | None:
@@ -200,7 +202,7 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
     stores = [c.RunDir(RUNS / study / f"c{i:02d}", jc) for i, jc in enumerate(job_configs)]
     print(f"[{study}] search: {n_configs} configurations x {tune_seeds} seeds x {len(variants)} variants", flush=True)
     run_pool([j for st, jc in zip(stores, job_configs) for j in pending(st, jc, tune, variants)], "search")
-    search = load_table(stores, tune, variants)
+    search, search_s = load_table(stores, tune, variants)
     picks = {}
     for rule in RULES:
         picks[rule] = {v: select(rule_scores({i: [job_scores(search[v][i][s]) for s in tune]
@@ -210,7 +212,7 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
     wanted = {(picks[r][v], v) for r in picks for v in variants if picks[r][v] is not None}
     print(f"[{study}] evaluation: {len(wanted)} (configuration, variant) pairs x {len(evals)} seeds", flush=True)
     run_pool([j for i, v in sorted(wanted) for j in pending(stores[i], job_configs[i], evals, [v])], "evaluation")
-    table = load_table(stores, evals, variants)
+    table, eval_s = load_table(stores, evals, variants)
     doc = {"study": study, "title": title, "setting_args": args, "variants": variants,
            "val_per_class": val, "tune_seeds": tune, "eval_seeds": evals,
            "search_space": {"seed": SEARCH_SEED, "lr_log_uniform": LR_RANGE, "momentum": MOMENTA,
@@ -224,6 +226,7 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
                             "of": len(search[v]) * len(tune),
                             "configurations": sum(any(search[v][i][s]["failed"] for s in tune) for i in search[v])}
                         for v in variants},
+           "core_minutes": {"search": search_s / 60, "evaluation": eval_s / 60},
            "failure_check": failure_check(search, [1 / max(1, np.count_nonzero(t.head)) for t in
                                                    c.make_tasks(0, job_configs[0])]),
            "evaluation": {r: evaluation(table, picks[r], variants, evals) for r in picks},
@@ -249,7 +252,9 @@ def summary_lines(doc: dict, notes: list) -> list:
              f"Search: {len(doc['configurations'])} configurations (the same for every variant; configuration 0 is "
              f"the fixed setting) x {len(doc['tune_seeds'])} tuning seeds ({doc['tune_seeds'][0]}-"
              f"{doc['tune_seeds'][-1]}), chosen on {doc['val_per_class']} validation images per class held out "
-             f"of the training images; evaluation on seeds 0-{doc['eval_seeds'][-1]}, test data.", "",
+             f"of the training images; evaluation on seeds 0-{doc['eval_seeds'][-1]}, test data. Cost (job time, "
+             f"one core): search {doc['core_minutes']['search']:.0f} min, evaluation "
+             f"{doc['core_minutes']['evaluation']:.0f} min.", "",
              "## Selected configurations", "", "| variant | " + " | ".join(doc["rules"]) +
              " | failed search jobs (configurations) |", "|---|" + "---|" * (len(doc["rules"]) + 1)]
     for v in doc["variants"]:

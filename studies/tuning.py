@@ -153,9 +153,14 @@ def envelope(points: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.where(reach > 0, best_old[np.maximum(reach - 1, 0)], np.nan)
 
 
-def frontier(points: dict, variants: list) -> dict:
+def frontier(points: dict, variants: list) -> dict | None:
     """points[variant][seed] -> the paired frontier statistic: mean envelope over the new-task span that
-    every variant reaches on every seed, variant against the first, seed by seed (Holm over variants)."""
+    every variant reaches on every seed, variant against the first, seed by seed (Holm over variants).
+    Variants with no point (every configuration failed on every seed) are left out and named."""
+    missing = [v for v in variants if not any(len(p) for p in points[v].values())]
+    if variants[0] in missing or len(missing) == len(variants) - 1:
+        return None
+    variants = [v for v in variants if v not in missing]
     top = min(p[:, 0].max() for v in variants for p in points[v].values() if len(p))
     grid = np.linspace(top - FRONTIER_SPAN, top, 21)
     seeds = sorted(set.intersection(*[{s for s, p in points[v].items() if len(p)} for v in variants]))
@@ -164,7 +169,7 @@ def frontier(points: dict, variants: list) -> dict:
     cmp = {v: c.paired_comparison([stat[v][s] for s in seeds], [stat[base][s] for s in seeds], True,
                                   "old-task accuracy at matched new-task accuracy", v, base) for v in variants[1:]}
     c.add_holm(cmp, "old-task accuracy at matched new-task accuracy", base)
-    return {"span": [float(grid[0]), float(grid[-1])], "seeds": seeds, "per_seed": stat,
+    return {"span": [float(grid[0]), float(grid[-1])], "seeds": seeds, "per_seed": stat, "left_out": missing,
             "mean": {v: float(np.mean(list(stat[v].values()))) for v in variants}, "paired": cmp}
 
 
@@ -184,11 +189,13 @@ def load_table(stores: list, seeds: list, variants: list) -> tuple:
 
 
 def evaluation(table: dict, picks: dict, variants: list, seeds: list) -> dict | None:
-    """Per-seed summaries of each variant at its picked configuration, and their paired aggregate."""
-    if any(picks[v] is None for v in variants):
+    """Per-seed summaries of each variant at its picked configuration, and their paired aggregate. A
+    variant with no configuration to pick is left out and named; without the baseline there is none."""
+    if picks[variants[0]] is None:
         return None
-    runs = [{"seed": s, "summary": {v: table[v][picks[v]][s] for v in variants}} for s in seeds]
-    return {"per_seed": runs, "aggregate": c.aggregate(runs, variants)}
+    ok = [v for v in variants if picks[v] is not None]
+    runs = [{"seed": s, "summary": {v: table[v][picks[v]][s] for v in ok}} for s in seeds]
+    return {"per_seed": runs, "aggregate": c.aggregate(runs, ok), "left_out": [v for v in variants if v not in ok]}
 
 
 def run_study(study: str, title: str, args: list, variants: list, n_configs: int, epochs: int,
@@ -235,7 +242,8 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
            "environment": c.environment()}
     out = ROOT / "studies" / study
     write_text(out / "tuned.json", [json.dumps(doc, indent=1, allow_nan=False)])
-    frontier_figure(search, variants, tune, doc, out / "frontier.png")
+    if doc["frontier"]:
+        frontier_figure(search, variants, tune, doc, out / "frontier.png")
     write_text(out / "summary.md", summary_lines(doc, notes))
     print("\n".join(summary_lines(doc, notes)))
     return doc
@@ -273,21 +281,28 @@ def summary_lines(doc: dict, notes: list) -> list:
     for r, ev in doc["evaluation"].items():
         lines += ["", f"## Evaluation, rule *{r}* ({len(doc['eval_seeds'])} seeds, test data)", ""]
         if ev is None:
-            lines.append("Not run: some variant has no configuration that trained on every tuning seed.")
+            lines.append(f"Not run: {v0} has no configuration that trained on every tuning seed.")
             continue
-        lines += variant_table({"aggregate": ev["aggregate"], "config": {"models": doc["variants"]},
-                                "per_seed": ev["per_seed"]})
+        ok = [v for v in doc["variants"] if v not in ev["left_out"]]
+        lines += variant_table({"aggregate": ev["aggregate"], "config": {"models": ok}, "per_seed": ev["per_seed"]})
         la = ev["aggregate"]["variants"]
         lines += ["", "Learning accuracy (each task right after it was learned): " + "; ".join(
-            f"{v} {la[v]['learning_acc']['mean']:.4f}" for v in doc["variants"] if la[v]["learning_acc"]["mean"]
+            f"{v} {la[v]['learning_acc']['mean']:.4f}" for v in ok if la[v]["learning_acc"]["mean"]
             is not None) + "."]
+        if ev["left_out"]:
+            lines.append(f"Not evaluated (no configuration trained on every tuning seed): {', '.join(ev['left_out'])}.")
     fr = doc["frontier"]
+    if fr is None:
+        return lines + ["", "## Frontier", "", f"None: {v0} or every other variant failed on every configuration."]
     lines += ["", "## Frontier (validation data, tuning seeds)", "",
               f"Old-task validation accuracy averaged over the envelope where the new-task accuracy is in "
               f"[{fr['span'][0]:.3f}, {fr['span'][1]:.3f}] (the top {FRONTIER_SPAN:g} that every variant reaches on "
               f"every seed), paired by tuning seed ({len(fr['seeds'])} seeds) against {v0}:", "",
               "| variant | old-task accuracy on the envelope | − " + v0 + " | verdict |", "|---|---|---|---|"]
     for v in doc["variants"]:
+        if v in fr["left_out"]:
+            lines.append(f"| {v} | n/a | n/a | no point: every configuration failed on every tuning seed |")
+            continue
         if v == v0:
             lines.append(f"| {v} | {fr['mean'][v]:.4f} | baseline | |")
             continue
@@ -305,7 +320,8 @@ def frontier_figure(search: dict, variants: list, tune: list, doc: dict, path) -
     short = short_names(variants)
     fig, ax = plt.subplots(figsize=(9, 5))
     pts = {v: {s: np.concatenate([frontier_points(search[v][i][s]) for i in search[v]]) for s in tune}
-           for v in variants}
+           for v in variants if v not in doc["frontier"]["left_out"]}
+    variants = list(pts)
     allp = np.concatenate([p for v in variants for p in pts[v].values() if len(p)])
     span = doc["frontier"]["span"]
     lo, bottom = span[0] - FRONTIER_SPAN / 2, 1.0    # the well-trained end, where the envelopes differ
@@ -320,6 +336,8 @@ def frontier_figure(search: dict, variants: list, tune: list, doc: dict, path) -
         ax.plot(grid, env.mean(axis=0), color=colour(v), lw=2, label=short[v])
         bottom = min(bottom, np.nanmin(env))
     ax.axvspan(*span, color="0.5", alpha=0.08, lw=0, label="span of the paired statistic")
+    for v in doc["frontier"]["left_out"]:
+        ax.plot([], [], color=colour(v), lw=2, ls=":", label=f"{short[v]}: no configuration trained")
     ax.set_xlim(lo, allp[:, 0].max() + 0.005)
     ax.set_ylim(bottom - 0.02, min(1.0, allp[:, 1].max() + 0.01))
     ax.set_xlabel("new (last) task: validation accuracy")

@@ -119,6 +119,31 @@ def test_failure_check_counts_learned_nothing_verdicts_that_validation_data_woul
     assert sorted(check["jobs"]) == [("relu", 1, 1001), ("topk", 0, 1000)]
 
 
+def summary_of(acc1, acc2):
+    return {"failed": None, "R": [[acc1, 0.0], [acc1 - 0.1, acc2]], **c.continual_metrics(
+        np.array([[acc1, 0.0], [acc1 - 0.1, acc2]]))}
+
+
+def test_a_variant_with_no_selected_configuration_is_left_out_of_the_evaluation_and_named():
+    table = {"relu": {0: {s: summary_of(0.9, 0.9) for s in range(6)}},
+             "lwta": {1: {s: summary_of(0.95, 0.9) for s in range(6)}}, "sdm": {}}
+    ev = tuning.evaluation(table, {"relu": 0, "lwta": 1, "sdm": None}, ["relu", "lwta", "sdm"], list(range(6)))
+    assert ev["left_out"] == ["sdm"] and list(ev["aggregate"]["variants"]) == ["relu", "lwta"]
+    assert ev["aggregate"]["paired"]["metrics"]["acc"]["lwta"]["better"] == 6
+    assert tuning.evaluation(table, {"relu": None, "lwta": 1, "sdm": None}, ["relu", "lwta", "sdm"], [0]) is None
+
+
+def test_frontier_leaves_out_a_variant_without_points_and_pairs_the_others_by_seed():
+    pts = lambda old: np.array([[0.90, old], [0.95, old - 0.1]])   # noqa: E731
+    points = {"relu": {s: pts(0.8) for s in range(6)}, "lwta": {s: pts(0.9) for s in range(6)},
+              "sdm": {s: np.zeros((0, 2)) for s in range(6)}}
+    fr = tuning.frontier(points, ["relu", "lwta", "sdm"])
+    assert fr["left_out"] == ["sdm"] and fr["span"] == pytest.approx([0.85, 0.95])
+    assert fr["paired"]["lwta"]["diff"]["mean"] == pytest.approx(0.1) and fr["paired"]["lwta"]["better"] == 6
+    assert fr["mean"]["relu"] == pytest.approx(np.mean(tuning.envelope(pts(0.8), np.linspace(0.85, 0.95, 21))))
+    assert tuning.frontier({"relu": points["sdm"], "lwta": points["lwta"]}, ["relu", "lwta"]) is None
+
+
 # ---------------------------------------------------------------------------- the frontier's envelope
 def test_envelope_against_brute_force_on_a_hand_made_point_set():
     points = np.array([[0.90, 0.50], [0.80, 0.70], [0.95, 0.40], [0.80, 0.60], [0.60, 0.95], [0.70, 0.65]])

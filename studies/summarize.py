@@ -78,6 +78,7 @@ def tuned_tables() -> tuple:
                 continue
             metrics = ev["aggregate"]["paired"]["metrics"]
             cells = {column(v): cell(cmp, metrics["acc"][v]) for v, cmp in metrics["forgetting"].items()}
+            cells.update({column(v): "no configuration trained" for v in ev["left_out"]})
             name = f"{label}, {RULE_NAMES[rule]} (study {study})"
             rows.append(f"| {name} ({len(doc['eval_seeds'])}) | " + " | ".join(cells.get(c, "") for c in COLUMNS)
                         + " |")
@@ -85,6 +86,7 @@ def tuned_tables() -> tuple:
                          for v, cmp in metrics["forgetting"].items() if cmp["diff"]["mean"] is not None]
         fr = doc["frontier"]
         cells = {column(v): frontier_cell(cmp) for v, cmp in fr["paired"].items()}
+        cells.update({column(v): "no point" for v in fr["left_out"]})
         frontier.append(f"| {label} (study {study}) ({len(fr['seeds'])}) | "
                         + " | ".join(cells.get(c, "") for c in COLUMNS) + " |")
     return rows, frontier, fig_rows

@@ -393,7 +393,8 @@ def _cached_tasks(seed: int, key: str) -> list:
 def make_tasks(seed: int, config: dict) -> list:
     """The seed's tasks, in training order. Built once per seed and process: every variant of a seed
     trains on the same images (jobs of one seed running side by side share them)."""
-    return _cached_tasks(seed, json.dumps({**ADDED_SETTINGS, **{k: config[k] for k in TASK_KEYS if k in config}}))
+    key = {k: config[k] if k in config else ADDED_SETTINGS[k] for k in TASK_KEYS}   # older configs: defaults
+    return _cached_tasks(seed, json.dumps(key))
 
 
 def training_phases(tasks: list, joint: bool) -> list:

@@ -331,10 +331,10 @@ def task_label(classes, permutation: int | None) -> str:
 
 def balanced_subsample(labels: np.ndarray, classes, per_class: int, rng, exclude=None) -> np.ndarray:
     """Indices of `per_class` images of each class, drawn without replacement, sorted; none of `exclude`."""
-    pool = np.ones(len(labels), dtype=bool)
+    allowed = np.ones(len(labels), dtype=bool)
     if exclude is not None:
-        pool[exclude] = False
-    picks = [rng.choice(np.flatnonzero((labels == c) & pool), per_class, replace=False) for c in classes]
+        allowed[exclude] = False
+    picks = [rng.choice(np.flatnonzero((labels == c) & allowed), per_class, replace=False) for c in classes]
     return np.sort(np.concatenate(picks))
 
 

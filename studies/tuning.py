@@ -210,6 +210,8 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
     print(f"[{study}] search: {n_configs} configurations x {tune_seeds} seeds x {len(variants)} variants", flush=True)
     run_pool([j for st, jc in zip(stores, job_configs) for j in pending(st, jc, tune, variants)], "search")
     search, search_s = load_table(stores, tune, variants)
+    points = {v: {s: np.concatenate([frontier_points(search[v][i][s]) for i in search[v]]) for s in tune}
+              for v in variants}            # every (configuration, epoch) point of each variant and tuning seed
     picks = {}
     for rule in RULES:
         picks[rule] = {v: select(rule_scores({i: [job_scores(search[v][i][s]) for s in tune]
@@ -237,13 +239,12 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
            "failure_check": failure_check(search, [1 / max(1, np.count_nonzero(t.head)) for t in
                                                    c.make_tasks(0, job_configs[0])]),
            "evaluation": {r: evaluation(table, picks[r], variants, evals) for r in picks},
-           "frontier": frontier({v: {s: np.concatenate([frontier_points(search[v][i][s]) for i in search[v]])
-                                     for s in tune} for v in variants}, variants),
+           "frontier": frontier(points, variants),
            "environment": c.environment()}
     out = ROOT / "studies" / study
     write_text(out / "tuned.json", [json.dumps(doc, indent=1, allow_nan=False)])
     if doc["frontier"]:
-        frontier_figure(search, variants, tune, doc, out / "frontier.png")
+        frontier_figure(points, variants, doc, out / "frontier.png")
     write_text(out / "summary.md", summary_lines(doc, notes))
     print("\n".join(summary_lines(doc, notes)))
     return doc
@@ -311,7 +312,7 @@ def summary_lines(doc: dict, notes: list) -> list:
     return lines
 
 
-def frontier_figure(search: dict, variants: list, tune: list, doc: dict, path) -> None:
+def frontier_figure(points: dict, variants: list, doc: dict, path) -> None:
     """One envelope per variant: its mean over tuning seeds, and the band from the lowest to the highest
     seed's envelope; every (configuration, epoch) point faintly behind."""
     import matplotlib
@@ -319,8 +320,7 @@ def frontier_figure(search: dict, variants: list, tune: list, doc: dict, path) -
     import matplotlib.pyplot as plt
     short = short_names(variants)
     fig, ax = plt.subplots(figsize=(9, 5))
-    pts = {v: {s: np.concatenate([frontier_points(search[v][i][s]) for i in search[v]]) for s in tune}
-           for v in variants if v not in doc["frontier"]["left_out"]}
+    pts = {v: points[v] for v in variants if v not in doc["frontier"]["left_out"]}
     variants = list(pts)
     allp = np.concatenate([p for v in variants for p in pts[v].values() if len(p)])
     span = doc["frontier"]["span"]
@@ -343,7 +343,7 @@ def frontier_figure(search: dict, variants: list, tune: list, doc: dict, path) -
     ax.set_xlabel("new (last) task: validation accuracy")
     ax.set_ylabel("old tasks: mean validation accuracy")
     ax.set_title(f"{doc['title']}\nenvelope over {len(doc['configurations'])} configurations x epochs: "
-                 f"mean of {len(tune)} tuning seeds (band: lowest to highest seed)", fontsize=9.5)
+                 f"mean of {len(doc['tune_seeds'])} tuning seeds (band: lowest to highest seed)", fontsize=9.5)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9, frameon=False)
     fig.tight_layout()

@@ -360,7 +360,8 @@ def seed_streams(seed: int) -> list:
     return [child(np.random.SeedSequence(seed), i) for i in range(9)]
 
 
-TASK_KEYS = ("dataset", "data_dir", "tasks", "permuted", "scenario", "n_train_per_class", "val_per_class", "dtype")
+TASK_KEYS = ("dataset", "data_dir", "tasks", "permuted", "scenario", "n_train_per_class", "n_train_first",
+             "val_per_class", "dtype")
 
 
 @lru_cache(maxsize=2)
@@ -373,7 +374,10 @@ def _cached_tasks(seed: int, key: str) -> list:
     val_rng, n_val = np.random.default_rng(streams[8]), config["val_per_class"]
     tasks = []
     for t, classes in enumerate(config["tasks"]):
-        rows = balanced_subsample(labels, classes, config["n_train_per_class"], data_rng)
+        if config["n_train_first"]:              # a recipe's unbalanced subsample: the file's first N
+            rows = np.flatnonzero(np.isin(labels, classes))[:config["n_train_first"]]
+        else:
+            rows = balanced_subsample(labels, classes, config["n_train_per_class"], data_rng)
         val_rows = balanced_subsample(labels, classes, n_val, val_rng, exclude=rows)  # after: training unchanged
         x_train, x_val = to_float(data["train_images"][rows]), to_float(data["train_images"][val_rows])
         x_test, y_test = test_split(config["dataset"], config["data_dir"], tuple(classes))
@@ -609,24 +613,35 @@ class TopK(Activation):
         return top_k(z, self.n_kept)
 
 
+def schedule(s: str) -> str:
+    if s not in ("gaba", "anneal", "both"):
+        raise ValueError(f"must be gaba, anneal or both, got {s!r}")
+    return s
+
+
 class SDM(Activation):
     """The SDMLP's Top-K (Bricken et al. 2023): ReLU, then the (k+1)-th largest value, times each unit's
     GABA factor, is subtracted from every unit (an inhibitory interneuron); what stays positive fires.
 
-    k falls linearly from the layer width to its target over the first `anneal` epochs, and each unit's
-    GABA factor clip(-1 + 2 count / N, -1, 1) turns the inhibition from excitation into inhibition as it
-    fires (count: training inputs it fired on; N = `gaba`). Both let every unit learn before competition
-    starts, so fewer die. The inhibition is a constant to the gradient (detached, as in the original).
+    Two schedules let every unit learn before competition starts, so fewer die; the paper gives them as
+    alternatives and its public code's split-MNIST runs use the GABA switch alone (schedule=gaba, the
+    default). GABA switch: each unit's factor clip(-1 + 2 count / N, -1, 1) turns the inhibition from
+    excitation into inhibition as it fires (count: training inputs it fired on; N = `gaba`). Annealing
+    (schedule=anneal): k falls linearly from the layer width to its target over the first `anneal` epochs,
+    with a factor of 1. schedule=both does both (this program's sdm before the schedule key existed).
+    The inhibition is a constant to the gradient (detached, as in the original).
     Weights are non-negative and biases zero throughout (the output layer's too), the first layer's
     input is ReLU'd and L2-normalised and so is each first-layer unit's weight vector; it trains with
     plain SGD. Dead units (silent on every training input of an epoch) are counted per epoch.
     """
     keys = {"k": (count_or_percent, 10, "units left firing once annealed: a count or a share of --hidden"),
+            "schedule": (schedule, "gaba", "gaba (the GABA switch), anneal (k annealed) or both"),
             "anneal": (int_at_least(0, "an integer >= 0"), 2,
-                       "epochs from the start of training over which k falls from --hidden (0: k from the start)"),
+                       "schedule anneal/both: epochs over which k falls from --hidden (0: k from the start)"),
             "gaba": (int_at_least(0, "an integer >= 0"), 2000,
-                     "firings N that switch a unit from excited to inhibited (0: inhibited from the start)")}
-    optimizer = {"momentum": 0.0, "weight_decay": 0.0}
+                     "schedule gaba/both: firings N that switch a unit from excited to inhibited "
+                     "(0: inhibited from the start)")}
+    optimizer = {"optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0}
 
     def __init__(self, width, **params):
         super().__init__(width, **params)
@@ -642,12 +657,12 @@ class SDM(Activation):
 
     def k_at(self, epoch: int) -> int:
         """max(k, floor(width - epoch (width - k) / anneal)), in exact integer arithmetic."""
-        if not self.anneal:
+        if not self.anneal or self.schedule == "gaba":
             return self.n_kept
         return max(self.n_kept, self.width + (-epoch * (self.width - self.n_kept)) // self.anneal)
 
     def gaba_factor(self, dtype) -> np.ndarray:
-        if not self.gaba:
+        if not self.gaba or self.schedule == "anneal":
             return np.ones(self.width, dtype=dtype)
         return np.clip(-1 + 2 * self.counts / self.gaba, -1, 1).astype(dtype)
 
@@ -705,19 +720,23 @@ class KWinners(Activation):
     share. A unit's duty cycle is its recent firing rate (winners with a positive value), updated after
     each training batch over a window of duty_cycle_period inputs; boost_strength shrinks by
     boost_strength_factor every epoch. Testing uses k_inference = int(k k_inference_factor) winners.
-    A fixed random share weight_sparsity of each unit's incoming weights is zero, kept zero after every
-    update; the masks come from the seed alone, so variants with equal settings share them.
+    A fixed random share weight_sparsity of each unit's incoming weights is non-zero (the seed project's
+    meaning; later nupic versions name the share of zeros `sparsity`), the rest kept zero after every
+    update; the masks come from the seed alone, so variants with equal settings share them. The defaults
+    are the seed project's (k_inference_factor 1.0, boost_strength_factor 1.0), not nupic.torch's class
+    defaults (1.5, 0.9).
     """
     keys = {"percent_on": (real_in(0, 1, "a number in (0, 1)", True, True), 0.1,
                            "share of the units that win while training"),
             "boost_strength": (real_in(0, math.inf, "a number >= 0", hi_open=True), 1.0,
                                "how strongly rarely-firing units are favoured (0: no boosting)"),
-            "boost_strength_factor": (real_in(0, 1, "a number in [0, 1]"), 0.9,
+            "boost_strength_factor": (real_in(0, 1, "a number in [0, 1]"), 1.0,
                                       "boost_strength is multiplied by this every epoch"),
             "duty_cycle_period": (int_at_least(1, "an integer >= 1"), 1000, "inputs the duty cycles average over"),
-            "k_inference_factor": (real_in(0, math.inf, "a number > 0", True, True), 1.5,
+            "k_inference_factor": (real_in(0, math.inf, "a number > 0", True, True), 1.0,
                                    "winners at test time are int(k * this)"),
-            "weight_sparsity": (rate, 0.5, "share of each unit's incoming weights fixed at zero")}
+            "weight_sparsity": (real_in(0, 1, "a number in (0, 1]", lo_open=True), 0.5,
+                                "share of each unit's incoming weights that may be non-zero (1: dense)")}
 
     def __init__(self, width, **params):
         super().__init__(width, **params)
@@ -737,10 +756,10 @@ class KWinners(Activation):
     def setup(self, W, seq):
         n_in = W.shape[0]
         self.duty = np.zeros(self.width, dtype=W.dtype)
-        if self.weight_sparsity:                # per unit, the inputs drawn first are the zeroed ones
+        if self.weight_sparsity < 1:            # per unit, the inputs drawn first are the zeroed ones
             order = np.random.default_rng(seq).random(W.shape).argsort(axis=0)
             self.keep = np.ones(W.shape, dtype=W.dtype)
-            np.put_along_axis(self.keep, order[:n_in - round((1 - self.weight_sparsity) * n_in)], 0, axis=0)
+            np.put_along_axis(self.keep, order[:n_in - round(self.weight_sparsity * n_in)], 0, axis=0)
 
     def start_epoch(self, epoch):
         self.boost = self.boost_strength * self.boost_strength_factor ** epoch
@@ -851,13 +870,43 @@ def parse_variant(spec: str) -> Variant:
 INIT_GAIN = {"he": 2.0, "lecun": 1.0}     # weight variance = gain / fan-in
 
 
-def init_params(shapes: list, rng, gain: float = 2.0, dtype: str = "float32") -> list:
-    """Normal weights of variance gain / fan-in (He: 2, LeCun: 1), zero biases: [W1, b1, ..., W_out, b_out]."""
+def init_spec(s: str) -> str:
+    """--init: he, lecun, torch, or uniform:S (weights uniform in [-S, S])."""
+    kind, colon, scale = s.partition(":")
+    if kind in (*INIT_GAIN, "torch") and not colon:
+        return s
+    try:
+        ok = kind == "uniform" and 0 < float(scale) < math.inf
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"must be he, lecun, torch or uniform:S with S > 0 (e.g. uniform:0.01), "
+                                         f"got {s!r}")
+    return s
+
+
+def init_params(shapes: list, rng, gain: float = 2.0, dtype: str = "float32", uniform: float | None = None,
+                torch: bool = False) -> list:
+    """[W1, b1, ..., W_out, b_out]: normal weights of variance gain / fan-in (He: 2, LeCun: 1) and zero
+    biases; or with `uniform`, weights uniform in [-uniform, uniform] and zero biases; or with `torch`,
+    torch.nn.Linear's default: weights and biases uniform in [-1/sqrt(fan-in), 1/sqrt(fan-in)]."""
     params = []
     for a, b in shapes:
-        params.append((rng.standard_normal((a, b)) * math.sqrt(gain / a)).astype(dtype))
-        params.append(np.zeros(b, dtype=dtype))
+        if torch:
+            bound = 1 / math.sqrt(a)
+            params += [rng.uniform(-bound, bound, (a, b)).astype(dtype), rng.uniform(-bound, bound, b).astype(dtype)]
+            continue
+        W = rng.uniform(-uniform, uniform, (a, b)) if uniform else rng.standard_normal((a, b)) * math.sqrt(gain / a)
+        params += [W.astype(dtype), np.zeros(b, dtype=dtype)]
     return params
+
+
+def init_arguments(init: str) -> dict:
+    """An --init value as init_params' keyword arguments."""
+    kind, _, scale = init.partition(":")
+    if kind in INIT_GAIN:
+        return {"gain": INIT_GAIN[kind]}
+    return {"torch": True} if kind == "torch" else {"uniform": float(scale)}
 
 
 def dropout_mask(rng, shape: tuple, p: float) -> np.ndarray:
@@ -885,13 +934,14 @@ class Model:
         ins = [n_in] + [layer.out_width() for layer in self.layers]
         outs = [config["hidden"]] * config["depth"] + [10]
         self.params = init_params(list(zip(ins, outs)), np.random.default_rng(streams[0]),
-                                  INIT_GAIN[config.get("init", "he")], config.get("dtype", "float32"))
+                                  dtype=config.get("dtype", "float32"), **init_arguments(config.get("init", "he")))
         rates = [variant.dropout_in] + [variant.dropout] * config["depth"]
         self.dropout = [(p, np.random.default_rng(child(streams[3], i))) if p else None
                         for i, p in enumerate(rates)]
         for i, layer in enumerate(self.layers):
             layer.setup(self.params[2 * i], child(streams[5], i))
         self.optimizer = type(self.layers[0]).optimizer      # every hidden layer has the same activation
+        self.loss = LOSSES[config.get("loss", "xent")]
         self.constrain()
         self.velocity, self.scratch, self.decay = [], [], []
         self.failed: dict | None = None
@@ -971,6 +1021,30 @@ def masked_cross_entropy(logits, y, heads):
     return loss, e
 
 
+def relu_squared_error(out, y, heads):
+    """Half the summed squared error between a ReLU output layer, relu(out), and one-hot targets, mean
+    over images, on each image's allowed outputs only: the loss DeepLearnToolbox's nnff/nnbp train a
+    non-softmax output on (the sleep replay original's recipe). Returns it with d loss / d out, which is
+    zero where the output unit is off (out <= 0) or outside the head."""
+    e = np.maximum(out, 0)
+    e[np.arange(len(y)), y] -= 1
+    e *= heads
+    loss = float(0.5 * np.einsum("ij,ij->", e, e) / len(y))
+    e *= out > 0
+    e /= len(y)
+    return loss, e
+
+
+@dataclass(frozen=True)
+class Loss:
+    value_and_gradient: object     # (logits, labels, heads) -> (mean loss, d loss / d logits)
+    output: object                 # logits -> the scores the prediction is the arg-max of
+
+
+LOSSES = {"xent": Loss(masked_cross_entropy, lambda z: z),
+          "mse": Loss(relu_squared_error, lambda z: np.maximum(z, 0))}   # ties at 0: the first class, as max() in MATLAB
+
+
 # ============================================================================ training
 STOP = threading.Event()           # set by a signal: every job stops between minibatches
 
@@ -980,20 +1054,23 @@ class Stopped(Exception):
 
 
 def optimizer_settings(model: Model, config: dict) -> dict:
-    """The run's optimiser settings with the overrides the model's activation asks for (sdm: plain SGD)."""
-    return {**config, **model.optimizer} if model.optimizer else config
+    """The run's optimiser settings with the overrides the model's activation asks for (sdm: plain SGD);
+    settings newer than a config (an old run folder's) take the values it ran with."""
+    return {**ADDED_SETTINGS, **config, **model.optimizer}
 
 
 def reset_optimizer(model: Model, head: np.ndarray, config: dict, carry: bool = False) -> None:
-    """The optimiser for a phase: zero momentum (or, with carry, the momentum the last phase ended with),
-    and weight decay on the output weights of the phase's outputs only. With no gradient and no decay,
-    other tasks' output weights do not move."""
+    """The optimiser for a phase: zero state (SGD's momentum, Adam's moments and step count) or, with
+    carry, the state the last phase ended with; weight decay on the output weights of the phase's outputs
+    only. With no gradient and no decay, other tasks' output weights do not move."""
     config = optimizer_settings(model, config)
     if not (carry and model.velocity):
         model.velocity = [np.zeros_like(p) for p in model.params]
-    model.scratch = [np.empty_like(p) for p in model.params[0::2]]
+        model.second = [np.zeros_like(p) for p in model.params] if config["optimizer"] == "adam" else []
+        model.steps = 0
+    model.scratch = [np.empty_like(p) for p in model.params]
     real = model.params[0].dtype.type
-    decay = real(config["lr"] * config["weight_decay"])
+    decay = real(config["weight_decay"] * (config["lr"] if OPTIMIZERS[config["optimizer"]].lr_in_gradient else 1))
     model.decay = [decay] * (len(model.params) // 2 - 1) + [np.where(head, decay, real(0))]
 
 
@@ -1008,10 +1085,58 @@ def sgd_step(model: Model, lr_grads: list, config: dict) -> None:
         u *= mu
         u += g
         if i % 2 == 0 and config["weight_decay"]:    # weights decay; biases do not
-            scratch = model.scratch[i // 2]
+            scratch = model.scratch[i]
             np.multiply(p, model.decay[i // 2], out=scratch)
             u += scratch
         p -= u
+
+
+def adam_step(model: Model, grads: list, config: dict) -> None:
+    """Adam (Kingma & Ba 2015) as torch.optim.Adam computes it, L2 weight decay added to the weights'
+    gradients: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)."""
+    b1, b2 = config["adam_betas"]
+    model.steps += 1
+    real = model.params[0].dtype.type
+    step = real(config["lr"] / (1 - b1 ** model.steps))
+    root_c2 = real(math.sqrt(1 - b2 ** model.steps))
+    eps = real(config["adam_eps"])
+    for i, (p, g, m, v, scratch) in enumerate(zip(model.params, grads, model.velocity, model.second,
+                                                   model.scratch)):
+        if i % 2 == 0 and config["weight_decay"]:
+            g += p * model.decay[i // 2]
+        m *= real(b1)
+        m += real(1 - b1) * g
+        np.multiply(g, g, out=scratch)
+        v *= real(b2)
+        scratch *= real(1 - b2)
+        v += scratch
+        np.sqrt(v, out=scratch)
+        scratch /= root_c2
+        scratch += eps
+        np.divide(m, scratch, out=scratch)
+        scratch *= step
+        p -= scratch
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    step: object                   # (model, grads, config) -> None, updates model.params in place
+    lr_in_gradient: bool           # SGD takes gradients already scaled by the learning rate
+
+
+OPTIMIZERS = {"sgd": Optimizer(sgd_step, True), "adam": Optimizer(adam_step, False)}
+
+
+def clip_gradient_norm(grads: list, max_norm: float, scale: float) -> None:
+    """torch.nn.utils.clip_grad_norm_: if the gradients' joint L2 norm (all parameters) exceeds max_norm,
+    scale them down to it (times 1 / (norm + 1e-6)). `scale` is what the gradients are already
+    multiplied by (SGD's learning rate), so the norm compared is the gradient's own."""
+    norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads)) / scale
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1:
+        for g in grads:
+            g *= g.dtype.type(coef)
 
 
 def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float | None:
@@ -1022,6 +1147,8 @@ def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float
     """
     t0 = time.perf_counter()
     config = optimizer_settings(model, config)
+    optimizer = OPTIMIZERS[config["optimizer"]]
+    scale = config["lr"] if optimizer.lr_in_gradient else 1.0
     size, total = config["batch_size"], 0.0
     model.start_epoch()
     with np.errstate(over="ignore", invalid="ignore"):
@@ -1030,12 +1157,16 @@ def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float
                 raise Stopped
             xb, yb = xs[s:s + size], ys[s:s + size]
             logits, cache = model.forward(xb, training=True)
-            loss, d_logits = masked_cross_entropy(logits, yb, heads[s:s + size])
+            loss, d_logits = model.loss.value_and_gradient(logits, yb, heads[s:s + size])
             if not math.isfinite(loss):
                 model.failed = {"reason": "diverged", **where, "detail": "the training loss became non-finite"}
                 break
-            d_logits *= config["lr"]
-            sgd_step(model, model.backward(d_logits, cache), config)
+            if scale != 1.0:
+                d_logits *= scale
+            grads = model.backward(d_logits, cache)
+            if config["clip_grad_norm"]:
+                clip_gradient_norm(grads, config["clip_grad_norm"], scale)
+            optimizer.step(model, grads, config)
             model.constrain()
             total += loss * len(yb)
     if not model.failed and not all(np.isfinite(p).all() for p in model.params):
@@ -1056,7 +1187,7 @@ def evaluate(model: Model, task: Task, with_freq: bool = False, chunk: int = 102
             if STOP.is_set():
                 raise Stopped
             logits, (_, masks, _) = model.forward(x[s:s + chunk])
-            predicted = np.where(task.head, logits, -np.inf).argmax(axis=1)
+            predicted = np.where(task.head, model.loss.output(logits), -np.inf).argmax(axis=1)
             correct += int(np.count_nonzero(predicted == y[s:s + chunk]))
             if with_freq:
                 layer_counts = [np.count_nonzero(m, axis=0) for m in masks]
@@ -1222,9 +1353,11 @@ def sleep_after_phase(model: Model, phases: list, rng) -> dict:
     return sleep_phase(model, [ph.x for ph in phases], iterations, rng)
 
 
-KNN_K = 5                          # neighbours that vote in the submask kNN (seed 004: k = 5 usually worked well)
-FLIP_SAMPLE = 500                  # training inputs whose submasks are followed from epoch to epoch
+KNN_K = 5                          # neighbours that vote in the submask kNN without validation data
+KNN_KS = (1, 3, 5, 7, 9, 15, 25)   # with validation data: the k chosen among these (as the source did on MNIST)
+FLIP_SAMPLE = 500                  # training inputs of the current phase whose submasks are followed per epoch
 KNN_SAMPLE = 1000                  # test images per task that kNN and the softmax are both scored on
+KNN_MEMORY = 5000                  # training images per task at most in the kNN memory (a seeded sample beyond)
 
 
 def submasks(model: Model, x: np.ndarray, chunk: int = 1024) -> list:
@@ -1264,34 +1397,78 @@ def nearest(queries: np.ndarray, memory: np.ndarray, k: int, chunk: int = 512) -
     return out
 
 
-def vote(neighbour_labels: np.ndarray) -> np.ndarray:
-    """The class most of each row's neighbours (nearest first) have; a tie goes to the tied class whose
-    nearest member comes first. Exact integer weights: 2^k per vote plus 2^(k-1-r) for rank r."""
+def vote(neighbour_labels: np.ndarray, distances: np.ndarray | None = None) -> np.ndarray:
+    """The class with the most votes among each row's neighbours (nearest first); a tie goes to the tied
+    class whose nearest member comes first. Each neighbour has one vote, or with `distances` a vote of
+    1 / (1 + its distance) (distance-weighted kNN)."""
     n, k = neighbour_labels.shape
-    votes = np.zeros((n, int(neighbour_labels.max()) + 1), dtype=np.int64)
     rows = np.arange(n)
+    weights = np.ones((n, k)) if distances is None else 1 / (1 + distances)
+    votes = np.zeros((n, int(neighbour_labels.max()) + 1))
     for r in range(k):
-        votes[rows, neighbour_labels[:, r]] += (1 << k) + (1 << (k - 1 - r))
-    return votes.argmax(axis=1)
+        votes[rows, neighbour_labels[:, r]] += weights[:, r]
+    tied = votes == votes.max(axis=1, keepdims=True)
+    first = tied[rows[:, None], neighbour_labels].argmax(axis=1)
+    return neighbour_labels[rows, first]
 
 
-def submask_knn(model: Model, tasks: list, rng, k: int = KNN_K, n: int = KNN_SAMPLE) -> tuple:
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row by row, the number of differing bits between a[i] and b[i, r] (b: (n, k, width))."""
+    return np.count_nonzero(a[:, None, :] != b, axis=2)
+
+
+def knn_predict(queries, memory, labels, k: int, weighted: bool) -> np.ndarray:
+    """kNN on 0/1 rows in Hamming distance: plain majority or distance-weighted votes."""
+    idx = nearest(queries, memory, k)
+    return vote(labels[idx], hamming(queries, memory[idx]) if weighted else None)
+
+
+def choose_knn_k(tasks: list, memory: np.ndarray, labels: np.ndarray, val_masks: list, weighted: bool) -> int:
+    """The k of KNN_KS with the best kNN accuracy on every task's validation images (ties: the smaller)."""
+    best, best_acc = KNN_KS[0], -1.0
+    for k in KNN_KS:
+        correct = 0
+        for t, queries in zip(tasks, val_masks):
+            allowed = t.head[labels]
+            correct += int(np.count_nonzero(knn_predict(queries, memory[allowed], labels[allowed], k, weighted)
+                                            == t.y_val))
+        if correct > best_acc:
+            best, best_acc = k, correct
+    return best
+
+
+def knn_memory(model: Model, tasks: list, rng, cap: int = KNN_MEMORY) -> tuple:
+    """The last hidden layer's submasks of every task's training images (at most `cap` per task, a seeded
+    sample beyond that), and their labels."""
+    memory, labels = [], []
+    for t in tasks:
+        rows = np.sort(rng.choice(len(t.y_train), cap, replace=False)) if len(t.y_train) > cap else slice(None)
+        memory.append(submasks(model, t.x_train[rows])[-1])
+        labels.append(t.y_train[rows])
+    return np.concatenate(memory), np.concatenate(labels)
+
+
+def submask_knn(model: Model, tasks: list, rng, n: int = KNN_SAMPLE, weighted: bool = False) -> tuple:
     """Per task, on a seeded sample of n of its test images: the accuracy of kNN on the last hidden
     layer's submasks, with every task's training images as the memory, and the softmax's accuracy on the
     same images. Like the softmax, kNN may only answer with the classes the task's head allows, so only
-    those classes' training images vote. (The sample keeps the analysis to a few % of a headline run.)"""
-    memory = np.concatenate([submasks(model, t.x_train)[-1] for t in tasks])
-    labels = np.concatenate([t.y_train for t in tasks])
+    those classes' training images vote. k is chosen on the tasks' validation images when there are any
+    (KNN_KS), else KNN_K. (The samples keep the analysis to a few % of a headline run.)
+    Returns (knn accuracies, softmax accuracies, k)."""
+    memory, labels = knn_memory(model, tasks, rng)         # draws from rng only when a task exceeds the cap
+    k = KNN_K
+    if all(t.y_val is not None and len(t.y_val) for t in tasks):
+        k = choose_knn_k(tasks, memory, labels, [submasks(model, t.x_val)[-1] for t in tasks], weighted)
     knn, softmax = [], []
     for t in tasks:
         rows = np.sort(rng.choice(len(t.y_test), min(n, len(t.y_test)), replace=False))
         sample = replace(t, x_test=t.x_test[rows], y_test=t.y_test[rows])
         allowed = t.head[labels]
         queries = submasks(model, sample.x_test)[-1]
-        predicted = vote(labels[allowed][nearest(queries, memory[allowed], k)])
+        predicted = knn_predict(queries, memory[allowed], labels[allowed], k, weighted)
         knn.append(float(np.mean(predicted == sample.y_test)))
         softmax.append(evaluate(model, sample)[0])
-    return knn, softmax
+    return knn, softmax, k
 
 
 def flip_fraction(before: list, after: list) -> list:
@@ -1300,22 +1477,26 @@ def flip_fraction(before: list, after: list) -> list:
 
 
 class SubmaskAnalysis:
-    """The headline job's submask analysis. The submasks of a fixed sample of training inputs (drawn from
-    the seed out of every task's training images) are recorded before training and after every epoch, to
-    see how much each epoch reassigns; at the end, kNN on the submasks is set against the softmax."""
+    """The headline job's submask analysis. At the start of each phase a fixed sample of the phase's own
+    training images is drawn from the seed; their submasks are recorded then and after every epoch, to see
+    how much each epoch of training reassigns on the data being trained on (as in seed 004, Fig. 4). At
+    the end, kNN on the submasks is set against the softmax."""
 
-    def __init__(self, model: Model, tasks: list, seq: np.random.SeedSequence, n: int = FLIP_SAMPLE):
+    def __init__(self, model: Model, tasks: list, seq: np.random.SeedSequence, n: int = FLIP_SAMPLE,
+                 weighted: bool = False):
+        self.model, self.tasks, self.seq, self.n, self.weighted = model, tasks, seq, n, weighted
+        self.rng = np.random.default_rng(child(seq, 0))          # the kNN memory and test samples
+        self.x, self.masks, self.flips, self.phases = None, None, [], 0
+        self.seconds = 0.0
+
+    def start_phase(self, phase: Phase) -> None:
         t0 = time.perf_counter()
-        sizes = [len(t.x_train) for t in tasks]
-        rows = np.sort(np.random.default_rng(seq).choice(sum(sizes), min(n, sum(sizes)), replace=False))
-        owner = np.searchsorted(np.cumsum(sizes), rows, side="right")    # rows index the tasks' union
-        starts = np.cumsum([0] + sizes[:-1])
-        self.model, self.tasks = model, tasks
-        self.rng = np.random.default_rng(child(seq, 0))          # the kNN test sample
-        self.x = np.concatenate([t.x_train[rows[owner == i] - starts[i]] for i, t in enumerate(tasks)])
-        self.masks = submasks(model, self.x)
-        self.flips = []
-        self.seconds = time.perf_counter() - t0
+        rng = np.random.default_rng(child(self.seq, 1 + self.phases))
+        rows = np.sort(rng.choice(len(phase.y), min(self.n, len(phase.y)), replace=False))
+        self.x = phase.x[rows]
+        self.masks = submasks(self.model, self.x)
+        self.phases += 1
+        self.seconds += time.perf_counter() - t0
 
     def record(self) -> None:
         t0 = time.perf_counter()
@@ -1325,12 +1506,14 @@ class SubmaskAnalysis:
         self.seconds += time.perf_counter() - t0
 
     def report(self) -> dict:
-        """kNN accuracy per task against the softmax's on the same sampled test images, and the flip
-        fractions [epoch][hidden layer] recorded so far."""
+        """kNN accuracy per task against the softmax's on the same sampled test images, the k used, and
+        the flip fractions [epoch][hidden layer] recorded so far."""
         t0 = time.perf_counter()
-        knn, softmax = (None, None) if self.model.failed else submask_knn(self.model, self.tasks, self.rng)
-        out = {"knn_k": KNN_K, "knn_sample": KNN_SAMPLE, "knn_acc": knn, "softmax_acc": softmax,
-               "flip_sample": len(self.x), "flip_fraction": self.flips}
+        knn, softmax, k = (None, None, None) if self.model.failed else submask_knn(
+            self.model, self.tasks, self.rng, weighted=self.weighted)
+        out = {"knn_k": k, "knn_weighted": self.weighted, "knn_sample": KNN_SAMPLE, "knn_acc": knn,
+               "softmax_acc": softmax, "flip_sample": self.n, "flip_on": "the current phase's training images",
+               "flip_fraction": self.flips}
         self.seconds += time.perf_counter() - t0
         return out
 
@@ -1418,7 +1601,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     model = Model(parse_variant(spec), config, streams)
     W1_init = model.params[0].copy() if headline else None
     sleep_rng, slept = np.random.default_rng(streams[6]), []
-    submask = SubmaskAnalysis(model, tasks, streams[7]) if headline else None
+    submask = SubmaskAnalysis(model, tasks, streams[7], weighted=config.get("knn_weighted", False)) if headline else None
     n_points = len(phases) * epochs + 1
     curves = np.full((n_points, len(tasks)), np.nan)
     R = np.full((len(phases), len(tasks)), np.nan)
@@ -1432,6 +1615,8 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
         phase = phases[ph]
         if e == 0:
             reset_optimizer(model, phase.heads.any(axis=0), config, carry=config["momentum_carry"])
+            if submask:
+                submask.start_phase(phase)
         where = {"task": None if config["joint"] else ph + 1, "epoch": point}
         perm = orders[ph][e]
         loss = train_epoch(model, phase.x[perm], phase.y[perm], phase.heads[perm], config, where)
@@ -1576,15 +1761,21 @@ def count_flops(config: dict, tasks: list) -> dict:
     plus the input gradients of every layer but the first. Evaluation is a forward pass per test image
     of every task at each evaluation point: every epoch on the headline seed, every phase end on the others;
     with validation images, a forward pass of every task's at each phase end and each epoch of the last phase.
-    The headline seed's submask analysis: forward passes of every training image (the kNN memory), of the
-    flip sample at every evaluation point and of the kNN test samples, plus the Hamming-distance products.
+    The headline seed's submask analysis: forward passes of the kNN memory (every task's training images,
+    at most KNN_MEMORY each), of the flip sample at each phase start and every epoch, of the kNN test
+    samples (and, with validation images, of those), plus the Hamming-distance products (once per k tried
+    on the validation images).
     """
     n_train, n_test = sum(t["n_train"] for t in tasks), sum(t["n_test"] for t in tasks)
     n_phases = 1 if config["joint"] else len(tasks)
     n_points = n_phases * config["epochs"] + 1
-    n_val_passes = sum(t.get("n_val", 0) for t in tasks) * (n_phases + config["epochs"] - 1)
+    n_val = sum(t.get("n_val", 0) for t in tasks)
+    n_val_passes = n_val * (n_phases + config["epochs"] - 1)
     samples = [min(KNN_SAMPLE, t["n_test"]) for t in tasks]
-    voters = [t["n_train"] if config["scenario"] == "task" else n_train for t in tasks]
+    kept = [min(KNN_MEMORY, t["n_train"]) for t in tasks]
+    voters = [k if config["scenario"] == "task" else sum(kept) for k in kept]
+    queries = [n + (len(KNN_KS) * t.get("n_val", 0) if n_val else 0) for n, t in zip(samples, tasks)]
+    flip = min(FLIP_SAMPLE, n_train // n_phases) * (n_points - 1 + n_phases)
     out = {"train": 0, "eval": 0, "analysis": 0, "per_variant_headline": {}, "per_variant_other_seed": {}}
     for spec in config["models"]:
         layers = parse_variant(spec).layers(config["hidden"], config["depth"])
@@ -1595,8 +1786,8 @@ def count_flops(config: dict, tasks: list) -> dict:
         train = (forward + backward) * n_train * config["epochs"]
         eval_headline = forward * (n_test * n_points + n_val_passes)
         eval_other = forward * (n_test * n_phases + n_val_passes)
-        analysis = (forward * (n_train + min(FLIP_SAMPLE, n_train) * n_points + 2 * sum(samples))
-                    + sum(2 * n * (config["hidden"] + 1) * m for n, m in zip(samples, voters)))
+        analysis = (forward * (sum(kept) + flip + 2 * sum(samples) + n_val)
+                    + sum(2 * q * (config["hidden"] + 1) * m for q, m in zip(queries, voters)))
         out["per_variant_headline"][spec] = train + eval_headline + analysis
         out["per_variant_other_seed"][spec] = train + eval_other
         out["train"] += train * config["n_seeds"]
@@ -1934,8 +2125,11 @@ def environment() -> dict:
 # Rerunning the same command skips what is there; separate processes or machines can fill one folder (or
 # several, merged by --aggregate), because a job's numbers depend only on its seed and the settings.
 RUN_FILE = "run.json"
-NOT_SETTINGS = ("seed", "n_seeds", "workers", "out", "snapshots", "data_dir", "run_dir")
-ADDED_SETTINGS = {"max_norm": None, "val_per_class": 0}   # flags newer than some folders: what those ran with
+NOT_SETTINGS = ("seed", "n_seeds", "workers", "out", "snapshots", "data_dir", "run_dir", "recipe")
+ADDED_SETTINGS = {"max_norm": None, "val_per_class": 0, "n_train_first": None, "loss": "xent", "optimizer": "sgd",
+                  "adam_betas": [0.9, 0.999], "adam_eps": 1e-8, "clip_grad_norm": None,
+                  "knn_weighted": False}
+# flags newer than some run folders, with the values those folders ran with
 
 
 def experiment_settings(config: dict) -> dict:
@@ -2205,8 +2399,78 @@ def variant_list(s: str) -> list:
     return specs
 
 
+def beta_pair(s: str) -> list:
+    try:
+        betas = [float(b) for b in s.split(",")]
+    except ValueError:
+        betas = []
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise argparse.ArgumentTypeError(f"must be two numbers in [0, 1) separated by a comma, e.g. 0.9,0.999; got {s!r}")
+    return betas
+
+
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One source's protocol as flags of this program, the source it follows, and the source's numbers."""
+    source: str                    # repository and file (or paper) the flags follow
+    flags: tuple                   # command-line flags; flags given beside --recipe override them
+    reference: str                 # the source's own numbers, to set ours beside
+    budget: str = ""               # where the recipe departs from the source to fit a CPU, and by how much
+
+
+RECIPES = {
+    "compete-to-compute": Recipe(
+        "Srivastava et al., NIPS 2013, as specified by seed document 000 (this program's defaults)", (),
+        "seed document 000: seed 0 forgetting ReLU 0.072, LWTA 0.022; 10 seeds 0.045 vs 0.043 (n.s.)"),
+    "src-mnist": Recipe(
+        "tmtadros/SleepReplayConsolidation, MNIST/run_class_task_summary.m (DeepLearnToolbox nnsetup/nnff/nnbp)",
+        ("--tasks", "01,23,45,67,89", "--scenario", "class", "--hidden", "1200", "--depth", "2",
+         "--init", "uniform:0.01", "--loss", "mse", "--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.5",
+         "--momentum-carry", "--weight-decay", "0", "--epochs", "2", "--batch-size", "100",
+         "--n-train-first", "5000", "--models", "relu:bias=0:dropout=0.25,relu:sleep=1:dropout=0.25"),
+        "Tadros et al. 2022, MNIST class-incremental: see README (Sources beside ours)"),
+    "sdm-split-mnist": Recipe(
+        "TrentBrick/SDMContinualLearner, exp_commands/cont_learn_on_SplitMNIST.py, models/TopK_Act.py",
+        ("--tasks", "01,23,45,67,89", "--scenario", "class", "--hidden", "1000", "--depth", "1",
+         "--init", "torch", "--optimizer", "sgd", "--lr", "0.05", "--momentum", "0", "--weight-decay", "0",
+         "--batch-size", "128", "--clip-grad-norm", "1", "--n-train-first", "60000", "--epochs", "500",
+         "--models", "relu,topk:k=10,sdm:k=10:schedule=gaba:gaba=5000000,sdm:k=1:schedule=gaba:gaba=5000000"),
+        "seed document 001, Table 7 (3 seeds): SDMLP k=10 0.53, k=1 0.69; Top-K 0.22; ReLU 0.21",
+        "500 epochs per task is about 1.4e14 FLOPs per model and seed (hours on one core here); "
+        "studies/15_recipes.py runs 10-50 epochs with gaba scaled to 10,000 firings per epoch"),
+    "kwta-permuted": Recipe(
+        "numenta/nupic.research, projects/dendrites (Iyer et al. 2022): the sparse-representations-only "
+        "configuration for 10 permuted-MNIST tasks, figure data in permutedMNIST/figures/figures.ipynb",
+        ("--permuted", "10", "--hidden", "2048", "--depth", "2", "--init", "torch", "--optimizer", "adam",
+         "--lr", "0.0001", "--weight-decay", "0", "--batch-size", "256", "--epochs", "5",
+         "--n-train-first", "60000",
+         "--models", "relu,kwinners:percent_on=0.05:boost_strength=0:k_inference_factor=1:weight_sparsity=0.5"),
+        "Iyer et al. 2022 (8 seeds): after 10 tasks kWTA 91.3 %, dense MLP 82.0 % (its own lr, 3e-6)",
+        "5 epochs per task are about 1.1e14 FLOPs per model and seed; studies/15_recipes.py runs 1; inputs "
+        "are not mean/std-normalised and the dense MLP shares kWTA's learning rate"),
+}
+EXCLUSIVE_FLAGS = (("n_train_first", "n_train_per_class"), ("permuted", "tasks"))
+
+
+def given_flags(parser: argparse.ArgumentParser, argv: list) -> set:
+    """The destinations of the options that argv names itself (abbreviations are refused by the parser)."""
+    named = {token.split("=")[0] for token in argv if token.startswith("--")}
+    return {a.dest for a in parser._actions if named & set(a.option_strings)}
+
+
+def recipe_defaults(parser: argparse.ArgumentParser, name: str, argv: list) -> argparse.Namespace:
+    """A namespace holding the recipe's parsed flags, minus those the user's flags replace (a flag given
+    also drops the recipe's alternative to it, e.g. --n-train-per-class drops --n-train-first)."""
+    recipe = parser.parse_args(list(RECIPES[name].flags))
+    keep, user = given_flags(parser, list(RECIPES[name].flags)), given_flags(parser, argv)
+    for a, b in EXCLUSIVE_FLAGS:
+        keep -= {b} if a in user else set()
+        keep -= {a} if b in user else set()
+    return argparse.Namespace(**{dest: getattr(recipe, dest) for dest in keep - user})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -2215,6 +2479,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="MLP variants (ReLU, LWTA, Top-K, ...) trained on a sequence of tasks: how much of the "
                     "earlier tasks does each forget?")
     a = p.add_argument
+    a("--recipe", choices=sorted(RECIPES), default=None,
+      help="set every flag of one source's protocol at once (flags given too override it); the recipes and "
+           "their sources: " + "; ".join(f"{k}: {r.source}" for k, r in RECIPES.items()))
     a("--seed", type=nonnegative_int, default=0,
       help="first seed: weights, subsample, minibatch order, dropout, permutations (default 0)")
     a("--n-seeds", type=positive_int, default=1, help="run seeds seed..seed+N-1 and aggregate them (default 1)")
@@ -2242,8 +2509,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--data-dir", default=None,
       help="folder with the four IDX files (.gz or not); default $MNIST_DIR ($FASHION_MNIST_DIR), "
            "else ~/.cache/compete_to_compute/<dataset>, downloading what is missing")
-    a("--n-train-per-class", type=positive_int, default=500,
-      help="balanced training images per class and task (default %(default)s)")
+    a("--n-train-per-class", type=positive_int, default=None,
+      help="balanced training images per class and task, drawn from the seed (default 500)")
+    a("--n-train-first", type=positive_int, default=None,
+      help="instead: the first N training images of each task's classes, in the file's order (all of them "
+           "if fewer), not class-balanced, the same for every seed (a recipe's subsample)")
     a("--val-per-class", type=nonnegative_int, default=0,
       help="validation images per class and task, held out from the training images (disjoint from the "
            "training subsample, which they leave unchanged); every seed is then also scored on them, for "
@@ -2254,17 +2524,31 @@ def build_parser() -> argparse.ArgumentParser:
     a("--batch-size", type=positive_int, default=64, help="minibatch size (default %(default)s)")
     a("--lr", type=float_in(0, math.inf, True, True, "a positive number"), default=0.05,
       help="learning rate (default %(default)s)")
+    a("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
+      help="sgd (with --momentum) or adam (with --adam-betas, --adam-eps) (default %(default)s)")
     a("--momentum", type=float_in(0, 1, False, True, "a number in [0, 1)"), default=0.9,
       help="SGD momentum, reset at each task (default %(default)s)")
+    a("--adam-betas", type=beta_pair, default=[0.9, 0.999],
+      help="Adam's two moment decay rates, comma-separated (default 0.9,0.999)")
+    a("--adam-eps", type=float_in(0, math.inf, True, True, "a positive number"), default=1e-8,
+      help="Adam's epsilon (default %(default)s)")
+    a("--clip-grad-norm", type=float_in(0, math.inf, True, True, "a positive number"), default=None,
+      help="scale each minibatch's gradient down to this joint L2 norm when it is longer (default: none)")
+    a("--loss", choices=sorted(LOSSES), default="xent",
+      help="xent: softmax cross-entropy; mse: half squared error of a ReLU output layer against one-hot "
+           "targets, predicting with the ReLU outputs (default %(default)s)")
     a("--weight-decay", type=float_in(0, math.inf, False, True, "a number >= 0"), default=1e-4,
       help="L2 weight decay on weights, not biases (default %(default)s)")
     a("--max-norm", type=float_in(0, math.inf, True, True, "a positive number"), default=None,
       help="after every update, rescale each hidden unit's incoming weight vector to L2 norm <= this "
            "(the max-norm constraint that goes with dropout; default: none)")
     a("--momentum-carry", action="store_true",
-      help="carry SGD momentum across task switches instead of resetting it")
-    a("--init", choices=sorted(INIT_GAIN), default="he",
-      help="initial weight scale: he (variance 2/fan-in) or lecun (1/fan-in) (default %(default)s)")
+      help="carry the optimiser's state (SGD momentum, Adam's moments) across task switches instead of "
+           "resetting it")
+    a("--init", type=init_spec, default="he",
+      help="initial weights: he (normal, variance 2/fan-in, zero biases), lecun (1/fan-in), uniform:S "
+           "(uniform in [-S, S], zero biases) or torch (torch.nn.Linear's: weights and biases uniform in "
+           "+-1/sqrt(fan-in)) (default %(default)s)")
     a("--dtype", choices=("float32", "float64"), default="float32",
       help="floating-point type of all the maths (default %(default)s)")
     a("--out", default="results.json", help="results file, JSON (default %(default)s)")
@@ -2273,6 +2557,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--run-dir", default=None,
       help="run folder: each finished (seed, variant) job is saved there at once; rerunning skips finished "
            "jobs, and results.json aggregates the whole folder (see also --aggregate DIR [DIR ...])")
+    a("--knn-weighted", action="store_true",
+      help="the headline seed's submask kNN votes weighted by 1 / (1 + Hamming distance) instead of one vote "
+           "per neighbour (its k is chosen on validation images when --val-per-class gives some, else 5)")
     a("--quiet", action="store_true", help="no per-epoch progress lines")
     return p
 
@@ -2284,6 +2571,8 @@ def parse_config(argv: list | None) -> tuple:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.recipe:                             # the recipe's flags become defaults: flags given override them
+        args = parser.parse_args(argv, namespace=recipe_defaults(parser, args.recipe, argv))
     if args.permuted is not None and args.tasks is not None:
         parser.error("argument --permuted: not allowed with --tasks (permuted tasks use all ten digits)")
     if args.permuted is not None and args.permuted < 2:
@@ -2301,6 +2590,14 @@ def parse_config(argv: list | None) -> tuple:
         problem = parse_variant(spec).problem(args.hidden)
         if problem:
             parser.error(f"argument --models: {spec!r}: {problem}")
+    if args.n_train_first and args.n_train_per_class:
+        parser.error("argument --n-train-first: not allowed with --n-train-per-class (one subsample or the other)")
+    if args.n_train_first and args.val_per_class:
+        parser.error("argument --val-per-class: not available with --n-train-first (validation images are drawn "
+                     "beside a balanced subsample; use --n-train-per-class)")
+    if args.n_train_first:
+        return finish_config(args)
+    args.n_train_per_class = args.n_train_per_class or 500
     counts = DATASETS[args.dataset].train_class_counts
     most = min(counts[c] for group in args.tasks for c in group)
     if args.n_train_per_class > most:
@@ -2309,6 +2606,10 @@ def parse_config(argv: list | None) -> tuple:
     if args.n_train_per_class + args.val_per_class > most:
         parser.error(f"argument --val-per-class: with --n-train-per-class {args.n_train_per_class}, at most "
                      f"{most - args.n_train_per_class} for these classes of {args.dataset}, got {args.val_per_class}")
+    return finish_config(args)
+
+
+def finish_config(args) -> tuple:
     config = vars(args)
     config["variants"] = {spec: parse_variant(spec).settings() for spec in args.models}
     return config, config.pop("quiet")

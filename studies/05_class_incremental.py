@@ -8,7 +8,7 @@ from common import ci, run_setting, write_study
 
 STUDY, SEEDS = "05_class_incremental", 20
 TASKS = ["--tasks", "01,23,45,67,89", "--scenario", "class"]
-VARIANTS = "relu,relu:bias=0,topk,sdm,relu:sleep=1"
+VARIANTS = "relu,relu:bias=0,topk,sdm:schedule=both,relu:sleep=1"
 
 if __name__ == "__main__":
     seq = run_setting(STUDY, "sequential", [*TASKS, "--models", VARIANTS], SEEDS)

@@ -19,7 +19,7 @@ SETTINGS = {
     "joint, momentum 0.9": ([*SPLIT, "--joint", "--models", "relu:bias=0,relu:sleep=1"], SEEDS),
     "joint, momentum 0.5": ([*SPLIT, "--joint", "--momentum", "0.5", "--models", "relu:bias=0,relu:sleep=1"], SEEDS),
     "sdm, 1 hidden layer, 50 epochs per task": ([*SPLIT, "--depth", "1", "--epochs", "50", "--models",
-                                                 "relu,topk,sdm"], SEEDS),
+                                                 "relu,topk,sdm:schedule=both"], SEEDS),
     "submasks, default protocol": (["--models", "relu,lwta,maxout:k=2"], 1),
 }
 

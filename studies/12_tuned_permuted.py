@@ -10,6 +10,6 @@ from tuning import run_study
 
 if __name__ == "__main__":
     run_study("12_tuned_permuted", "Study 12: permuted MNIST, 10 tasks, tuned per variant", ["--permuted", "10"],
-              ["relu", "lwta", "topk", "kwinners"], n_configs=12, epochs=5, tune_seeds=3, val=50, fixed=False,
+              ["relu", "lwta", "topk", "kwinners:k_inference_factor=1.5:boost_strength_factor=0.9"], n_configs=12, epochs=5, tune_seeds=3, val=50, fixed=False,
               notes=["Ten pixel permutations of MNIST (task 1 unpermuted), one shared head, 2 x 400 units, "
                      "500 images per class and task. The fixed setting (lr 0.05) is study 4."])

@@ -9,7 +9,7 @@ from tuning import run_study
 
 if __name__ == "__main__":
     run_study("13_tuned_class_incremental", "Study 13: class-incremental split MNIST, tuned per variant",
-              ["--tasks", "01,23,45,67,89", "--scenario", "class"], ["relu", "topk", "sdm", "relu:sleep=1"],
+              ["--tasks", "01,23,45,67,89", "--scenario", "class"], ["relu", "topk", "sdm:schedule=both", "relu:sleep=1"],
               n_configs=20, epochs=5, tune_seeds=6, val=100, fixed=True,
               notes=["Five tasks of two digits, one 10-way head (class-incremental), 2 x 400 units, "
                      "500 images per class."])

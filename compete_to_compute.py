@@ -26,6 +26,7 @@ import json
 import math
 import multiprocessing
 import os
+import pickle
 import platform
 import re
 import shutil
@@ -1041,8 +1042,16 @@ class Loss:
     output: object                 # logits -> the scores the prediction is the arg-max of
 
 
-LOSSES = {"xent": Loss(masked_cross_entropy, lambda z: z),
-          "mse": Loss(relu_squared_error, lambda z: np.maximum(z, 0))}   # ties at 0: the first class, as max() in MATLAB
+def identity(z: np.ndarray) -> np.ndarray:
+    return z
+
+
+def relu(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0)
+
+
+LOSSES = {"xent": Loss(masked_cross_entropy, identity),
+          "mse": Loss(relu_squared_error, relu)}      # ties at 0 go to the first class, as max() does in MATLAB
 
 
 # ============================================================================ training
@@ -1486,14 +1495,18 @@ class SubmaskAnalysis:
                  weighted: bool = False):
         self.model, self.tasks, self.seq, self.n, self.weighted = model, tasks, seq, n, weighted
         self.rng = np.random.default_rng(child(seq, 0))          # the kNN memory and test samples
-        self.x, self.masks, self.flips, self.phases = None, None, [], 0
+        self.x, self.masks, self.flips, self.phases, self.sizes = None, None, [], 0, []
         self.seconds = 0.0
+
+    def __getstate__(self):                     # a checkpoint holds the analysis but not the tasks' images
+        return {k: v for k, v in self.__dict__.items() if k != "tasks"}
 
     def start_phase(self, phase: Phase) -> None:
         t0 = time.perf_counter()
         rng = np.random.default_rng(child(self.seq, 1 + self.phases))
         rows = np.sort(rng.choice(len(phase.y), min(self.n, len(phase.y)), replace=False))
         self.x = phase.x[rows]
+        self.sizes.append(len(rows))
         self.masks = submasks(self.model, self.x)
         self.phases += 1
         self.seconds += time.perf_counter() - t0
@@ -1512,7 +1525,8 @@ class SubmaskAnalysis:
         knn, softmax, k = (None, None, None) if self.model.failed else submask_knn(
             self.model, self.tasks, self.rng, weighted=self.weighted)
         out = {"knn_k": k, "knn_weighted": self.weighted, "knn_sample": KNN_SAMPLE, "knn_acc": knn,
-               "softmax_acc": softmax, "flip_sample": self.n, "flip_on": "the current phase's training images",
+               "softmax_acc": softmax, "flip_sample": min(self.sizes, default=self.n),
+               "flip_on": "the current phase's training images",
                "flip_fraction": self.flips}
         self.seconds += time.perf_counter() - t0
         return out
@@ -1581,7 +1595,30 @@ def summarize(R: np.ndarray, freq: list | None, failed: dict | None) -> dict:
             "silent": silent}
 
 
-def run_course(seed: int, spec: str, config: dict, headline: bool, progress: bool = False) -> dict:
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: Path, key: dict, state: dict) -> None:
+    """Everything a course needs to go on after the phase just finished, written atomically."""
+    blob = pickle.dumps({"version": CHECKPOINT_VERSION, "key": key, "state": state}, protocol=pickle.HIGHEST_PROTOCOL)
+    write_atomic(path, lambda f: f.write(blob))
+
+
+def load_checkpoint(path: Path | None, key: dict) -> dict | None:
+    """The state saved at the last phase end of this very job (same seed, variant and settings), or None.
+    A checkpoint of anything else, or one that cannot be read, is ignored (the job starts over)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        doc = pickle.loads(path.read_bytes())
+    except Exception:                           # truncated or foreign: start over, it is rewritten
+        return None
+    ok = isinstance(doc, dict) and doc.get("version") == CHECKPOINT_VERSION and doc.get("key") == key
+    return doc["state"] if ok else None
+
+
+def run_course(seed: int, spec: str, config: dict, headline: bool, progress: bool = False,
+               checkpoint: Path | None = None) -> dict:
     """One variant's whole course for one seed: every phase in order, evaluated along the way.
 
     The variants of a seed share what the seed draws and nothing else, so each course is an
@@ -1591,6 +1628,9 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     images at the end of each phase (val_R) and after every epoch of the last phase (val_last, what
     the learning/forgetting frontier is drawn from): what hyperparameters are chosen on, never the test.
     A model that fails (diverges, or learns nothing) stops there and reports where.
+    With a `checkpoint` path the course's whole state (weights, optimiser, random generators, mechanism
+    state, what was measured so far) is saved there at each phase end but the last, and a course started
+    again resumes from it: the result is the same bit for bit, and an interruption loses at most a phase.
     """
     streams = seed_streams(seed)
     tasks = make_tasks(seed, config)
@@ -1607,10 +1647,19 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     R = np.full((len(phases), len(tasks)), np.nan)
     with_val = config.get("val_per_class", 0) > 0
     val_R, val_last = np.full_like(R, np.nan), np.full((epochs, len(tasks)), np.nan)
-    freq = None
-    if headline:
+    freq, start = None, 1
+    key = {"seed": seed, "variant": spec, "headline": headline, "settings": experiment_settings(config)}
+    state = load_checkpoint(checkpoint, key)
+    if state:                                   # go on after the last phase the checkpoint finished
+        model, sleep_rng, slept, submask = state["model"], state["sleep_rng"], state["slept"], state["submask"]
+        curves, R, val_R, val_last, freq, W1_init = (state[k] for k in ("curves", "R", "val_R", "val_last",
+                                                                         "freq", "W1_init"))
+        if submask:
+            submask.tasks = tasks
+        start = state["next_point"]
+    elif headline:
         curves[0] = [evaluate(model, t)[0] for t in tasks]
-    for point in range(1, n_points):
+    for point in range(start, n_points):
         ph, e = divmod(point - 1, epochs)
         phase = phases[ph]
         if e == 0:
@@ -1642,6 +1691,11 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
                 if reason:
                     model.failed = {"reason": "learned nothing", **where, "detail": reason}
                     break
+                if checkpoint and ph < len(phases) - 1:
+                    save_checkpoint(checkpoint, key, {
+                        "next_point": point + 1, "model": model, "sleep_rng": sleep_rng, "slept": slept,
+                        "submask": submask, "curves": curves, "R": R, "val_R": val_R, "val_last": val_last,
+                        "freq": freq, "W1_init": W1_init})
         if progress and headline:
             accs = "  ".join(f"T{j + 1} {a:.4f}" for j, a in enumerate(curves[point]))
             print(f"seed {seed}  epoch {point:>2}/{n_points - 1}  {spec:<10} loss {loss:.4f}  {accs}", flush=True)
@@ -1712,7 +1766,7 @@ def run_jobs(config: dict, progress: bool, store=None) -> list:
             if kept:
                 results.append(kept)
             else:
-                jobs.append((s, spec, config, s == seeds[0], progress))
+                jobs.append((s, spec, config, s == seeds[0], progress, store.checkpoint(s, spec) if store else None))
     if store and results and progress:
         print(f"{store.path}: {len(results)} finished job(s) kept, {len(jobs)} to run", flush=True)
     left = {s: len(models) - sum(r["seed"] == s for r in results) for s in seeds}
@@ -2191,6 +2245,10 @@ class RunDir:
     def stem(self, seed: int, spec: str) -> Path:
         return self.path / f"seed{seed:05d}_{slug(spec)}"
 
+    def checkpoint(self, seed: int, spec: str) -> Path:
+        """Where an unfinished job keeps its state between phases (deleted when the job is saved)."""
+        return self.path / f"seed{seed:05d}_{slug(spec)}.ckpt"
+
     def save(self, result: dict) -> None:
         """Arrays first, then the JSON that marks the job finished; each written atomically."""
         stem = self.stem(result["seed"], result["variant"])
@@ -2199,6 +2257,7 @@ class RunDir:
             write_atomic(stem.with_suffix(".npz"), lambda f: np.savez_compressed(f, **arrays))
         text = json.dumps(doc, allow_nan=False)
         write_atomic(stem.with_suffix(".json"), lambda f: f.write(text.encode()))
+        self.checkpoint(result["seed"], result["variant"]).unlink(missing_ok=True)
 
     def read(self, path: Path) -> dict:
         try:

@@ -92,18 +92,18 @@ def test_maxout_gradients_match_finite_differences(spec):
 
 # ---------------------------------------------------------------------------------------------- sdm
 def test_sdm_k_schedule_falls_linearly_from_the_width_to_k_then_stays():
-    layer = c.SDM(400, k=10, anneal=4, gaba=0)
+    layer = c.SDM(400, schedule="both", k=10, anneal=4, gaba=0)
     # 400 - E * 390 / 4, floored: 302.5 -> 302, 107.5 -> 107
     assert [layer.k_at(e) for e in range(7)] == [400, 302, 205, 107, 10, 10, 10]
-    assert [c.SDM(400, k=10, anneal=0, gaba=0).k_at(e) for e in (0, 5)] == [10, 10]
-    assert [c.SDM(32, k="25%", anneal=3, gaba=0).k_at(e) for e in range(4)] == [32, 24, 16, 8]
+    assert [c.SDM(400, schedule="both", k=10, anneal=0, gaba=0).k_at(e) for e in (0, 5)] == [10, 10]
+    assert [c.SDM(32, schedule="both", k="25%", anneal=3, gaba=0).k_at(e) for e in range(4)] == [32, 24, 16, 8]
     for width, k, s in [(400, 10, 2), (1000, 10, 200), (37, 3, 7)]:    # the paper's formula, in floats
-        layer = c.SDM(width, k=k, anneal=s, gaba=0)
+        layer = c.SDM(width, schedule="both", k=k, anneal=s, gaba=0)
         assert all(layer.k_at(e) == max(k, math.floor(width - e * (width - k) / s)) for e in range(3 * s))
 
 
 def test_sdm_k_follows_the_epochs_of_training():
-    model = model_of("sdm:k=2:anneal=3:gaba=0", dtype=np.float32)
+    model = model_of("sdm:schedule=both:k=2:anneal=3:gaba=0", dtype=np.float32)
     c.reset_optimizer(model, HEADS, CFG)
     x, y = data(8, positive=True)
     heads = np.repeat(HEADS[None], 8, axis=0)
@@ -115,16 +115,16 @@ def test_sdm_k_follows_the_epochs_of_training():
 
 
 def test_sdm_gaba_factor_goes_from_excited_to_inhibited_with_firing_counts():
-    layer = c.SDM(6, k=2, anneal=0, gaba=2000)
+    layer = c.SDM(6, schedule="both", k=2, anneal=0, gaba=2000)
     layer.counts[:] = [0, 500, 1000, 1500, 2000, 5000]
     np.testing.assert_array_equal(layer.gaba_factor(np.float64), [-1, -0.5, 0, 0.5, 1, 1])
     assert layer.gaba_factor(np.float32).dtype == np.float32
-    np.testing.assert_array_equal(c.SDM(3, k=1, anneal=0, gaba=0).gaba_factor(np.float64), [1, 1, 1])
+    np.testing.assert_array_equal(c.SDM(3, schedule="both", k=1, anneal=0, gaba=0).gaba_factor(np.float64), [1, 1, 1])
 
 
 def test_sdm_once_annealed_exactly_k_units_stay_positive_shifted_down_by_the_next_one():
     rng = np.random.default_rng(4)
-    layer = c.SDM(50, k=7, anneal=0, gaba=0)
+    layer = c.SDM(50, schedule="both", k=7, anneal=0, gaba=0)
     z = rng.normal(size=(30, 50)).astype(np.float32) + 0.5
     out, mask = layer.activate(z, False)
     assert np.all(np.count_nonzero(out, axis=1) == 7) and np.all(mask == (out > 0))
@@ -133,7 +133,7 @@ def test_sdm_once_annealed_exactly_k_units_stay_positive_shifted_down_by_the_nex
 
 
 def test_sdm_switch_by_hand_excites_then_inhibits_each_unit_by_its_own_factor():
-    layer = c.SDM(4, k=1, anneal=0, gaba=4)
+    layer = c.SDM(4, schedule="both", k=1, anneal=0, gaba=4)
     z = np.array([[4.0, 3.0, 1.0, -2.0]])            # ReLU: 4, 3, 1, 0; the (k+1)-th = 3
     layer.counts[:] = [0, 2, 3, 8]                   # factors -1, 0, 0.5, 1
     out, mask = layer.activate(z, False)
@@ -146,7 +146,7 @@ def test_sdm_switch_by_hand_excites_then_inhibits_each_unit_by_its_own_factor():
 
 
 def test_sdm_counts_firings_and_silent_units_while_training_only():
-    layer = c.SDM(4, k=1, anneal=0, gaba=0)
+    layer = c.SDM(4, schedule="both", k=1, anneal=0, gaba=0)
     z = np.array([[4.0, 3.0, 1.0, 0.0], [1.0, 5.0, 2.0, 0.0], [1.0, 5.0, 0.5, 0.0]])
     layer.start_epoch(0)
     layer.activate(z, False)
@@ -159,14 +159,14 @@ def test_sdm_counts_firings_and_silent_units_while_training_only():
 
 
 def test_sdm_input_is_relud_and_unit_length():
-    layer = c.SDM(4, k=1, anneal=0, gaba=0)
+    layer = c.SDM(4, schedule="both", k=1, anneal=0, gaba=0)
     x = np.array([[3.0, -1.0, 4.0], [0.0, 0.0, 0.0]], dtype=np.float32)
     np.testing.assert_allclose(layer.prepare_input(x.copy()), [[0.6, 0, 0.8], [0, 0, 0]], rtol=1e-6)
 
 
 def test_sdm_weights_non_negative_bias_free_and_first_layer_unit_norm_after_every_step():
     config = dict(CFG, hidden=16)
-    model = model_of("sdm:k=3:anneal=1:gaba=20", config=config, n_in=12, dtype=np.float32)
+    model = model_of("sdm:schedule=both:k=3:anneal=1:gaba=20", config=config, n_in=12, dtype=np.float32)
 
     def check():
         W1, b1, W2, b2, W3, b3 = model.params
@@ -187,10 +187,11 @@ def test_sdm_weights_non_negative_bias_free_and_first_layer_unit_norm_after_ever
 
 def test_sdm_trains_with_plain_sgd_whatever_the_runs_momentum_and_decay():
     config = dict(CFG, batch_size=5)                 # momentum 0.9 and weight decay 0.01 for the run
-    model = model_of("sdm:k=2:anneal=0:gaba=0", config=config, dtype=np.float32)
-    assert c.optimizer_settings(model, config) == {**config, "momentum": 0.0, "weight_decay": 0.0}
+    model = model_of("sdm:schedule=both:k=2:anneal=0:gaba=0", config=config, dtype=np.float32)
+    assert c.optimizer_settings(model, config) == {**c.ADDED_SETTINGS, **config, "optimizer": "sgd",
+                                                   "momentum": 0.0, "weight_decay": 0.0}
     relu = model_of("relu", config=config)
-    assert c.optimizer_settings(relu, config) is config
+    assert c.optimizer_settings(relu, config) == {**c.ADDED_SETTINGS, **config}
     x, y = data(5, positive=True)
     x = x.astype(np.float32)
     heads = np.repeat(HEADS[None], 5, axis=0)
@@ -200,7 +201,7 @@ def test_sdm_trains_with_plain_sgd_whatever_the_runs_momentum_and_decay():
         _, grads, _ = loss_and_grads(model, x, y, heads, training=False)
         for p, g in zip(expected, grads):
             p -= (config["lr"] * g).astype(p.dtype)
-        reference = c.Model(c.parse_variant("sdm:k=2:anneal=0:gaba=0"), config, c.seed_streams(0), n_in=6)
+        reference = c.Model(c.parse_variant("sdm:schedule=both:k=2:anneal=0:gaba=0"), config, c.seed_streams(0), n_in=6)
         reference.params = expected
         reference.constrain()
         c.train_epoch(model, x, y, heads, config, {"task": 1, "epoch": epoch + 1})
@@ -210,7 +211,7 @@ def test_sdm_trains_with_plain_sgd_whatever_the_runs_momentum_and_decay():
 
 @pytest.mark.parametrize("state", ["k = width", "factor 0"])
 def test_sdm_gradients_match_finite_differences_where_the_inhibition_is_inactive(state):
-    model = model_of("sdm:k=2:anneal=3:gaba=10")
+    model = model_of("sdm:schedule=both:k=2:anneal=3:gaba=10")
     for layer in model.layers:
         layer.start_epoch(0)
         if state == "factor 0":                      # count N/2: zero inhibition whatever k is
@@ -223,7 +224,7 @@ def test_sdm_gradient_treats_the_inhibition_as_a_constant():
     """One layer, fully inhibitory. The analytic gradient equals the finite difference except for the
     path through the (k+1)-th value, which is detached; adding that path by hand recovers it exactly."""
     config = dict(CFG, depth=1)
-    model = model_of("sdm:k=2:anneal=0:gaba=0", config=config)
+    model = model_of("sdm:schedule=both:k=2:anneal=0:gaba=0", config=config)
     x, y = data(6, positive=True)
     W1, _, W2, _ = model.params
     x_hat = model.layers[0].prepare_input(x.copy())
@@ -300,16 +301,17 @@ def test_kwinners_boost_strength_decays_once_per_epoch():
 
 def test_kwinners_sparse_weights_are_seeded_shared_and_stay_exactly_zero():
     config = dict(CFG, hidden=10)
-    spec = "kwinners:percent_on=0.2:weight_sparsity=0.3"
+    spec = "kwinners:percent_on=0.2:weight_sparsity=0.7"
     model = model_of(spec, config=config, dtype=np.float32)
     relu = model_of("relu", config=config, dtype=np.float32)
     zeros = [W == 0 for W in model.params[0:4:2]]
-    # per unit (column) round(0.3 * fan-in) zeros: 6 -> 2 (6 - round(4.2)), 10 -> 3
+    # weight_sparsity: the share that may be non-zero; per unit (column) fan-in - round(0.7 fan-in)
+    # zeros: 6 -> 2 (6 - round(4.2)), 10 -> 3
     assert [z.sum(axis=0).tolist() for z in zeros] == [[2] * 10, [3] * 10]
     for W, R, z in zip(model.params[0:4:2], relu.params[0:4:2], zeros):
         np.testing.assert_array_equal(W, np.where(z, 0, R))                   # the same draw, masked
     assert (model.params[4] != 0).all()                                      # the output layer is dense
-    twin = model_of("kwinners:percent_on=0.2:weight_sparsity=0.3:boost_strength=0", config=config)
+    twin = model_of("kwinners:percent_on=0.2:weight_sparsity=0.7:boost_strength=0", config=config)
     other_seed = model_of(spec, config=config, seed=1)
     assert all(np.array_equal(W == 0, z) for W, z in zip(twin.params[0:4:2], zeros))
     assert not np.array_equal(other_seed.params[0] == 0, zeros[0])
@@ -322,7 +324,7 @@ def test_kwinners_sparse_weights_are_seeded_shared_and_stay_exactly_zero():
         c.train_epoch(model, x, y, heads, config, {"task": 1, "epoch": epoch + 1})
         assert all(not W[z].any() for W, z in zip(model.params[0:4:2], zeros))
     assert not np.array_equal(before[0], model.params[0])                    # the others did learn
-    dense = model_of("kwinners:weight_sparsity=0", config=config)
+    dense = model_of("kwinners:weight_sparsity=1", config=config)
     assert dense.layers[0].keep is None and (dense.params[0] != 0).all()
 
 
@@ -346,14 +348,15 @@ def test_kwinners_gradients_match_finite_differences_at_test_time():
 # ---------------------------------------------------------------------------------------------- specs
 NEW_SPECS = [
     ("maxout", ("maxout", {"k": 2})), ("maxout:k=4", ("maxout", {"k": 4})),
-    ("sdm", ("sdm", {"k": 10, "anneal": 2, "gaba": 2000})),
-    ("sdm:k=5%:anneal=0:gaba=0", ("sdm", {"k": "5%", "anneal": 0, "gaba": 0})),
-    ("kwinners", ("kwinners", {"percent_on": 0.1, "boost_strength": 1.0, "boost_strength_factor": 0.9,
-                               "duty_cycle_period": 1000, "k_inference_factor": 1.5, "weight_sparsity": 0.5})),
-    ("kwinners:percent_on=0.05:boost_strength=0:boost_strength_factor=1:duty_cycle_period=64:"
-     "k_inference_factor=1:weight_sparsity=0",
-     ("kwinners", {"percent_on": 0.05, "boost_strength": 0.0, "boost_strength_factor": 1.0,
-                   "duty_cycle_period": 64, "k_inference_factor": 1.0, "weight_sparsity": 0.0})),
+    ("sdm", ("sdm", {"k": 10, "schedule": "gaba", "anneal": 2, "gaba": 2000})),
+    ("sdm:schedule=both:k=5%:anneal=0:gaba=0", ("sdm", {"k": "5%", "schedule": "both", "anneal": 0, "gaba": 0})),
+    ("sdm:schedule=anneal:anneal=5", ("sdm", {"k": 10, "schedule": "anneal", "anneal": 5, "gaba": 2000})),
+    ("kwinners", ("kwinners", {"percent_on": 0.1, "boost_strength": 1.0, "boost_strength_factor": 1.0,
+                               "duty_cycle_period": 1000, "k_inference_factor": 1.0, "weight_sparsity": 0.5})),
+    ("kwinners:percent_on=0.05:boost_strength=0:boost_strength_factor=0.9:duty_cycle_period=64:"
+     "k_inference_factor=1.5:weight_sparsity=1",
+     ("kwinners", {"percent_on": 0.05, "boost_strength": 0.0, "boost_strength_factor": 0.9,
+                   "duty_cycle_period": 64, "k_inference_factor": 1.5, "weight_sparsity": 1.0})),
 ]
 
 
@@ -366,7 +369,7 @@ def test_new_variant_specs(spec, expected):
 WIDTH_PROBLEMS = [("maxout:k=3", "k=3 does not divide --hidden 400"),
                   ("sdm:k=400", "must be less than --hidden 400"),
                   ("kwinners:percent_on=0.001", "keeps no unit of --hidden 400"),
-                  ("kwinners:percent_on=0.8", "k_inference = int(k * k_inference_factor) = 480")]
+                  ("kwinners:percent_on=0.8:k_inference_factor=1.5", "k_inference = int(k * k_inference_factor) = 480")]
 
 
 @pytest.mark.robustness
@@ -392,7 +395,7 @@ def test_maxout_and_kwinners_run_end_to_end(protocol, synthetic, tmp_path):
     assert all(s["failed"] is None for s in summary.values())
     assert not any("mechanism" in s for s in summary.values())
     assert summary["maxout:k=4"]["active"][0] == [pytest.approx(0.25)] * 2       # one winner per block of 4
-    assert summary["kwinners"]["active"][0] == [pytest.approx(4 / 32)] * 2      # k_inference = int(3 * 1.5)
+    assert summary["kwinners"]["active"][0] == [pytest.approx(3 / 32)] * 2      # k_inference = int(3 * 1.0)
     with np.load(tmp_path / "out" / "snapshots.npz") as z:
         assert z["freq_maxout:k=4"].shape == (len(doc["tasks"]), 2, 32)
 

@@ -245,7 +245,7 @@ BAD_MECHANISM_SPECS = [  # the mechanisms of tests/test_mechanisms.py
     ("kwinners:boost_strength_factor=1.5", "boost_strength_factor must be a number in [0, 1]"),
     ("kwinners:duty_cycle_period=0", "duty_cycle_period must be an integer >= 1"),
     ("kwinners:k_inference_factor=0", "k_inference_factor must be a number > 0"),
-    ("kwinners:weight_sparsity=1", "weight_sparsity must be a rate in [0, 1)"),
+    ("kwinners:weight_sparsity=0", "weight_sparsity must be a number in (0, 1]"),
     ("kwinners:k=4", "allowed keys: percent_on ("),
 ]
 
@@ -269,7 +269,7 @@ def test_balanced_subsample_exact_counts_and_no_repeats():
 
 def task_config(data_dir, **kw):
     return {"dataset": "mnist", "data_dir": str(data_dir), "tasks": [[0, 2, 4], [1, 3], [5, 6]],
-            "permuted": None, "scenario": "task", "n_train_per_class": 30, "val_per_class": 0, "dtype": "float32", **kw}
+            "permuted": None, "scenario": "task", "n_train_per_class": 30, "n_train_first": None, "val_per_class": 0, "dtype": "float32", **kw}
 
 
 def test_tasks_are_balanced_disjoint_and_use_every_test_image(synthetic):
@@ -364,9 +364,10 @@ def test_flop_count_of_default_run():
     per_sample_bwd = 2 * (784 * 400 + 2 * 400 * 400 + 2 * 400 * 10)
     assert f["train"] == 3 * 3 * 5000 * 5 * (per_sample_fwd + per_sample_bwd)
     assert f["eval"] == 3 * (11 + 2 * 2) * 10000 * per_sample_fwd
-    # headline submask analysis: memory (5000 images), flip sample (500 x 11 points), kNN and softmax on
-    # 1000 test images per task, and 2 x 1000 x 401 x 2500 multiply-adds per task for the distances
-    per_variant = per_sample_fwd * (5000 + 500 * 11 + 2 * 2000) + 2 * (2 * 1000 * 401 * 2500)
+    # headline submask analysis: memory (5000 images), flip sample (500 images at each of 2 phase starts and
+    # 10 epochs), kNN and softmax on 1000 test images per task, and 2 x 1000 x 401 x 2500 multiply-adds per
+    # task for the distances
+    per_variant = per_sample_fwd * (5000 + 500 * 12 + 2 * 2000) + 2 * (2 * 1000 * 401 * 2500)
     assert f["analysis"] == 3 * per_variant and f["total"] == f["train"] + f["eval"] + f["analysis"]
 
 

@@ -203,9 +203,22 @@ def test_flip_fraction_of_a_hand_made_sequence_of_masks():
 
     tasks = [c.Task("t", (0,), None, np.zeros((2, 3), np.float32), np.zeros(2, int), None, None)]
     analysis = c.SubmaskAnalysis(Recorded(), tasks, c.seed_streams(0)[7])
+    analysis.start_phase(c.Phase(np.zeros((2, 3), np.float32), np.zeros(2, int), None, (0,)))
     analysis.record()
     analysis.record()
     assert analysis.flips == [[0.125, 1.0], [1.0, 0.0]] and len(analysis.x) == 2
+
+
+def test_flips_are_followed_on_the_current_phases_training_images(synthetic):
+    config = c.parse_config(tiny_args(synthetic.parent, synthetic, "--models", "relu"))[0]
+    tasks = c.make_tasks(0, config)
+    model = c.Model(c.parse_variant("relu"), config, c.seed_streams(0))
+    analysis = c.SubmaskAnalysis(model, tasks, c.seed_streams(0)[7], n=40)
+    for phase in c.training_phases(tasks, joint=False):
+        analysis.start_phase(phase)
+        rows = [np.flatnonzero((phase.x == x).all(axis=1)) for x in analysis.x]
+        assert len(analysis.x) == 40 and all(len(r) for r in rows)            # every image is the phase's own
+        assert len({int(r[0]) for r in rows}) == 40                            # drawn without replacement
 
 
 def test_headline_job_reports_submasks_and_knn_close_to_softmax(synthetic):
@@ -213,8 +226,9 @@ def test_headline_job_reports_submasks_and_knn_close_to_softmax(synthetic):
     config = c.parse_config(args)[0]
     out = c.run_course(0, "relu", config, headline=True)
     sub = out["submasks"]
-    assert sub.keys() == {"knn_k", "knn_sample", "knn_acc", "softmax_acc", "flip_sample", "flip_fraction"}
-    assert sub["knn_k"] == c.KNN_K and sub["flip_sample"] == 300                 # all 2 x 5 x 30 training images
+    assert sub.keys() == {"knn_k", "knn_weighted", "knn_sample", "knn_acc", "softmax_acc", "flip_sample", "flip_on",
+                          "flip_fraction"}
+    assert sub["knn_k"] == c.KNN_K and sub["flip_sample"] == 150                 # all 5 x 30 images of a task
     assert sub["softmax_acc"] == out["summary"]["R"][-1]            # all 60 test images fit in the sample
     assert len(sub["knn_acc"]) == 2 and min(sub["knn_acc"]) > 0.8               # the toy data is easy
     assert np.array(sub["flip_fraction"]).shape == (4, 2)                       # 2 tasks x 2 epochs, 2 layers
@@ -228,7 +242,8 @@ def test_submask_knn_uses_only_the_classes_the_task_head_allows(synthetic):
     model = c.Model(c.parse_variant("relu"), config, c.seed_streams(0))
     memory = np.concatenate([c.submasks(model, t.x_train)[-1] for t in tasks]).astype(np.float32)
     labels = np.concatenate([t.y_train for t in tasks])
-    knn, softmax = c.submask_knn(model, tasks, np.random.default_rng(3), n=40)    # 40 of each task's 60 images
+    knn, softmax, k = c.submask_knn(model, tasks, np.random.default_rng(3), n=40)  # 40 of each task's 60 images
+    assert k == c.KNN_K                                                          # no validation images
     rng = np.random.default_rng(3)
     for t, acc, soft in zip(tasks, knn, softmax):
         rows = np.sort(rng.choice(len(t.y_test), 40, replace=False))              # the same sample

@@ -14,7 +14,7 @@ import tuning  # noqa: E402
 
 def split_config(data_dir, **kw):
     return {"dataset": "mnist", "data_dir": str(data_dir), "tasks": [[0, 2, 4], [1, 3]], "permuted": None,
-            "scenario": "task", "n_train_per_class": 20, "val_per_class": 10, "dtype": "float32", **kw}
+            "scenario": "task", "n_train_per_class": 20, "n_train_first": None, "val_per_class": 10, "dtype": "float32", **kw}
 
 
 def row_index(rows: np.ndarray, table: np.ndarray) -> list:

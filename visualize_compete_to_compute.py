@@ -1045,16 +1045,19 @@ def plot_submasks(snap: dict, out: Path) -> list:
     left.axhline(0, color="0.3", lw=1)
     left.set_xticks(range(T), [f"task {t + 1}" for t in range(T)] if T <= 5 else range(1, T + 1))
     left.set_ylabel("kNN − softmax accuracy (points)")
-    k, n = next(iter(sub.values()))["knn_k"], next(iter(sub.values())).get("knn_sample")
-    left.set_title(f"kNN (k = {k}, Hamming) on last-layer submasks\nvs the softmax, {n} test images per task",
-                   fontsize=10)
+    measured = next((s for s in sub.values() if s and s.get("knn_k")), next(iter(sub.values())))
+    k, n = measured["knn_k"], measured.get("knn_sample")
+    votes = ", distance-weighted" if measured.get("knn_weighted") else ""
+    left.set_title(f"kNN (k = {k}, Hamming{votes}) on last-layer submasks\nvs the softmax, {n} test images "
+                   "per task", fontsize=10)
     left.grid(axis="y", alpha=0.3)
     for end in snap["phase_ends"][:-1]:
         right.axvline(end + 0.5, color="0.4", lw=1, ls=":")
     right.set_xlabel("epoch (dotted: task switch)")
     right.set_ylabel("share of submask bits that flip")
-    right.set_title(f"change of submasks per epoch ({next(iter(sub.values()))['flip_sample']} training images)",
-                    fontsize=10)
+    on = (f"{measured['flip_sample']} images of the task being trained" if measured.get("flip_on")
+          else f"{measured['flip_sample']} training images")
+    right.set_title(f"change of submasks per epoch\n({on})", fontsize=10)
     right.set_ylim(bottom=0)
     right.grid(alpha=0.3)
     right.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=LEGEND_FONT, frameon=False)

@@ -2712,10 +2712,12 @@ def job_timings(runs: list, models: list) -> dict:
     return {key: {v: sum(r["timings"][v][key] for r in runs) for v in models} for key in ("train_s", "eval_s")}
 
 
-def folder_config(settings: dict, runs: list, out: Path, snapshots: Path, run_dir: str | None) -> dict:
-    """The config of a results file made from run folders: their settings and the seeds they hold."""
+def folder_config(settings: dict, runs: list, out: Path, snapshots: Path, run_dir: str | None,
+                  recipe: str | None = None) -> dict:
+    """The config of a results file made from run folders: their settings and the seeds they hold (and
+    the recipe named on the command line, which a folder does not record: its flags are in the settings)."""
     return {**settings, "seed": headline_of(runs)["seed"], "n_seeds": len(runs), "workers": None,
-            "out": str(out), "snapshots": str(snapshots), "data_dir": None, "run_dir": run_dir}
+            "out": str(out), "snapshots": str(snapshots), "data_dir": None, "run_dir": run_dir, "recipe": recipe}
 
 
 def check_outputs(out: Path, snapshots: Path) -> None:
@@ -2742,7 +2744,7 @@ def run_main(argv: list) -> int:
             print(f"{store.path}: seeds {missing} lack some variants and are left out", file=sys.stderr)
     runs = group_by_seed(results, config["models"])
     if store:
-        config = folder_config(experiment_settings(config), runs, out, snapshots, config["run_dir"])
+        config = folder_config(experiment_settings(config), runs, out, snapshots, config["run_dir"], config["recipe"])
     timings = {"data_load_s": t_loaded - t_start, "experiment_s": t_trained - t_loaded,
                **job_timings(runs, config["models"]), "total_s": t_trained - t_start}
     return report(config, runs, tasks, env, timings, argv, out, snapshots)

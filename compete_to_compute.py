@@ -246,8 +246,9 @@ def load_dataset(dataset: str, data_dir: str | None) -> dict:
     spec = DATASETS[dataset]
     folder = data_folder(dataset, data_dir)
     if (data_dir or os.environ.get(spec.env_var)) and not folder.is_dir():
-        raise DataError(f"{folder}: data folder does not exist; create it with the four {spec.name} "
-                        f"IDX files, or fix --data-dir / {spec.env_var}")
+        what = "is a file, not a folder" if folder.exists() else "data folder does not exist"
+        raise DataError(f"{folder}: {what}; give the folder that holds the four {spec.name} IDX files "
+                        f"(--data-dir / {spec.env_var}), or create it with them")
     sources = [find_idx_file(folder, n) or download_idx_file(folder, n, spec) for n in IDX_FILES]
     cache = decoded_cache_dir(sources, dataset)
     keys = ("train_images", "train_labels", "test_images", "test_labels")
@@ -1698,7 +1699,8 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
                         "freq": freq, "W1_init": W1_init})
         if progress and headline:
             accs = "  ".join(f"T{j + 1} {a:.4f}" for j, a in enumerate(curves[point]))
-            print(f"seed {seed}  epoch {point:>2}/{n_points - 1}  {spec:<10} loss {loss:.4f}  {accs}", flush=True)
+            stage = "joint" if config["joint"] else f"task {ph + 1}/{len(phases)}"
+            print(f"seed {seed}  {stage}  epoch {e + 1}/{epochs}  {spec:<10} loss {loss:.4f}  {accs}", flush=True)
     if progress and model.failed:
         print(f"seed {seed}  {spec}: {failure_text(model.failed)}", flush=True)
     out = {"seed": seed, "variant": spec, "summary": summarize(R, freq, model.failed),
@@ -1758,15 +1760,15 @@ def run_jobs(config: dict, progress: bool, store=None) -> list:
     Returns the job results: {"seed", "variant", "summary", "timings"} (+ "curves", "units" for the headline).
     """
     seeds = [config["seed"] + i for i in range(config["n_seeds"])]
-    models = config["models"]
+    models, first = config["models"], config.get("headline_seed", seeds[0])
     jobs, results = [], []
-    for s in seeds:
+    for s in sorted(seeds, key=lambda s: s != first):
         for spec in models:
-            kept = store.load(s, spec, headline=s == seeds[0]) if store else None
-            if kept:
-                results.append(kept)
-            else:
-                jobs.append((s, spec, config, s == seeds[0], progress, store.checkpoint(s, spec) if store else None))
+            kept = (lambda s=s, spec=spec: store.load(s, spec, headline=s == first)) if store else lambda: None
+            jobs.append((s, spec, config, s == first, progress, store.checkpoint(s, spec) if store else None, kept))
+    found = read_all([job[-1] for job in jobs], store.path) if store else [None] * len(jobs)
+    results = [r for r in found if r]
+    jobs = [job[:-1] for job, r in zip(jobs, found) if not r]
     if store and results and progress:
         print(f"{store.path}: {len(results)} finished job(s) kept, {len(jobs)} to run", flush=True)
     left = {s: len(models) - sum(r["seed"] == s for r in results) for s in seeds}
@@ -2179,7 +2181,7 @@ def environment() -> dict:
 # Rerunning the same command skips what is there; separate processes or machines can fill one folder (or
 # several, merged by --aggregate), because a job's numbers depend only on its seed and the settings.
 RUN_FILE = "run.json"
-NOT_SETTINGS = ("seed", "n_seeds", "workers", "out", "snapshots", "data_dir", "run_dir", "recipe")
+NOT_SETTINGS = ("seed", "n_seeds", "workers", "out", "snapshots", "data_dir", "run_dir", "recipe", "headline_seed")
 ADDED_SETTINGS = {"max_norm": None, "val_per_class": 0, "n_train_first": None, "loss": "xent", "optimizer": "sgd",
                   "adam_betas": [0.9, 0.999], "adam_eps": 1e-8, "clip_grad_norm": None,
                   "knn_weighted": False}
@@ -2205,6 +2207,12 @@ def split_arrays(obj, path: str = "", arrays: dict | None = None):
     if isinstance(obj, dict):
         return {k: split_arrays(v, f"{path}/{k}", arrays)[0] for k, v in obj.items()}, arrays
     return obj, arrays
+
+
+def refers_to_arrays(obj) -> bool:
+    if isinstance(obj, dict):
+        return set(obj) == {"npz"} or any(refers_to_arrays(v) for v in obj.values())
+    return False
 
 
 def join_arrays(obj, arrays):
@@ -2242,47 +2250,81 @@ class RunDir:
             raise OutputError(f"{self.path}: holds jobs of a different configuration ({'; '.join(diff)}); "
                               "use another folder")
 
-    def stem(self, seed: int, spec: str) -> Path:
-        return self.path / f"seed{seed:05d}_{slug(spec)}"
+    def file(self, seed: int, spec: str, suffix: str) -> Path:
+        """A job's file: seed00003_lwta_k=4.json (.npz: its arrays; .ckpt: its checkpoint while unfinished)."""
+        return self.path / f"seed{seed:05d}_{slug(spec)}{suffix}"
+
+    def legacy_file(self, seed: int, spec: str, suffix: str) -> Path:
+        """Where folders written before the naming fix keep a job whose spec has a dot (dropout=0.25 became
+        dropout=0.json there: the part after the last dot was taken for a suffix)."""
+        return (self.path / f"seed{seed:05d}_{slug(spec)}").with_suffix(suffix)
 
     def checkpoint(self, seed: int, spec: str) -> Path:
         """Where an unfinished job keeps its state between phases (deleted when the job is saved)."""
-        return self.path / f"seed{seed:05d}_{slug(spec)}.ckpt"
+        return self.file(seed, spec, ".ckpt")
 
     def save(self, result: dict) -> None:
         """Arrays first, then the JSON that marks the job finished; each written atomically."""
-        stem = self.stem(result["seed"], result["variant"])
+        seed, spec = result["seed"], result["variant"]
         doc, arrays = split_arrays(result)
         if arrays:
-            write_atomic(stem.with_suffix(".npz"), lambda f: np.savez_compressed(f, **arrays))
+            write_atomic(self.file(seed, spec, ".npz"), lambda f: np.savez_compressed(f, **arrays))
         text = json.dumps(doc, allow_nan=False)
-        write_atomic(stem.with_suffix(".json"), lambda f: f.write(text.encode()))
-        self.checkpoint(result["seed"], result["variant"]).unlink(missing_ok=True)
+        write_atomic(self.file(seed, spec, ".json"), lambda f: f.write(text.encode()))
+        self.checkpoint(seed, spec).unlink(missing_ok=True)
 
     def read(self, path: Path) -> dict:
+        """A job file and its arrays; a broken one raises OutputError naming the file that is broken."""
         try:
             doc = json.loads(path.read_text())
-            arrays = {}
-            if path.with_suffix(".npz").is_file():
-                with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:
-                    arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise OutputError(f"{path}: unreadable job file ({e})") from None
+        arrays_path = path.with_suffix(".npz")
+        if not refers_to_arrays(doc):
+            return doc
+        try:
+            with np.load(arrays_path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except FileNotFoundError:
+            raise OutputError(f"{arrays_path}: missing (the arrays of {path.name})") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise OutputError(f"{arrays_path}: unreadable arrays file ({e})") from None
+        try:
             return join_arrays(doc, arrays)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-            raise OutputError(f"{path}: unreadable job file ({e}); delete it to run the job again") from None
+        except KeyError as e:
+            raise OutputError(f"{arrays_path}: lacks the array {e.args[0]} that {path.name} refers to") from None
 
     def load(self, seed: int, spec: str, headline: bool) -> dict | None:
         """A finished job, or None if it is not here (or lacks the curves the headline seed needs)."""
-        path = self.stem(seed, spec).with_suffix(".json")
+        path = self.file(seed, spec, ".json")
         if not path.is_file():
-            return None
+            path = self.legacy_file(seed, spec, ".json")
+            if not path.is_file():
+                return None
         result = self.read(path)
         if result.get("variant") != spec or result.get("seed") != seed:
+            if path == self.legacy_file(seed, spec, ".json"):
+                return None                     # another spec's job under the old naming: this one is not here
             raise OutputError(f"{path}: holds {result.get('variant')!r} seed {result.get('seed')}, not {spec!r} "
-                              f"seed {seed}; delete it to run the job again")
+                              f"seed {seed}")
         return None if headline and "curves" not in result else result
 
     def results(self) -> list:
-        return [self.read(p) for p in sorted(self.path.glob("seed*.json"))]
+        return read_all([lambda p=p: self.read(p) for p in sorted(self.path.glob("seed*.json"))], self.path)
+
+
+def read_all(readers: list, folder: Path) -> list:
+    """Call every reader; if any job file is broken, one error naming every broken file and what to do."""
+    out, broken = [], []
+    for read in readers:
+        try:
+            out.append(read())
+        except OutputError as e:
+            broken.append(str(e))
+    if broken:
+        raise OutputError(f"{folder}: {len(broken)} broken job file(s); delete them (a job's .json and .npz go "
+                          "together) to run those jobs again:\n  " + "\n  ".join(broken))
+    return out
 
 
 def complete_seeds(results: list, models: list) -> tuple:
@@ -2376,12 +2418,14 @@ def print_aggregate(agg: dict, n_seeds: int) -> None:
     for v, m in agg["variants"].items():
         left_out = f"  ({m['n_failed_left_out']} failed run(s) left out)" if m["n_failed_left_out"] else ""
         parts = []
-        for k in ("acc", "forgetting"):
+        for k in ("acc", "forgetting", "learning_acc"):
             d = m[k]
             if d["mean"] is None:
                 continue
             spread = f" ± {d['std']:.4f} [{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]" if d["std"] is not None else ""
-            parts.append(f"{'ACC' if k == 'acc' else k} {d['mean']:.4f}{spread}")
+            if k == "learning_acc":
+                spread = f" ± {d['std']:.4f}" if d["std"] is not None else ""
+            parts.append(f"{ {'acc': 'ACC', 'learning_acc': 'learning acc.'}.get(k, k)} {d['mean']:.4f}{spread}")
         print(f"  {v:<12} " + "; ".join(parts) + left_out)
     base = agg["paired"]["baseline"]
     for metric, comparisons in agg["paired"]["metrics"].items():
@@ -2394,8 +2438,9 @@ def print_aggregate(agg: dict, n_seeds: int) -> None:
                 print(f"  {v:<12} no pairs")
                 continue
             ci = f" [95% CI {d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]" if d["ci95"] else ""
+            detect = f"; detectable ±{p['detectable_diff']:.3f}" if p["detectable_diff"] else ""
             print(f"  {v:<12} {d['mean']:+.4f}{ci}; better on {p['better']}, tie {p['ties']}, worse on "
-                  f"{p['worse']}; {p['verdict']}")
+                  f"{p['worse']}; sign test p {_fmt_p(p['sign_test_p'])}{detect}; {p['verdict']}")
 
 
 # ============================================================================ command line
@@ -2611,17 +2656,32 @@ def build_parser() -> argparse.ArgumentParser:
            "+-1/sqrt(fan-in)) (default %(default)s)")
     a("--dtype", choices=("float32", "float64"), default="float32",
       help="floating-point type of all the maths (default %(default)s)")
-    a("--out", default="results.json", help="results file, JSON (default %(default)s)")
-    a("--snapshots", default="viz/snapshots.npz", help="snapshot file read by the figure and GIF scripts "
-                                                       "(default %(default)s)")
+    a("--out", default=None,
+      help="results file, JSON (default results.json; with --run-dir none unless given: the jobs are saved "
+           "in the folder, and --out, or --aggregate DIR later, writes the aggregate of the whole folder)")
+    a("--snapshots", default=None, help="snapshot file read by the figure and GIF scripts, written with the "
+                                        "results file (default viz/snapshots.npz)")
+    a("--headline-seed", type=nonnegative_int, default=None,
+      help="the seed evaluated after every epoch, whose curves, weights and submasks the figures draw "
+           "(default: the first seed); a run-folder job of another seed skips that work")
     a("--run-dir", default=None,
       help="run folder: each finished (seed, variant) job is saved there at once; rerunning skips finished "
-           "jobs, and results.json aggregates the whole folder (see also --aggregate DIR [DIR ...])")
+           "jobs (see also --aggregate DIR [DIR ...])")
     a("--knn-weighted", action="store_true",
       help="the headline seed's submask kNN votes weighted by 1 / (1 + Hamming distance) instead of one vote "
            "per neighbour (its k is chosen on validation images when --val-per-class gives some, else 5)")
     a("--quiet", action="store_true", help="no per-epoch progress lines")
+    a("--aggregate", nargs="+", metavar="DIR", default=None,
+      help="instead of training: merge run folders of one configuration into --out and --snapshots "
+           "(takes only those two and --quiet)")
     return p
+
+
+def resolved_settings(variant: Variant, width: int) -> str:
+    """A variant's settings with unit counts resolved at a width (topk:k=10% is topk:k=40 at 400 units)."""
+    keys = ACTIVATIONS[variant.activation].keys
+    params = {k: n_units(v, width) if keys[k][0] is count_or_percent else v for k, v in variant.params.items()}
+    return json.dumps({**variant.settings(), **params}, sort_keys=True)
 
 
 def parse_config(argv: list | None) -> tuple:
@@ -2646,10 +2706,20 @@ def parse_config(argv: list | None) -> tuple:
     args.scenario = args.scenario or ("domain" if args.permuted else "task")
     args.tasks = [list(range(10))] * args.permuted if args.permuted else (args.tasks or [[0, 1, 2, 3, 4],
                                                                                        [5, 6, 7, 8, 9]])
+    same_model = {}
     for spec in args.models:
         problem = parse_variant(spec).problem(args.hidden)
         if problem:
             parser.error(f"argument --models: {spec!r}: {problem}")
+        key = resolved_settings(parse_variant(spec), args.hidden)
+        if key in same_model:
+            parser.error(f"argument --models: {spec!r} and {same_model[key]!r} are the same model at --hidden "
+                         f"{args.hidden}; give distinct variants")
+        same_model[key] = spec
+    if args.joint and args.momentum_carry:
+        if "momentum_carry" in given_flags(parser, argv or []):
+            parser.error("argument --momentum-carry: not allowed with --joint (one phase: nothing to carry)")
+        args.momentum_carry = False             # a recipe's carry means nothing for a single phase
     if args.n_train_first and args.n_train_per_class:
         parser.error("argument --n-train-first: not allowed with --n-train-per-class (one subsample or the other)")
     if args.n_train_first and args.val_per_class:
@@ -2670,14 +2740,27 @@ def parse_config(argv: list | None) -> tuple:
 
 
 def finish_config(args) -> tuple:
+    """The config dict: --out and --snapshots resolved (no files at all for a run folder without --out),
+    the headline seed resolved to the first seed by default."""
+    if args.out is None and not args.run_dir:
+        args.out = "results.json"
+    if args.out is not None and args.snapshots is None:
+        args.snapshots = "viz/snapshots.npz"
+    if args.headline_seed is None:
+        args.headline_seed = args.seed
     config = vars(args)
+    config.pop("aggregate")                     # a flag of its own command (aggregate_main)
     config["variants"] = {spec: parse_variant(spec).settings() for spec in args.models}
     return config, config.pop("quiet")
 
 
 def headline_of(runs: list) -> dict:
     """The seed whose curves the figures draw: the first seed evaluated after every epoch."""
-    return next(r for r in runs if "curves" in r and len(r["curves"]) == len(r["summary"]))
+    found = next((r for r in runs if "curves" in r and len(r["curves"]) == len(r["summary"])), None)
+    if found is None:
+        raise OutputError(f"no seed of {[r['seed'] for r in runs]} was evaluated after every epoch, so there are no "
+                          "curves to draw; run the headline seed's jobs (--headline-seed) before aggregating")
+    return found
 
 
 def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv: list, out: Path,
@@ -2720,18 +2803,41 @@ def folder_config(settings: dict, runs: list, out: Path, snapshots: Path, run_di
             "out": str(out), "snapshots": str(snapshots), "data_dir": None, "run_dir": run_dir, "recipe": recipe}
 
 
-def check_outputs(out: Path, snapshots: Path) -> None:
-    check_output_path(out)
-    check_output_path(snapshots)
+RUN_FOLDER_FILE = re.compile(r"seed\d{5}_.+\.(json|npz|ckpt)")
+
+
+def check_outputs(out: Path, snapshots: Path, *run_dirs) -> None:
+    """Before any work: both outputs can be written, are different files, and are not files a run folder
+    keeps for itself (its settings file, a job's files), which would destroy the folder."""
+    for path, flag in ((out, "--out"), (snapshots, "--snapshots")):
+        for folder in run_dirs:
+            if folder and path.resolve().parent == Path(folder).resolve() and (
+                    path.name == RUN_FILE or RUN_FOLDER_FILE.fullmatch(path.name)):
+                raise OutputError(f"{path}: {flag} would overwrite the run folder's own {path.name}; write the "
+                                  "results elsewhere (e.g. beside the folder)")
+        check_output_path(path)
     if out.resolve() == snapshots.resolve():
         raise OutputError(f"{out}: --out and --snapshots name the same file")
+
+
+def print_jobs(results: list, folder: Path) -> int:
+    """One line per job of a run-folder command without a results file. Exit 3 if any failed."""
+    for r in sorted(results, key=lambda r: (r["seed"], r["variant"])):
+        s = r["summary"]
+        text = failure_text(s["failed"]) if s["failed"] else f"ACC {s['acc']:.4f}, forgetting {fmt(s['forgetting'])}"
+        print(f"seed {r['seed']} {r['variant']}: {text}")
+    print(f"saved in {folder}; python compete_to_compute.py --aggregate {folder} writes the aggregate")
+    return 3 if any(r["summary"]["failed"] for r in results) else 0
 
 
 def run_main(argv: list) -> int:
     config, quiet = parse_config(argv)
     env = environment()
+    if config["out"] is None:                   # a run-folder job: only the job files
+        store = RunDir(Path(config["run_dir"]), config)
+        return print_jobs(run_jobs(config, progress=not quiet, store=store), store.path)
     out, snapshots = Path(config["out"]), Path(config["snapshots"])
-    check_outputs(out, snapshots)
+    check_outputs(out, snapshots, config["run_dir"])
     t_start = time.perf_counter()
     tasks = task_table(config)
     store = RunDir(Path(config["run_dir"]), config) if config["run_dir"] else None
@@ -2762,7 +2868,7 @@ def aggregate_main(argv: list) -> int:
     args = p.parse_args(argv)
     env = environment()
     out, snapshots = Path(args.out), Path(args.snapshots)
-    check_outputs(out, snapshots)
+    check_outputs(out, snapshots, *args.aggregate)
     stores = [RunDir(Path(d)) for d in args.aggregate]
     for other in stores[1:]:
         stores[0].require(other.settings, f"in {other.path}")
@@ -2776,6 +2882,20 @@ def aggregate_main(argv: list) -> int:
     runs = group_by_seed(results, settings["models"])
     config = folder_config(settings, runs, out, snapshots, None)
     return report(config, runs, stores[0].tasks, env, job_timings(runs, settings["models"]), argv, out, snapshots)
+
+
+def named_outputs(argv: list) -> str:
+    """The output files a command line names (for messages written before or without parsing it)."""
+    def value(flag: str, default: str | None) -> str | None:
+        for i, token in enumerate(argv):
+            if token == flag and i + 1 < len(argv):
+                return argv[i + 1]
+            if token.startswith(flag + "="):
+                return token.split("=", 1)[1]
+        return default
+    out = value("--out", None if value("--run-dir", None) else "results.json")
+    snapshots = value("--snapshots", "viz/snapshots.npz")
+    return f"{out} and {snapshots} were" if out else "no results file was due; nothing was"
 
 
 class Interrupted(Exception):
@@ -2801,8 +2921,8 @@ def main(argv: list | None = None) -> int:
         return 1
     except (Interrupted, KeyboardInterrupt) as e:
         sig = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
-        print(f"interrupted by {sig}: stopped; results.json and the snapshots were not written (earlier ones "
-              "are untouched); a --run-dir keeps every finished job", file=sys.stderr)
+        print(f"interrupted by {sig}: stopped; {named_outputs(argv)} not written (earlier ones are untouched); "
+              "a --run-dir keeps every finished job", file=sys.stderr)
         return sig.code
     finally:
         for s, h in old_handlers.items():

@@ -1,0 +1,137 @@
+"""Issue 17: a newcomer's day. Each case here failed before the fix it guards."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import TINY, c, tiny_args
+
+
+def job_args(synthetic, folder, seed, *extra):
+    """The README's run-folder recipe line for one seed (sizes shrunk)."""
+    return ["--data-dir", str(synthetic), *TINY, "--seed", str(seed), "--n-seeds", "1", "--workers", "1",
+            "--run-dir", str(folder), "--headline-seed", "0", *extra]
+
+
+# ---------------------------------------------------------------------------------------------- 1
+def test_run_folder_jobs_write_no_aggregate_and_only_the_headline_seed_keeps_arrays(synthetic, tmp_path, capsys,
+                                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "runs" / "toy"
+    for seed in (1, 0, 2):                       # any order, as xargs -P gives them
+        assert c.main(job_args(synthetic, folder, seed)) == 0
+    printed = capsys.readouterr().out
+    assert "seed 1 relu: ACC" in printed and "--aggregate" in printed
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "viz").exists()
+    assert sorted(p.name for p in folder.glob("*.npz")) == [f"seed00000_{v}.npz" for v in ("lwta", "relu", "topk")]
+    assert c.main(["--aggregate", str(folder)]) == 0                          # the README's next line
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["seeds"] == [0, 1, 2] and doc["headline"]["seed"] == 0
+    one = tmp_path / "one"
+    assert c.main(tiny_args(one, synthetic, "--n-seeds", "3", "--workers", "1")) == 0
+    assert doc["aggregate"] == json.loads((one / "out" / "results.json").read_text())["aggregate"]
+
+
+def test_aggregating_a_folder_without_the_headline_seed_says_what_to_run(synthetic, tmp_path, capsys):
+    folder = tmp_path / "runs"
+    assert c.main(job_args(synthetic, folder, 3)) == 0
+    assert c.main(["--aggregate", str(folder), "--out", str(tmp_path / "r.json"), "--snapshots",
+                   str(tmp_path / "s.npz")]) == 1
+    assert "no seed of [3] was evaluated after every epoch" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- 4
+@pytest.mark.robustness
+@pytest.mark.parametrize("name", ["run.json", "seed00000_relu.json", "seed00000_relu.npz"])
+def test_outputs_that_would_overwrite_a_run_folders_own_files_are_refused(synthetic, tmp_path, capsys, name):
+    folder = tmp_path / "runs"
+    assert c.main(tiny_args(tmp_path, synthetic, "--run-dir", str(folder))) == 0
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for flags in (tiny_args(tmp_path, synthetic, "--run-dir", str(folder), "--out", str(folder / name)),
+                  ["--aggregate", str(folder), "--out", str(folder / name)],
+                  ["--aggregate", str(folder), "--out", str(tmp_path / "r.json"), "--snapshots", str(folder / name)]):
+        assert c.main(flags) == 1
+        assert f"would overwrite the run folder's own {name}" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before        # nothing touched
+    assert c.main(["--aggregate", str(folder), "--out", str(tmp_path / "ok.json"), "--snapshots",
+                   str(tmp_path / "ok.npz")]) == 0
+
+
+# ---------------------------------------------------------------------------------------------- 6
+@pytest.mark.robustness
+def test_every_broken_job_file_is_named_for_itself_in_one_run(synthetic, tmp_path, capsys):
+    folder = tmp_path / "runs"
+    assert c.main(tiny_args(tmp_path, synthetic, "--n-seeds", "2", "--workers", "1", "--run-dir", str(folder))) == 0
+    npz = folder / "seed00000_relu.npz"
+    npz.write_bytes(npz.read_bytes()[:100])                                 # truncated arrays
+    (folder / "seed00000_lwta.npz").unlink()                                # missing arrays
+    (folder / "seed00001_topk.json").write_text("{not json")                # broken JSON
+    for flags in (tiny_args(tmp_path, synthetic, "--n-seeds", "2", "--workers", "1", "--run-dir", str(folder)),
+                  ["--aggregate", str(folder), "--out", str(tmp_path / "r.json"), "--snapshots", str(tmp_path / "s.npz")]):
+        assert c.main(flags) == 1
+        err = capsys.readouterr().err
+        assert "3 broken job file(s)" in err
+        assert f"{npz}: unreadable arrays file" in err
+        assert f"{folder / 'seed00000_lwta.npz'}: missing (the arrays of seed00000_lwta.json)" in err
+        assert f"{folder / 'seed00001_topk.json'}: unreadable job file" in err
+
+
+def test_specs_that_differ_after_a_dot_keep_their_own_job_files(synthetic, tmp_path):
+    folder = tmp_path / "runs"
+    models = "relu:dropout=0.25,relu:dropout=0.5"
+    assert c.main(tiny_args(tmp_path, synthetic, "--models", models, "--run-dir", str(folder))) == 0
+    assert {p.name for p in folder.glob("*.json")} == {"run.json", "seed00000_relu_dropout=0.25.json",
+                                                       "seed00000_relu_dropout=0.5.json"}
+    assert c.main(tiny_args(tmp_path, synthetic, "--models", models, "--run-dir", str(folder))) == 0   # resumes
+
+
+# ---------------------------------------------------------------------------------------------- 12
+def test_the_interruption_message_names_the_files_the_command_writes():
+    assert c.named_outputs(["--out", "x/r.json"]) == "x/r.json and viz/snapshots.npz were"
+    assert c.named_outputs(["--out=a.json", "--snapshots", "b.npz"]) == "a.json and b.npz were"
+    assert c.named_outputs([]) == "results.json and viz/snapshots.npz were"
+    assert c.named_outputs(["--run-dir", "runs"]) == "no results file was due; nothing was"
+
+
+def test_help_lists_aggregate(capsys):
+    with pytest.raises(SystemExit):
+        c.build_parser().parse_args(["--help"])
+    assert "--aggregate DIR [DIR ...]" in capsys.readouterr().out
+
+
+def test_progress_names_the_task_and_its_epoch(synthetic, tmp_path, capsys):
+    args = [a for a in tiny_args(tmp_path, synthetic) if a != "--quiet"]
+    assert c.main(args + ["--models", "relu"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 0  task 2/2  epoch 1/2  relu" in out and "epoch 3/" not in out
+
+
+def test_console_shows_learning_accuracy_and_the_sign_test(synthetic, tmp_path, capsys):
+    assert c.main(tiny_args(tmp_path, synthetic, "--n-seeds", "3", "--workers", "1")) == 0
+    out = capsys.readouterr().out
+    assert "learning acc." in out and "sign test p" in out and "detectable" in out
+
+
+@pytest.mark.robustness
+@pytest.mark.parametrize("flags,message", [
+    (["--models", "topk:k=10%,topk:k=40"], "'topk:k=40' and 'topk:k=10%' are the same model at --hidden 400"),
+    (["--joint", "--momentum-carry"], "argument --momentum-carry: not allowed with --joint"),
+])
+def test_same_model_twice_and_joint_with_carry_are_refused(flags, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        c.parse_config(flags)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_recipes_carry_is_dropped_for_joint_training():
+    config = c.parse_config(["--recipe", "src-mnist", "--joint"])[0]
+    assert config["joint"] and not config["momentum_carry"]
+
+
+@pytest.mark.robustness
+def test_a_file_given_as_the_data_folder_is_called_a_file(tmp_path, capsys):
+    f = tmp_path / "README.md"
+    f.write_text("not data")
+    assert c.main(["--data-dir", str(f), "--quiet", "--out", str(tmp_path / "r.json"), "--snapshots",
+                   str(tmp_path / "s.npz")]) == 1
+    assert f"{f}: is a file, not a folder" in capsys.readouterr().err

@@ -1750,7 +1750,7 @@ def group_by_seed(results: list, models: list) -> list:
     return [per_seed[s] for s in sorted(per_seed)]
 
 
-def run_jobs(config: dict, progress: bool, store=None) -> list:
+def run_jobs(config: dict, progress: bool, store=None, provenance: dict | None = None) -> list:
     """Every variant of every seed, one job each, the headline seed's (the heaviest) first.
 
     One seed: its variants run in threads in this process (the OS spreads them over the cores).
@@ -1774,6 +1774,7 @@ def run_jobs(config: dict, progress: bool, store=None) -> list:
     left = {s: len(models) - sum(r["seed"] == s for r in results) for s in seeds}
 
     def collect(r):
+        r["computed_at"] = provenance or {}
         if store:
             store.save(r)
         results.append(r)
@@ -2155,9 +2156,17 @@ def write_atomic(path: Path, write) -> None:
     write_together({path: write})
 
 
+def is_program_output(path: str) -> bool:
+    """A tracked file the program and its scripts write (results, snapshots, figures, study aggregates),
+    as opposed to code: changes to these do not make the code differ from its commit."""
+    return (path == "results.json" or path.startswith("viz/") or path.endswith(".gif")
+            or (path.startswith("studies/") and not path.endswith(".py")))
+
+
 def environment() -> dict:
-    """Where the numbers came from. Read before anything is written, so git_dirty describes the
-    checkout the run started from, not the outputs it rewrote."""
+    """Where the numbers came from. Read before anything is written. git_dirty says whether the code
+    differs from the commit (tracked files other than the program's own outputs, which every run
+    rewrites); git_outputs_modified whether those outputs do."""
     blas = {}
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -2166,14 +2175,17 @@ def environment() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
                                 timeout=5).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
-                                    capture_output=True, text=True, timeout=5).stdout.strip()) if commit else None
+        changed = [line[3:].split(" -> ")[-1] for line in subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE, capture_output=True, text=True,
+            timeout=5).stdout.splitlines()] if commit else None
     except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
+        commit, changed = None, None
+    dirty = None if changed is None else any(not is_program_output(p) for p in changed)
+    outputs = None if changed is None else any(is_program_output(p) for p in changed)
     return {"python": platform.python_version(), "numpy": np.__version__,
             "blas": {"name": blas.get("name"), "version": blas.get("version")},
             "platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "git_commit": commit, "git_dirty": dirty}
+            "git_commit": commit, "git_dirty": dirty, "git_outputs_modified": outputs}
 
 
 # ---------------------------------------------------------------------------- run folders
@@ -2769,6 +2781,8 @@ def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv
     t0 = time.perf_counter()
     headline = headline_of(runs)
     arrays = snapshot_arrays(headline, config, tasks)
+    where = {json.dumps(p, sort_keys=True) for r in runs for p in r.get("computed_at", {}).values()}
+    env = {**env, "jobs_computed_at": [json.loads(p) for p in sorted(where)]}     # each distinct one, once
     doc = results_document(config, runs, tasks, env, timings, count_flops(config, tasks), argv)
     timings["output_s"] = time.perf_counter() - t0
     timings["total_s"] = timings.get("total_s", 0.0) + timings["output_s"]
@@ -2820,6 +2834,11 @@ def check_outputs(out: Path, snapshots: Path, *run_dirs) -> None:
         raise OutputError(f"{out}: --out and --snapshots name the same file")
 
 
+def job_provenance(env: dict) -> dict:
+    """What each job records of where it was computed (an aggregate of job files lists these)."""
+    return {k: env.get(k) for k in ("git_commit", "git_dirty", "numpy")}
+
+
 def print_jobs(results: list, folder: Path) -> int:
     """One line per job of a run-folder command without a results file. Exit 3 if any failed."""
     for r in sorted(results, key=lambda r: (r["seed"], r["variant"])):
@@ -2835,14 +2854,14 @@ def run_main(argv: list) -> int:
     env = environment()
     if config["out"] is None:                   # a run-folder job: only the job files
         store = RunDir(Path(config["run_dir"]), config)
-        return print_jobs(run_jobs(config, progress=not quiet, store=store), store.path)
+        return print_jobs(run_jobs(config, not quiet, store, job_provenance(env)), store.path)
     out, snapshots = Path(config["out"]), Path(config["snapshots"])
     check_outputs(out, snapshots, config["run_dir"])
     t_start = time.perf_counter()
     tasks = task_table(config)
     store = RunDir(Path(config["run_dir"]), config) if config["run_dir"] else None
     t_loaded = time.perf_counter()
-    results = run_jobs(config, progress=not quiet, store=store)
+    results = run_jobs(config, not quiet, store, job_provenance(env))
     t_trained = time.perf_counter()
     if store:                                   # results.json is the aggregate of the whole folder
         results, missing = complete_seeds(store.results(), config["models"])

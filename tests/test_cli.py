@@ -232,7 +232,8 @@ def test_environment_is_read_before_anything_is_written(synthetic, tmp_path, mon
     monkeypatch.setattr(c, "environment", lambda: seen.append(out.exists() and any(out.iterdir())) or {"marker": 1})
     assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1")) == 0
     assert seen == [False]
-    assert strict_json(out / "results.json")["environment"] == {"marker": 1}
+    assert strict_json(out / "results.json")["environment"] == {
+        "marker": 1, "jobs_computed_at": [{"git_commit": None, "git_dirty": None, "numpy": None}]}
 
 
 @pytest.mark.robustness

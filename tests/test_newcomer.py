@@ -135,3 +135,24 @@ def test_a_file_given_as_the_data_folder_is_called_a_file(tmp_path, capsys):
     assert c.main(["--data-dir", str(f), "--quiet", "--out", str(tmp_path / "r.json"), "--snapshots",
                    str(tmp_path / "s.npz")]) == 1
     assert f"{f}: is a file, not a folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- 7
+def test_git_dirty_ignores_the_programs_own_outputs():
+    assert all(c.is_program_output(p) for p in ("results.json", "viz/submasks.png", "compete_to_compute.gif",
+                                                "studies/01_toy/summary.md", "studies/summary.png"))
+    assert not any(c.is_program_output(p) for p in ("compete_to_compute.py", "studies/common.py", "README.md",
+                                                     "tests/test_cli.py", "requirements.txt"))
+
+
+def test_an_aggregate_lists_the_commit_each_job_was_computed_at(synthetic, tmp_path, monkeypatch):
+    folder = tmp_path / "runs"
+    monkeypatch.setattr(c, "environment", lambda: {"git_commit": "aaa", "git_dirty": False, "numpy": "1"})
+    assert c.main(job_args(synthetic, folder, 0)) == 0
+    monkeypatch.setattr(c, "environment", lambda: {"git_commit": "bbb", "git_dirty": True, "numpy": "1"})
+    assert c.main(job_args(synthetic, folder, 1)) == 0
+    assert c.main(["--aggregate", str(folder), "--out", str(tmp_path / "r.json"), "--snapshots",
+                   str(tmp_path / "s.npz")]) == 0
+    env = json.loads((tmp_path / "r.json").read_text())["environment"]
+    assert env["jobs_computed_at"] == [{"git_commit": "aaa", "git_dirty": False, "numpy": "1"},
+                                       {"git_commit": "bbb", "git_dirty": True, "numpy": "1"}]

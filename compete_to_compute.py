@@ -216,8 +216,16 @@ def decoded_cache_dir(sources: list[Path], dataset: str) -> Path:
     return cache_root() / "decoded" / f"{dataset}-{key.hexdigest()[:16]}"
 
 
+CACHE_DIGESTS = "digests.json"
+
+
+def array_digest(arr: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(arr).data).hexdigest()
+
+
 def write_decoded_cache(cache: Path, arrays: dict) -> None:
-    """Fill a temporary folder, then rename it into place: a cache folder is always complete.
+    """Fill a temporary folder (the arrays and the digest of each), then rename it into place: a cache
+    folder is always complete. A broken cache folder there is replaced.
 
     Best effort: a read-only home only costs the next run a re-decode, and a lost race with another
     process (or an interruption) leaves no temporary folder behind.
@@ -228,12 +236,33 @@ def write_decoded_cache(cache: Path, arrays: dict) -> None:
         tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{cache.name}."))
         for key, arr in arrays.items():
             np.save(tmp / f"{key}.npy", arr)
+        (tmp / CACHE_DIGESTS).write_text(json.dumps({k: array_digest(a) for k, a in arrays.items()}))
+        if cache.exists():
+            shutil.rmtree(cache, ignore_errors=True)
         os.rename(tmp, cache)
     except OSError:
         pass
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_decoded_cache(cache: Path, keys: tuple) -> dict | None:
+    """The cached arrays, memory-mapped, if every one matches the digest recorded when it was decoded;
+    None if there is no cache. A cache that does not match (damaged, truncated, or written before digests
+    were kept) is reported in one line and rebuilt by the caller. Hashing costs ~0.1 s, once per process."""
+    if not cache.exists():
+        return None
+    try:
+        digests = json.loads((cache / CACHE_DIGESTS).read_text())
+        arrays = {k: np.load(cache / f"{k}.npy", mmap_mode="r") for k in keys}
+        if all(array_digest(arrays[k]) == digests[k] for k in keys):
+            return arrays
+        reason = "does not match the digests recorded when it was decoded"
+    except (OSError, ValueError, KeyError) as e:
+        reason = f"is incomplete or unreadable ({e.__class__.__name__})"
+    print(f"note: decoded-data cache {cache} {reason}; decoding the IDX files again", file=sys.stderr)
+    return None
 
 
 @lru_cache(maxsize=None)
@@ -252,10 +281,9 @@ def load_dataset(dataset: str, data_dir: str | None) -> dict:
     sources = [find_idx_file(folder, n) or download_idx_file(folder, n, spec) for n in IDX_FILES]
     cache = decoded_cache_dir(sources, dataset)
     keys = ("train_images", "train_labels", "test_images", "test_labels")
-    try:
-        return {k: np.load(cache / f"{k}.npy", mmap_mode="r") for k in keys}
-    except (OSError, ValueError):
-        pass
+    cached = read_decoded_cache(cache, keys)
+    if cached is not None:
+        return cached
     arrays = {}
     for key, name, path in zip(keys, IDX_FILES, sources):
         raw = read_idx_bytes(path)

@@ -156,3 +156,39 @@ def test_an_aggregate_lists_the_commit_each_job_was_computed_at(synthetic, tmp_p
     env = json.loads((tmp_path / "r.json").read_text())["environment"]
     assert env["jobs_computed_at"] == [{"git_commit": "aaa", "git_dirty": False, "numpy": "1"},
                                        {"git_commit": "bbb", "git_dirty": True, "numpy": "1"}]
+
+
+# ---------------------------------------------------------------------------------------------- 5
+def cache_of(synthetic):
+    sources = [c.find_idx_file(synthetic, n) for n in c.IDX_FILES]
+    return c.decoded_cache_dir(sources, "mnist")
+
+
+@pytest.mark.robustness
+def test_a_damaged_decoded_cache_is_noticed_and_rebuilt_once(synthetic, capsys):
+    good = {k: np.array(v) for k, v in c.load_dataset("mnist", str(synthetic)).items()}
+    cache = cache_of(synthetic)
+    labels = np.load(cache / "test_labels.npy")
+    labels[: len(labels) // 2] = 0                                            # half the labels zeroed
+    np.save(cache / "test_labels.npy", labels)
+    c.load_dataset.cache_clear()
+    again = c.load_dataset("mnist", str(synthetic))
+    assert "does not match the digests recorded when it was decoded" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.asarray(again["test_labels"]), good["test_labels"])
+    c.load_dataset.cache_clear()
+    third = c.load_dataset("mnist", str(synthetic))                           # rebuilt: memory-mapped, silent
+    assert isinstance(third["test_labels"], np.memmap) and capsys.readouterr().err == ""
+
+
+@pytest.mark.robustness
+def test_a_truncated_decoded_cache_is_replaced_not_decoded_on_every_run(synthetic, capsys):
+    c.load_dataset("mnist", str(synthetic))
+    cache = cache_of(synthetic)
+    path = cache / "train_images.npy"
+    path.write_bytes(path.read_bytes()[:1000])
+    c.load_dataset.cache_clear()
+    c.load_dataset("mnist", str(synthetic))
+    assert "incomplete or unreadable" in capsys.readouterr().err
+    c.load_dataset.cache_clear()
+    assert isinstance(c.load_dataset("mnist", str(synthetic))["train_images"], np.memmap)
+    assert capsys.readouterr().err == ""

@@ -1882,6 +1882,59 @@ def count_flops(config: dict, tasks: list) -> dict:
     return out
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to new work (MemAvailable), or None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def estimate_memory(config: dict) -> dict:
+    """Bytes a run needs at once, by part and the flag that drives it, before anything is loaded.
+
+    Tasks: each task's training, validation and test images as floats (a permuted task holds its own
+    copies), plus an epoch's shuffled copy of a phase. Weights: parameters, optimiser state and scratch
+    (4 copies; 5 with Adam), per job running at once. Jobs at once: --workers processes for several seeds,
+    each with its own tasks; threads sharing the tasks for one seed."""
+    counts = DATASETS[config["dataset"]].train_class_counts
+    real = 8 if config["dtype"] == "float64" else 4
+    per_task = []
+    for group in config["tasks"]:
+        n_train = (min(config["n_train_first"], sum(counts[c] for c in group)) if config["n_train_first"]
+                   else config["n_train_per_class"] * len(group))
+        n_test = sum(counts[c] for c in group) // 6                 # MNIST's test set is 1/6 of its training set
+        per_task.append((n_train + config["val_per_class"] * len(group) + n_test) * 784 * real)
+    largest_phase = sum(per_task) if config["joint"] else max(per_task)
+    tasks = sum(per_task) + largest_phase
+    widths = [784] + [config["hidden"]] * config["depth"] + [10]
+    params = sum(a * b for a, b in zip(widths, widths[1:])) * real
+    weights = params * (5 if config.get("optimizer") == "adam" else 4)
+    several = config["n_seeds"] > 1 and config["workers"] > 1
+    at_once = min(config["workers"], config["n_seeds"] * len(config["models"])) if several else (
+        len(config["models"]) if config["workers"] > 1 else 1)
+    processes = min(config["workers"], config["n_seeds"]) if several else 1
+    total = processes * tasks + at_once * weights
+    return {"total": total, "tasks": processes * tasks, "weights": at_once * weights, "jobs_at_once": at_once,
+            "flag": "--permuted" if config["permuted"] and tasks > at_once * weights else
+                    "--tasks / --n-train-per-class" if tasks > at_once * weights else "--hidden"}
+
+
+def memory_problem(config: dict, available: int | None) -> str | None:
+    """Why the run cannot fit in memory (a message naming the flag and the estimate), or None."""
+    need = estimate_memory(config)
+    if available is None or need["total"] <= 0.9 * available:
+        return None
+    gb = 1e9
+    return (f"argument {need['flag']}: the run needs about {need['total'] / gb:.1f} GB of memory (tasks' images "
+            f"{need['tasks'] / gb:.1f} GB, weights and optimiser {need['weights'] / gb:.1f} GB for "
+            f"{need['jobs_at_once']} job(s) at once), more than the {available / gb:.1f} GB available; make it "
+            "smaller (or lower --workers)")
+
+
 # ============================================================================ statistics
 # Paired statistics over seeds, in numpy and the standard library only (no scipy).
 #
@@ -2879,6 +2932,10 @@ def print_jobs(results: list, folder: Path) -> int:
 
 def run_main(argv: list) -> int:
     config, quiet = parse_config(argv)
+    problem = memory_problem(config, available_memory())
+    if problem:
+        print(f"compete_to_compute.py: error: {problem}", file=sys.stderr)
+        return 2
     env = environment()
     if config["out"] is None:                   # a run-folder job: only the job files
         store = RunDir(Path(config["run_dir"]), config)
@@ -2965,6 +3022,10 @@ def main(argv: list | None = None) -> int:
         return aggregate_main(argv) if "--aggregate" in argv else run_main(argv)
     except (DataError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except MemoryError:                         # past the estimate: still one line, no traceback
+        print("error: ran out of memory; make the run smaller (--hidden, --permuted, --n-train-per-class) or "
+              "lower --workers", file=sys.stderr)
         return 1
     except (Interrupted, KeyboardInterrupt) as e:
         sig = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)

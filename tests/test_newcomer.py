@@ -192,3 +192,25 @@ def test_a_truncated_decoded_cache_is_replaced_not_decoded_on_every_run(syntheti
     c.load_dataset.cache_clear()
     assert isinstance(c.load_dataset("mnist", str(synthetic))["train_images"], np.memmap)
     assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------------------------------------- 8
+@pytest.mark.robustness
+@pytest.mark.parametrize("flags,flag", [(["--hidden", "100000"], "--hidden"), (["--permuted", "1000"], "--permuted")])
+def test_oversized_runs_are_refused_before_any_work_naming_the_flag(flags, flag, capsys, monkeypatch):
+    monkeypatch.setattr(c, "available_memory", lambda: 8 * 10 ** 9)
+    monkeypatch.setattr(c, "environment", lambda: pytest.fail("work started before the memory check"))
+    assert c.main(flags) == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: the run needs about" in err and "more than the 8.0 GB available" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_memory_estimate_by_hand():
+    config = c.parse_config(["--hidden", "100", "--depth", "1", "--workers", "1"])[0]
+    need = c.estimate_memory(config)
+    params = (784 * 100 + 100 * 10) * 4
+    images = [(2500 + sum(c.DATASETS["mnist"].train_class_counts[d] for d in g) // 6) * 784 * 4
+              for g in ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9])]
+    assert need["weights"] == 4 * params and need["tasks"] == sum(images) + max(images)
+    assert c.memory_problem(config, 10 ** 12) is None

@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import multiprocessing.resource_tracker
 import os
 import pickle
 import platform
@@ -1836,7 +1837,20 @@ def run_jobs(config: dict, progress: bool, store=None, provenance: dict | None =
         finally:
             pool.terminate()
             pool.join()
+            stop_resource_tracker()
     return results
+
+
+def stop_resource_tracker() -> None:
+    """multiprocessing starts a resource-tracker process that lives until the interpreter exits (and a
+    moment after); stop and reap it with the pool, so nothing of a run outlives it (a harness waiting on
+    the process group would wait for it). Private API, hence the care."""
+    stop = getattr(getattr(multiprocessing.resource_tracker, "_resource_tracker", None), "_stop", None)
+    if stop:
+        try:
+            stop()
+        except Exception:                       # an older or newer Python: leave it to exit by itself
+            pass
 
 
 def count_flops(config: dict, tasks: list) -> dict:

@@ -119,8 +119,11 @@ def build_parser():
 
 
 def main(argv: list | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     out = Path(args.out)
+    if out.suffix.lower() != ".gif":
+        parser.error(f"argument --out: writes a GIF, so the file name must end in .gif, got {args.out!r}")
     done = {}
 
     def draw():

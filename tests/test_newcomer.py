@@ -1,10 +1,11 @@
 """Issue 17: a newcomer's day. Each case here failed before the fix it guards."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import TINY, c, tiny_args
+from conftest import MNIST_DIR, TINY, c, needs_mnist, tiny_args
 
 
 def job_args(synthetic, folder, seed, *extra):
@@ -214,3 +215,53 @@ def test_memory_estimate_by_hand():
               for g in ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9])]
     assert need["weights"] == 4 * params and need["tasks"] == sum(images) + max(images)
     assert c.memory_problem(config, 10 ** 12) is None
+
+
+# ---------------------------------------------------------------------------------------------- 12g
+@pytest.mark.robustness
+def test_the_gif_script_refuses_an_output_that_is_not_a_gif(tmp_path, capsys):
+    import make_compete_to_compute_gif as gif
+    with pytest.raises(SystemExit) as e:
+        gif.main(["--out", str(tmp_path / "x.png")])
+    assert e.value.code == 2 and "argument --out: writes a GIF" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------- 12j
+def test_real_data_tests_find_mnist_in_the_programs_own_cache(tmp_path, monkeypatch):
+    import conftest
+    cache = tmp_path / "xdg"
+    monkeypatch.delenv("MNIST_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    assert conftest.real_mnist_folder() is None
+    folder = cache / "compete_to_compute" / "mnist"
+    folder.mkdir(parents=True)
+    for name in c.IDX_FILES:
+        (folder / (name + ".gz")).write_bytes(b"")
+    assert conftest.real_mnist_folder() == str(folder.resolve())
+
+
+# ---------------------------------------------------------------------------------------------- 12k
+def processes_in_group(pgid: int) -> list:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(stat.parent.name)
+    return out
+
+
+@needs_mnist
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to list a process group")
+def test_a_multi_seed_run_leaves_no_process_behind(tmp_path):
+    import subprocess
+    import sys
+    cmd = [sys.executable, str(Path(c.__file__)), "--data-dir", MNIST_DIR, "--hidden", "20", "--epochs", "1",
+           "--n-train-per-class", "20", "--n-seeds", "3", "--workers", "2", "--quiet", "--models", "relu,lwta",
+           "--out", str(tmp_path / "r.json"), "--snapshots", str(tmp_path / "s.npz")]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert proc.wait(timeout=120) == 0
+    assert processes_in_group(proc.pid) == []

@@ -20,6 +20,7 @@ The file reads top to bottom: data, tasks, models, training, experiment, statist
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import hashlib
 import json
@@ -1837,16 +1838,16 @@ def run_jobs(config: dict, progress: bool, store=None, provenance: dict | None =
         finally:
             pool.terminate()
             pool.join()
-            stop_resource_tracker()
     return results
 
 
 def stop_resource_tracker() -> None:
     """multiprocessing starts a resource-tracker process that lives until the interpreter exits (and a
-    moment after); stop and reap it with the pool, so nothing of a run outlives it (a harness waiting on
-    the process group would wait for it). Private API, hence the care."""
+    moment after); stop and reap it once the pool's semaphores are gone (collected first), so nothing of a
+    run outlives it (a harness waiting on the process group would wait for it). Private API, hence the care."""
     stop = getattr(getattr(multiprocessing.resource_tracker, "_resource_tracker", None), "_stop", None)
     if stop:
+        gc.collect()
         try:
             stop()
         except Exception:                       # an older or newer Python: leave it to exit by itself
@@ -3033,7 +3034,9 @@ def main(argv: list | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     old_handlers = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return aggregate_main(argv) if "--aggregate" in argv else run_main(argv)
+        code = aggregate_main(argv) if "--aggregate" in argv else run_main(argv)
+        stop_resource_tracker()                 # (after an interruption it exits with the interpreter)
+        return code
     except (DataError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

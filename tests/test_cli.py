@@ -1,11 +1,12 @@
 """The command line: flag validation, whole runs, outputs, determinism, divergence, interruption."""
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -321,22 +322,55 @@ def test_real_mnist_one_epoch_task1_reaches_095_for_every_model():
         assert acc >= 0.95, f"{spec}: Task 1 test accuracy {acc:.4f} after one epoch"
 
 
-# The headline (python compete_to_compute.py --seed 0) on real MNIST, pinned to the last bit: a change that
-# moves any of these numbers changes the project's published result.
+# The headline (python compete_to_compute.py --seed 0) on real MNIST, pinned to the last bit in the
+# environment of requirements.lock: a change that moves any of these numbers changes the project's
+# published result. Another numpy or BLAS build rounds differently (one flipped winner moves a competitive
+# network's numbers by up to a few points); there the numbers are checked within seed noise, and the test
+# says so.
+PINNED_ENV = {"numpy": "2.4.6", "blas": {"name": "scipy-openblas", "version": "0.3.31.188.0"}}
+SEED_NOISE = 0.03                   # per-seed spread of these accuracies across rounding (study 8: up to 0.05)
 HEADLINE_R = {"relu": [[0.9710060323020043, None], [0.957968476357268, 0.959884797366797]],
               "lwta": [[0.9723681650126483, None], [0.8892780696633587, 0.9584447644517589]],
               "topk": [[0.9729519361743529, None], [0.897645456314458, 0.9530960707673318]]}
 
 
 @needs_mnist
-def test_headline_numbers_are_pinned(tmp_path):
-    assert c.main(["--data-dir", MNIST_DIR, "--quiet", "--out", str(tmp_path / "r.json"),
-                   "--snapshots", str(tmp_path / "s.npz")]) == 0
-    summary = json.loads((tmp_path / "r.json").read_text())["headline"]["summary"]
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["this environment", "another numpy"])
+def test_headline_numbers_are_pinned(tmp_path, monkeypatch, elsewhere):
+    if elsewhere:                                   # as on another numpy: the tolerance branch, with its warning
+        real = c.environment
+        monkeypatch.setattr(c, "environment", lambda: {**real(), "numpy": "1.26.4"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert c.main(["--data-dir", MNIST_DIR, "--quiet", "--out", str(tmp_path / "r.json"),
+                       "--snapshots", str(tmp_path / "s.npz")]) == 0
+        check_pinned(tmp_path / "r.json")
+    assert any("checked within seed noise" in str(w.message) for w in caught) == elsewhere
+
+
+def check_pinned(path):
+    doc = json.loads(path.read_text())
+    summary, env = doc["headline"]["summary"], doc["environment"]
+    exact = {k: env[k] for k in PINNED_ENV} == PINNED_ENV
+    if not exact:
+        warnings.warn(f"the headline numbers are pinned for numpy {PINNED_ENV['numpy']} with "
+                      f"{PINNED_ENV['blas']['name']} {PINNED_ENV['blas']['version']} (requirements.lock); this is "
+                      f"numpy {env['numpy']} with {env['blas']['name']} {env['blas']['version']}, so they are "
+                      f"checked within seed noise (±{SEED_NOISE}) instead of bit for bit")
     for v, R in HEADLINE_R.items():
         got = summary[v]["R"]
-        assert (got[0][0], got[1]) == (R[0][0], R[1]), v
-        assert summary[v]["forgetting"] == R[0][0] - R[1][0]
+        if exact:
+            assert (got[0][0], got[1]) == (R[0][0], R[1]), v
+            assert summary[v]["forgetting"] == R[0][0] - R[1][0]
+        else:
+            assert got[0][0] == pytest.approx(R[0][0], abs=SEED_NOISE), v
+            assert got[1] == pytest.approx(R[1], abs=SEED_NOISE), v
+
+
+def test_the_pinned_environment_is_the_lock_files():
+    lock = dict(line.split("==") for line in (ROOT / "requirements.lock").read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert lock["numpy"] == PINNED_ENV["numpy"]
 
 
 @needs_mnist

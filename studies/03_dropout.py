@@ -4,7 +4,7 @@ The scale and settings of study 2 (lr 0.005, max-norm 3); its runs without dropo
 for the effect of dropout on each variant. At study 2's default-rate setting (lr 0.05, no max-norm)
 dropout is run too: there LWTA and maxout diverge.
 """
-from common import c, ci, detectable, p_text, paired_across, run_setting, write_study
+from common import c, ci, detectable, p_text, paired_across, parse_study_args, run_setting, write_study
 
 STUDY, SEEDS = "03_dropout", 20
 SCALE = ["--hidden", "1000", "--depth", "3", "--n-train-per-class", "1000", "--epochs", "10"]
@@ -29,6 +29,7 @@ def effect_rows(plain: dict, drop: dict) -> list:
 
 
 if __name__ == "__main__":
+    parse_study_args(__doc__)
     models = ["--models", ",".join(VARIANTS)]
     dropped = ["--models", ",".join(v + DROP for v in VARIANTS)]
     plain = run_setting(STUDY, "no_dropout", [*SCALE, *STABLE, *models], SEEDS, "paper_scale_lr0.005")

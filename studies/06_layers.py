@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import ROOT, c, ci, colour, run_setting, save_figure, write_text  # noqa: E402
+from common import ROOT, c, ci, colour, parse_study_args, run_setting, save_figure, write_text  # noqa: E402
 
 STUDY, SEEDS, VARIANTS = "06_layers", 20, ["relu", "lwta"]
 
@@ -45,4 +45,5 @@ def main():
 
 
 if __name__ == "__main__":
+    parse_study_args(__doc__)
     main()

@@ -10,8 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import ROOT, c, ci, colour, detectable, forest, p_text, paired_across, run_setting, save_figure, \
-    variant_table, write_text  # noqa: E402
+from common import ROOT, c, ci, colour, detectable, forest, p_text, paired_across, parse_study_args, run_setting, \
+    save_figure, variant_table, write_text  # noqa: E402
 
 STUDY, SEEDS, VARIANTS = "07_seed_doc_choices", 20, ["relu", "lwta", "topk"]
 SETTINGS = {"default": [], "momentum carried": ["--momentum-carry"], "LeCun init": ["--init", "lecun"],
@@ -51,4 +51,5 @@ def main():
 
 
 if __name__ == "__main__":
+    parse_study_args(__doc__)
     main()

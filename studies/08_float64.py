@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import ROOT, colour, per_seed, run_setting, save_figure, variant_table, write_text  # noqa: E402
+from common import ROOT, colour, parse_study_args, per_seed, run_setting, save_figure, variant_table, write_text  # noqa: E402
 
 STUDY, SEEDS, VARIANTS = "08_float64", 20, ["relu", "lwta", "topk"]
 
@@ -45,4 +45,5 @@ def main():
 
 
 if __name__ == "__main__":
+    parse_study_args(__doc__)
     main()

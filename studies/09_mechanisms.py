@@ -8,7 +8,7 @@ with ReLU, LWTA and maxout. (k-winners on permuted MNIST is study 4.)
 """
 import re
 
-from common import run_setting, write_study
+from common import parse_study_args, run_setting, write_study
 
 STUDY, SEEDS = "09_mechanisms", 10
 SPLIT = ["--tasks", "01,23,45,67,89", "--scenario", "class"]
@@ -24,6 +24,7 @@ SETTINGS = {
 }
 
 if __name__ == "__main__":
+    parse_study_args(__doc__)
     docs = {}
     for label, (args, seeds) in SETTINGS.items():
         docs[label] = run_setting(STUDY, re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_"), args, seeds)

@@ -7,7 +7,7 @@ in order of cost; the study resumes from its run folders when run again.
 """
 import sys
 
-from common import ROOT, ci, colour, run_setting, save_figure, write_study, write_text
+from common import ROOT, ci, colour, parse_study_args, run_setting, save_figure, write_study, write_text
 
 sys.path.insert(0, str(ROOT))
 import compete_to_compute as c  # noqa: E402
@@ -124,6 +124,7 @@ def write_outputs(docs: dict) -> None:
 
 
 if __name__ == "__main__":
+    parse_study_args(__doc__)
     docs = {}
     for label, (args, seeds) in SETTINGS.items():       # outputs rewritten after each setting
         docs[label] = run_setting(STUDY, label.replace(" ", "_"), args, seeds)

@@ -7,34 +7,98 @@ studies/<study>/<setting>.json. The statistics are the module's own (paired, see
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import compete_to_compute as c  # noqa: E402
 
-RUNS = ROOT / "studies" / "runs"
+STUDIES = ROOT / "studies"         # each study's committed outputs: STUDIES/<study>/
+RUNS = STUDIES / "runs"
 WORKERS = int(os.environ.get("STUDY_WORKERS", len(os.sched_getaffinity(0))))
+CORE_RATE = 60e9                   # matrix-product FLOP/s of one core here, as measured (benchmarks/README.md)
+PROGRESS_EVERY_S = 30
+OPTIONS = argparse.Namespace(seeds=None, workers=WORKERS, dry_run=False)
+
+
+def positive_int(s: str) -> int:
+    if not s.isdigit() or int(s) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}")
+    return int(s)
+
+
+def parse_study_args(doc: str, argv: list | None = None) -> argparse.Namespace:
+    """Every study script's command line. Nothing runs before it has been read."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
+    p.add_argument("--seeds", type=positive_int, default=None,
+                   help="seeds per setting (the evaluation seeds of a tuned study) instead of the study's own; "
+                        "the outputs then hold that many")
+    p.add_argument("--workers", type=positive_int, default=WORKERS,
+                   help="parallel jobs (default: all available cores, here %(default)s; or $STUDY_WORKERS)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print each setting's command line and estimated cost; run nothing, write nothing")
+    OPTIONS.__dict__.update(vars(p.parse_args(argv)))
+    return OPTIONS
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def setting_cost(args: list, seeds: int) -> tuple:
+    """(jobs, FLOPs) of one setting, from the module's own count."""
+    config = c.parse_config([*args, "--seed", "0", "--n-seeds", str(seeds), "--quiet"])[0]
+    return seeds * len(config["models"]), c.count_flops(config, c.task_table(config))["total"]
+
+
+def cost_text(jobs: int, flops: float) -> str:
+    cores = min(OPTIONS.workers, jobs)
+    return (f"{jobs} jobs, {flops / 1e12:.1f} TFLOP, about {duration(flops / (CORE_RATE * cores))} on {cores} "
+            f"core(s) at {CORE_RATE / 1e9:.0f} GFLOP/s each")
+
+
+def finished_jobs(folder: Path, seeds: int) -> int:
+    return sum(1 for p in folder.glob("seed*.json") if int(p.name[4:9]) < seeds)
 
 
 def run_setting(study: str, label: str, args: list, seeds: int, folder: str | None = None) -> dict:
-    """Run (or resume) one setting over seeds 0..seeds-1 and return its aggregated results.json.
+    """Run (or resume) one setting over seeds 0..seeds-1 and return its aggregated results.json, showing
+    progress (jobs done, time, time left) while it runs. With --dry-run, print the command and its cost and
+    return the committed aggregate instead (or stop if there is none).
 
     `folder` lets two studies share the jobs of an identical setting (same flags, same seeds)."""
+    seeds = OPTIONS.seeds or seeds
     runs = RUNS / (folder or f"{study}/{label}")
-    out = ROOT / "studies" / study / f"{label}.json"
+    out = STUDIES / study / f"{label}.json"
+    jobs, flops = setting_cost(args, seeds)
+    print(f"[{study}] {label}: python compete_to_compute.py {' '.join(args)} --n-seeds {seeds}  "
+          f"({cost_text(jobs, flops)})", flush=True)
+    if OPTIONS.dry_run:
+        if not out.is_file():
+            sys.exit(f"[{study}] dry run: {out} does not exist yet, and what follows depends on it; stopping here")
+        return json.loads(out.read_text())
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(ROOT / "compete_to_compute.py"), *args, "--seed", "0", "--n-seeds", str(seeds),
            "--run-dir", str(runs), "--out", str(out), "--snapshots", str(runs / "snapshots.npz"), "--quiet",
-           "--workers", str(WORKERS)]
-    print(f"[{study}] {label}: python compete_to_compute.py {' '.join(args)} --n-seeds {seeds}", flush=True)
-    code = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
-    if code not in (0, 3):                      # 3: finished, some runs failed (counted in the results)
-        sys.exit(f"[{study}] {label}: compete_to_compute.py exited {code}")
+           "--workers", str(OPTIONS.workers)]
+    t0, start = time.perf_counter(), finished_jobs(runs, seeds)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    while proc.poll() is None:
+        try:
+            proc.wait(timeout=PROGRESS_EVERY_S)
+        except subprocess.TimeoutExpired:
+            done, elapsed = finished_jobs(runs, seeds), time.perf_counter() - t0
+            left = (f", about {duration(elapsed / (done - start) * (jobs - done))} left" if done > start else "")
+            print(f"[{study}] {label}: {done}/{jobs} jobs, {duration(elapsed)}{left}", flush=True)
+    if proc.returncode not in (0, 3):           # 3: finished, some runs failed (counted in the results)
+        sys.exit(f"[{study}] {label}: compete_to_compute.py exited {proc.returncode}")
     return json.loads(out.read_text())
 
 
@@ -93,6 +157,8 @@ def variant_table(doc: dict) -> list:
 
 
 def write_text(path: Path, lines: list) -> None:
+    if OPTIONS.dry_run:
+        return
     c.write_atomic(path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
 
 
@@ -116,6 +182,8 @@ def forest(ax, rows: list, title: str) -> None:
 
 
 def save_figure(fig, path: Path) -> None:
+    if OPTIONS.dry_run:
+        return
     import io
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -180,4 +248,5 @@ def write_study(study: str, title: str, docs: dict, notes: list) -> None:
         lines += ["", f"## {label}", "", f"`python compete_to_compute.py {cmd}`", ""] + variant_table(doc)
     write_text(ROOT / "studies" / study / "summary.md", lines)
     study_figure(docs, ROOT / "studies" / study / "figure.png", title)
-    print("\n".join(lines))
+    if not OPTIONS.dry_run:
+        print("\n".join(lines))

@@ -34,7 +34,8 @@ import time
 
 import numpy as np
 
-from common import ROOT, RUNS, WORKERS, c, colour, save_figure, short_names, variant_table, write_text
+from common import (CORE_RATE, OPTIONS, ROOT, RUNS, c, colour, cost_text, duration, save_figure,
+                    short_names, variant_table, write_text)
 
 SEARCH_SEED = 2026
 LR_RANGE = (0.002, 0.2)              # two decades around the fixed rate 0.05
@@ -82,12 +83,14 @@ def run_pool(jobs: list, progress: str) -> None:
         return
     t0 = time.perf_counter()
     work = [(seed, spec, config, False) for _, seed, spec, config in jobs]
-    pool = multiprocessing.get_context("spawn").Pool(min(WORKERS, len(work)), initializer=c._worker_init)
+    pool = multiprocessing.get_context("spawn").Pool(min(OPTIONS.workers, len(work)), initializer=c._worker_init)
     try:
         for done, (r, job) in enumerate(zip(pool.imap(c._worker_run, work), jobs), 1):  # in order: job -> store
             job[0].save(r)
             if done % 20 == 0 or done == len(work):
-                print(f"  {progress}: {done}/{len(work)} jobs, {time.perf_counter() - t0:.0f} s", flush=True)
+                elapsed = time.perf_counter() - t0
+                print(f"  {progress}: {done}/{len(work)} jobs, {duration(elapsed)}, about "
+                      f"{duration(elapsed / done * (len(work) - done))} left", flush=True)
         pool.close()
     finally:
         pool.terminate()
@@ -204,10 +207,18 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
     frontier.png}."""
     configs = configurations(n_configs, epochs)
     tune = list(range(TUNE_SEED, TUNE_SEED + tune_seeds))
-    evals = list(range(EVAL_SEEDS))
+    evals = list(range(OPTIONS.seeds or EVAL_SEEDS))
     job_configs = [job_config(args, variants, cfg, val) for cfg in configs]
-    stores = [c.RunDir(RUNS / study / f"c{i:02d}", jc) for i, jc in enumerate(job_configs)]
     print(f"[{study}] search: {n_configs} configurations x {tune_seeds} seeds x {len(variants)} variants", flush=True)
+    if OPTIONS.dry_run:
+        per_seed = [c.count_flops({**jc, "n_seeds": 1}, c.task_table(jc))["per_variant_other_seed"] for jc in job_configs]
+        search = sum(sum(f.values()) for f in per_seed) * tune_seeds
+        print(f"  search: {cost_text(n_configs * tune_seeds * len(variants), search)}")
+        print(f"  evaluation: at most {len(RULES) + fixed} selected configurations per variant x {len(evals)} seeds, "
+              f"each about {duration(search / n_configs / tune_seeds * len(evals) / CORE_RATE / OPTIONS.workers)} "
+              "per configuration")
+        return {}
+    stores = [c.RunDir(RUNS / study / f"c{i:02d}", jc) for i, jc in enumerate(job_configs)]
     run_pool([j for st, jc in zip(stores, job_configs) for j in pending(st, jc, tune, variants)], "search")
     search, search_s = load_table(stores, tune, variants)
     points = {v: {s: np.concatenate([frontier_points(search[v][i][s]) for i in search[v]]) for s in tune}

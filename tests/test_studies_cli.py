@@ -1,0 +1,56 @@
+"""Issue 17, item 3: every study script reads its command line first (--help, --seeds, --workers,
+--dry-run) and shows progress."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import MNIST_DIR, ROOT, needs_mnist
+
+STUDY_SCRIPTS = sorted((ROOT / "studies").glob("[0-9][0-9]_*.py"))
+sys.path.insert(0, str(ROOT / "studies"))
+import common  # noqa: E402
+
+
+def test_there_are_study_scripts():
+    assert len(STUDY_SCRIPTS) >= 15
+
+
+@pytest.mark.parametrize("script", STUDY_SCRIPTS, ids=[p.stem for p in STUDY_SCRIPTS])
+def test_help_prints_the_studys_description_and_runs_nothing(script, tmp_path):
+    before = sorted((ROOT / "studies" / "runs").rglob("*")) if (ROOT / "studies" / "runs").exists() else []
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert done.returncode == 0 and "--dry-run" in done.stdout and "--seeds" in done.stdout
+    assert done.stdout.split("\n\n")[1].strip()                    # the study's own description
+    after = sorted((ROOT / "studies" / "runs").rglob("*")) if (ROOT / "studies" / "runs").exists() else []
+    assert after == before
+
+
+@pytest.mark.robustness
+def test_a_bad_study_flag_exits_2():
+    done = subprocess.run([sys.executable, str(STUDY_SCRIPTS[0]), "--seeds", "0"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "argument --seeds: must be a positive integer" in done.stderr
+
+
+@needs_mnist
+def test_seeds_and_dry_run_are_honoured_and_progress_is_shown(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_DIR", MNIST_DIR)
+    monkeypatch.setattr(common, "STUDIES", tmp_path / "studies")
+    monkeypatch.setattr(common, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(common, "PROGRESS_EVERY_S", 0.2)
+    tiny = ["--hidden", "16", "--epochs", "2", "--n-train-per-class", "40", "--models", "relu,lwta"]
+    common.parse_study_args("test", ["--seeds", "3", "--workers", "1", "--dry-run"])
+    with pytest.raises(SystemExit, match="does not exist yet"):
+        common.run_setting("t", "tiny", tiny, 20)
+    assert "--n-seeds 3  (6 jobs" in capsys.readouterr().out and not (tmp_path / "runs").exists()
+    common.parse_study_args("test", ["--seeds", "3", "--workers", "1"])
+    doc = common.run_setting("t", "tiny", tiny, 20)
+    assert doc["seeds"] == [0, 1, 2] and doc["config"]["workers"] is None
+    assert len(list((tmp_path / "runs" / "t" / "tiny").glob("seed*.json"))) == 6
+    printed = capsys.readouterr().out
+    assert "jobs, " in printed and "/6 jobs" in printed                        # progress while it ran
+    common.parse_study_args("test", [])                                        # back to the defaults
+    assert json.loads((tmp_path / "studies" / "t" / "tiny.json").read_text())["seeds"] == [0, 1, 2]

@@ -42,13 +42,18 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import matplotlib.transforms as mtransforms  # noqa: E402
 import numpy as np  # noqa: E402
 
-from compete_to_compute import SELECTIVE, selectivity_index, write_atomic  # noqa: E402
+from compete_to_compute import (ACTIVATIONS, SELECTIVE, VARIANT_KEYS, parse_variant,  # noqa: E402
+                                selectivity_index, write_atomic)
 
 SNAPSHOT_SCHEMA = 2
 MAKE = "python compete_to_compute.py --seed 0"
-# One colour per variant, by its index in the run's variant list (Okabe-Ito, colour-blind safe), then greys.
-OKABE_ITO = ("#D55E00", "#0072B2", "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#F0E442", "#000000")
-GREYS = ("#595959", "#8C8C8C", "#BFBFBF")
+# One colour per variant, the same in every figure, the GIF and the study figures: its activation's colour
+# (Okabe-Ito, colour-blind safe), black for sleep replay; a variant with keys gets a shade of it fixed by
+# its spec, so lwta and lwta:k=4 differ wherever they appear, whatever else is drawn beside them.
+ACTIVATION_COLOURS = {"relu": "#D55E00", "lwta": "#0072B2", "topk": "#009E73", "maxout": "#E69F00",
+                      "kwinners": "#56B4E9", "sdm": "#CC79A7"}
+SLEEP_COLOUR, OTHER_COLOUR = "#000000", "#595959"
+SHADES = (-0.4, 0.35, -0.65, 0.5)        # < 0: towards black, > 0: towards white
 DPI = 100
 LEGEND_FONT = 9
 W1_UNITS = 100           # receptive fields of units 0..99 of the first layer
@@ -78,21 +83,44 @@ def slug(variant: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", variant.replace("%", "pct"))
 
 
-def variant_color(index: int) -> str:
-    """The colour of the index-th variant of a run (Okabe-Ito order, then greys)."""
-    if index < len(OKABE_ITO):
-        return OKABE_ITO[index]
-    return GREYS[(index - len(OKABE_ITO)) % len(GREYS)]
+def shade(colour: str, amount: float) -> str:
+    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    target = 255 if amount > 0 else 0
+    return "#" + "".join(f"{round(c + (target - c) * abs(amount)):02X}" for c in rgb)
 
 
-def text_color(index: int) -> str:
-    """The variant's colour for text: yellow is unreadable as text on white, so it becomes dark grey."""
-    c = variant_color(index)
-    return "#333333" if c in ("#F0E442", "#BFBFBF") else c
+def changed_keys(spec: str) -> list:
+    """The keys a spec sets away from their defaults (lwta:k=2 is lwta), as key=value strings."""
+    try:
+        variant = parse_variant(spec)
+    except ValueError:                          # a spec of another version of the program: as written
+        return spec.split(":")[1:]
+    defaults = {k: d for k, (_, d, _) in {**ACTIVATIONS[variant.activation].keys, **VARIANT_KEYS}.items()}
+    return [f"{k}={v}" for k, v in variant.settings().items() if k in defaults and v != defaults[k]]
+
+
+def variant_color(spec: str) -> str:
+    """The colour of a variant spec, the same wherever it is drawn."""
+    keys = changed_keys(spec)
+    if "sleep=1" in keys:
+        base, keys = SLEEP_COLOUR, [k for k in keys if not k.startswith(("sleep", "bias"))]
+    else:
+        base = ACTIVATION_COLOURS.get(spec.split(":")[0], OTHER_COLOUR)
+    if not keys:
+        return base
+    amount = SHADES[zlib.crc32(":".join(keys).encode()) % len(SHADES)]
+    return shade(base, abs(amount) if base == SLEEP_COLOUR else amount)       # black only lightens
+
+
+def text_color(spec: str) -> str:
+    """The variant's colour for text: a light shade is unreadable as text on white, so it is darkened."""
+    c = variant_color(spec)
+    light = sum(int(c[i:i + 2], 16) for i in (1, 3, 5)) > 3 * 170
+    return shade(c, -0.5) if light else c
 
 
 def colors(variants) -> dict:
-    return {v: variant_color(i) for i, v in enumerate(variants)}
+    return {v: variant_color(v) for v in variants}
 
 
 def w1_file(variant: str) -> str:
@@ -605,7 +633,7 @@ def plot_accuracy_matrix(snap: dict, out: Path) -> None:
         else:
             f = s.get("forgetting")
             sub = f"ACC {s['acc']:.3f}" + ("" if f is None else f", forgetting {f:.3f}")
-        ax.set_title(f"{v}\n{sub}", fontsize=10, color=text_color(variants.index(v)))
+        ax.set_title(f"{v}\n{sub}", fontsize=10, color=text_color(v))
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=min(0.85, 3.5 / fig.get_figheight()),
                  label="test accuracy (one scale for all)")
     tasks = "; ".join(f"{j + 1} = {lab}" for j, lab in enumerate(snap["task_labels"]))
@@ -659,7 +687,7 @@ def plot_acc_forgetting(snap: dict, doc: dict | None, out: Path) -> None:
         for i, v in enumerate(variants):
             vals = values[v]
             failed = sum(1 for r in runs if r["summary"][v].get("failed"))
-            c = variant_color(i)
+            c = variant_color(v)
             if multi:
                 ticks.append(f"{v}\n{len(vals)} seeds" + (f" + {failed} failed" if failed else ""))
             else:
@@ -702,7 +730,7 @@ def plot_acc_forgetting(snap: dict, doc: dict | None, out: Path) -> None:
         tilt = longest * 0.075 > (panel_w - 1.3) / V
         ax.set_xticks(range(V), ticks, fontsize=9, rotation=25 if tilt else 0, ha="right" if tilt else "center",
                       rotation_mode="anchor")
-        for t, c in zip(ax.get_xticklabels(), (text_color(i) for i in range(V))):
+        for t, c in zip(ax.get_xticklabels(), (text_color(v) for v in variants)):
             t.set_color(c)
         ax.set_ylabel(metric_label(metric, snap["T"]), fontsize=9.5)
         ax.grid(axis="y", alpha=0.3)
@@ -752,7 +780,7 @@ def plot_forgetting_paired(snap: dict, doc: dict, out: Path) -> bool:
         p = (comps.get(v) or {}).get("wilcoxon_p_holm")
         if p is not None:
             label += f"\np = {p:.2g}"
-        ax.scatter(xs, ys, s=34, color=variant_color(i), label=label, zorder=3, edgecolor="white", lw=0.5)
+        ax.scatter(xs, ys, s=34, color=variant_color(v), label=label, zorder=3, edgecolor="white", lw=0.5)
         everything += xs + ys
     if not drawn:
         plt.close(fig)
@@ -881,7 +909,7 @@ def plot_receptive_fields(snap: dict, out_dir: Path) -> tuple:
         if failed:
             lines.insert(1, failure_text(failed) + ("; black = inf/nan weights" if overlays else ""))
         title.set_text(wrapped("\n".join(lines), W_IN, 11.5))
-        title.set_color(text_color(i))
+        title.set_color(text_color(v))
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=DPI)
         for o in overlays:
@@ -964,14 +992,14 @@ def plot_winner_freq(snap: dict, out: Path) -> list:
     markers = "o^sDv"
     lines = []
     for i, v in enumerate(variants):
-        c = variant_color(i)
+        c = variant_color(v)
         for st in stats[v]:
             layer = st["layer"]
             ax = flat[(i // per_row) * ncols + (i % per_row) * L + layer - 1]
             ax.set_axis_on()
             lines.append(winner_freq_line(v, st))
             share, silent = winner_freq_text(st)
-            ax.set_title(f"{v} \u00b7 layer {layer}\n{share}, {silent}", fontsize=9, color=text_color(i))
+            ax.set_title(f"{v} \u00b7 layer {layer}\n{share}, {silent}", fontsize=9, color=text_color(v))
             ax.tick_params(labelsize=8)
             ax.grid(alpha=0.25)
             if not st["measured"]:

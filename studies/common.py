@@ -190,15 +190,8 @@ def save_figure(fig, path: Path) -> None:
     c.write_atomic(path, lambda f: f.write(buf.getvalue()))
 
 
-# One colour per activation in every study figure (Okabe-Ito, as the main figures' first colours).
-COLOURS = {"relu": "#D55E00", "lwta": "#0072B2", "topk": "#009E73", "maxout": "#E69F00", "kwinners": "#56B4E9",
-           "sdm": "#CC79A7"}
-
-
-def colour(variant: str) -> str:
-    if ":sleep=1" in variant:
-        return "#000000"                        # sleep replay: black, not its network's ReLU colour
-    return COLOURS.get(variant.split(":")[0], "#555555")
+# One colour per variant in every figure: the figure script's mapping (by spec, never by position).
+from visualize_compete_to_compute import variant_color as colour  # noqa: E402
 
 
 def short_names(models: list) -> dict:

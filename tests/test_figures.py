@@ -136,8 +136,14 @@ def test_other_shapes_of_run_draw(make_run, tmp_path, kw):
 def test_names_and_colours():
     assert viz.slug("topk:k=10%") == "topk_k=10pct" and viz.slug("relu:dropout=0.5") == "relu_dropout=0.5"
     assert viz.slug("lwta:k=4") == "lwta_k=4" and viz.slug("a b/c") == "a_b_c"
-    assert [viz.variant_color(i) for i in range(3)] == ["#D55E00", "#0072B2", "#009E73"]
-    assert viz.variant_color(8) != viz.variant_color(7) and viz.variant_color(20).startswith("#")
+    assert [viz.variant_color(v) for v in ("relu", "lwta", "topk")] == ["#D55E00", "#0072B2", "#009E73"]
+    # one colour per variant, whatever else is drawn and in whatever order (issue 17, item 9)
+    assert viz.colors(["relu", "sdm", "kwinners"]) == {"relu": "#D55E00", "sdm": "#CC79A7", "kwinners": "#56B4E9"}
+    assert viz.colors(["kwinners", "relu"])["kwinners"] == viz.colors(["relu", "lwta", "kwinners"])["kwinners"]
+    assert viz.variant_color("relu:sleep=1") == "#000000" and viz.variant_color("relu:bias=0") != "#D55E00"
+    shades = {viz.variant_color(v) for v in ("lwta", "lwta:k=4", "topk:k=5%", "topk:k=20%", "topk")}
+    assert len(shades) == 5 and all(c.startswith("#") and len(c) == 7 for c in shades)
+    assert viz.text_color("lwta") == "#0072B2"
 
 
 def test_reader_returns_the_schema_2_arrays(run23):

@@ -619,7 +619,9 @@ def plot_accuracy_matrix(snap: dict, out: Path) -> None:
                             fontsize=font, color="white" if light else "black")
         if rows == T:                  # box the diagonal: each task just after its own training
             for i in range(T):
-                ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, ec="white", lw=1.5))
+                ax.add_patch(plt.Rectangle((i - 0.47, i - 0.47), 0.94, 0.94, fill=False, ec="black", lw=2.2,
+                                           ls=(0, (4, 2))))
+        ax.grid(False)
         ax.set_xticks(range(T), [str(j + 1) for j in range(T)], fontsize=9)
         if snap["joint"]:
             ax.set_yticks([0], ["joint"], fontsize=9)
@@ -638,7 +640,7 @@ def plot_accuracy_matrix(snap: dict, out: Path) -> None:
                  label="test accuracy (one scale for all)")
     tasks = "; ".join(f"{j + 1} = {lab}" for j, lab in enumerate(snap["task_labels"]))
     fig.suptitle(wrapped(f"Accuracy matrix R (seed {seed_of(snap)}): row i = after training task i, column j = "
-                         "accuracy on task j" + ("; white boxes: each task right after its own training"
+                         "accuracy on task j" + ("; dashed boxes: each task right after its own training"
                                                  if rows == T and T > 1 else ""), fig.get_figwidth(), 11),
                  fontsize=11)
     fig.supxlabel(wrapped("tasks: " + tasks, fig.get_figwidth(), 9), fontsize=9)

@@ -24,7 +24,7 @@ RUNS = STUDIES / "runs"
 WORKERS = int(os.environ.get("STUDY_WORKERS", len(os.sched_getaffinity(0))))
 CORE_RATE = 60e9                   # matrix-product FLOP/s of one core here, as measured (benchmarks/README.md)
 PROGRESS_EVERY_S = 30
-OPTIONS = argparse.Namespace(seeds=None, workers=WORKERS, dry_run=False)
+OPTIONS = argparse.Namespace(seeds=None, workers=WORKERS, dry_run=False, redraw=False)
 
 
 def positive_int(s: str) -> int:
@@ -44,6 +44,8 @@ def parse_study_args(doc: str, argv: list | None = None) -> argparse.Namespace:
                    help="parallel jobs (default: all available cores, here %(default)s; or $STUDY_WORKERS)")
     p.add_argument("--dry-run", action="store_true",
                    help="print each setting's command line and estimated cost; run nothing, write nothing")
+    p.add_argument("--redraw", action="store_true",
+                   help="rebuild the study's tables and figures from its committed aggregates; run nothing")
     OPTIONS.__dict__.update(vars(p.parse_args(argv)))
     return OPTIONS
 
@@ -80,9 +82,10 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
     jobs, flops = setting_cost(args, seeds)
     print(f"[{study}] {label}: python compete_to_compute.py {' '.join(args)} --n-seeds {seeds}  "
           f"({cost_text(jobs, flops)})", flush=True)
-    if OPTIONS.dry_run:
+    if OPTIONS.dry_run or OPTIONS.redraw:
         if not out.is_file():
-            sys.exit(f"[{study}] dry run: {out} does not exist yet, and what follows depends on it; stopping here")
+            sys.exit(f"[{study}] {'dry run' if OPTIONS.dry_run else 'redraw'}: {out} does not exist yet, and what "
+                     "follows depends on it; stopping here")
         return json.loads(out.read_text())
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(ROOT / "compete_to_compute.py"), *args, "--seed", "0", "--n-seeds", str(seeds),
@@ -220,8 +223,7 @@ def study_figure(docs: dict, path: Path, title: str) -> None:
     labels = 0.3 + 0.062 * max(len(r[0]) for m in panels for r in rows[m])    # inches of 8.5-pt row labels
     width = 4.7 * len(panels) + labels
     fig, axes = plt.subplots(1, len(panels), figsize=(width, height), squeeze=False)
-    fig.subplots_adjust(left=labels / width, right=0.98, top=1 - 0.55 / height,
-                        bottom=0.55 / height + 0.05, wspace=0.08)
+    fig.subplots_adjust(left=labels / width, right=0.98, top=1 - 0.6 / height, bottom=0.33 / height, wspace=0.08)
     for ax, metric in zip(axes[0], panels):
         forest(ax, rows[metric], "forgetting (> 0: forgets more than baseline)" if metric == "forgetting"
                else "ACC (> 0: higher accuracy than baseline)")

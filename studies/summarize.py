@@ -83,7 +83,9 @@ def tuned_tables() -> tuple:
             rows.append(f"| {name} ({len(doc['eval_seeds'])}) | " + " | ".join(cells.get(c, "") for c in COLUMNS)
                         + " |")
             fig_rows += [(f"{label}, {RULE_NAMES[rule]}: {column(v)}", colour(v), cmp["diff"])
-                         for v, cmp in metrics["forgetting"].items() if cmp["diff"]["mean"] is not None]
+                         for v, cmp in metrics["forgetting"].items()]           # failed: marked n/a in the figure
+            fig_rows += [(f"{label}, {RULE_NAMES[rule]}: {column(v)}", colour(v), {"mean": None})
+                         for v in ev["left_out"]]
         fr = doc["frontier"]
         cells = {column(v): frontier_cell(cmp) for v, cmp in fr["paired"].items()}
         cells.update({column(v): "no point" for v in fr["left_out"]})
@@ -132,8 +134,7 @@ def main():
             col = column(v)
             if col and col not in cells:
                 cells[col] = cell(cmp_f, metrics["acc"][v])
-                if cmp_f["diff"]["mean"] is not None:
-                    rows.append((f"{label}: {col}", colour(v), cmp_f["diff"]))
+                rows.append((f"{label}: {col}", colour(v), cmp_f["diff"]))     # failed: marked n/a
         lines.append(f"| {label} ({len(doc['seeds'])}) | " + " | ".join(cells.get(c, "") for c in COLUMNS) + " |")
     write_text(ROOT / "studies" / "summary.md", lines)
     panels = [(r, t) for r, t in ((tuned_fig, "Tuned per variant (studies 10-14)"),

@@ -514,6 +514,11 @@ class Activation:
         """Why these parameters cannot work at this width, or None."""
         return None
 
+    @classmethod
+    def caveat(cls, config: dict) -> str | None:
+        """A warning, printed before training, about settings this mechanism is known not to learn at."""
+        return None
+
     def out_width(self) -> int:
         return self.width
 
@@ -685,6 +690,15 @@ class SDM(Activation):
     def problem(self):
         if self.n_kept >= self.width:
             return f"k={self.k} must be less than --hidden {self.width} (the (k+1)-th unit sets the inhibition)"
+        return None
+
+    @classmethod
+    def caveat(cls, config):
+        if config["depth"] > 1 or config["epochs"] < 10:
+            return ("sdm trains slowly (unit-norm inputs and weights, plain SGD): its source trains one hidden "
+                    "layer for 500 epochs per task (--recipe sdm-split-mnist); at --depth "
+                    f"{config['depth']} and --epochs {config['epochs']} it is expected to fail or learn little "
+                    "(README: SDM Top-K MLP)")
         return None
 
     def k_at(self, epoch: int) -> int:
@@ -2951,6 +2965,9 @@ def run_main(argv: list) -> int:
     if problem:
         print(f"compete_to_compute.py: error: {problem}", file=sys.stderr)
         return 2
+    for note in dict.fromkeys(ACTIVATIONS[parse_variant(v).activation].caveat(config) for v in config["models"]):
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     env = environment()
     if config["out"] is None:                   # a run-folder job: only the job files
         store = RunDir(Path(config["run_dir"]), config)

@@ -265,3 +265,11 @@ def test_a_multi_seed_run_leaves_no_process_behind(tmp_path):
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert proc.wait(timeout=120) == 0
     assert processes_in_group(proc.pid) == []
+
+
+# ---------------------------------------------------------------------------------------------- 11
+def test_sdm_at_settings_it_cannot_learn_at_is_flagged_before_training(synthetic, tmp_path, capsys):
+    assert c.main(tiny_args(tmp_path, synthetic, "--models", "relu,sdm:k=4")) in (0, 3)
+    err = capsys.readouterr().err
+    assert "note: sdm trains slowly" in err and "--recipe sdm-split-mnist" in err
+    assert c.SDM.caveat({"depth": 1, "epochs": 50}) is None and c.ReLU.caveat({"depth": 2, "epochs": 1}) is None

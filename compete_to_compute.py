@@ -698,7 +698,7 @@ class SDM(Activation):
             return ("sdm trains slowly (unit-norm inputs and weights, plain SGD): its source trains one hidden "
                     "layer for 500 epochs per task (--recipe sdm-split-mnist); at --depth "
                     f"{config['depth']} and --epochs {config['epochs']} it is expected to fail or learn little "
-                    "(README: SDM Top-K MLP)")
+                    "(docs/mechanisms.md)")
         return None
 
     def k_at(self, epoch: int) -> int:

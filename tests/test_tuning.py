@@ -181,7 +181,7 @@ class Interrupt(Exception):
 def test_tiny_search_on_real_mnist_interrupted_and_resumed_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     monkeypatch.setattr(tuning, "EPOCHS", (1,))
     monkeypatch.setattr(tuning, "EVAL_SEEDS", 2)
-    monkeypatch.setattr(tuning, "WORKERS", 2)
+    monkeypatch.setattr(tuning.OPTIONS, "workers", 2)
     args = ["--data-dir", MNIST_DIR, "--hidden", "40", "--n-train-per-class", "200"]
 
     def study(root):

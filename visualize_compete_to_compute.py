@@ -53,7 +53,7 @@ MAKE = "python compete_to_compute.py --seed 0"
 ACTIVATION_COLOURS = {"relu": "#D55E00", "lwta": "#0072B2", "topk": "#009E73", "maxout": "#E69F00",
                       "kwinners": "#56B4E9", "sdm": "#CC79A7"}
 SLEEP_COLOUR, OTHER_COLOUR = "#000000", "#595959"
-SHADES = (-0.4, 0.35, -0.65, 0.5)        # < 0: towards black, > 0: towards white
+SHADES = (-0.45, 0.3, -0.7, -0.2)        # < 0: towards black, > 0: towards white
 DPI = 100
 LEGEND_FONT = 9
 W1_UNITS = 100           # receptive fields of units 0..99 of the first layer

@@ -61,17 +61,19 @@ def budget_figure(docs: dict, path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    fig.subplots_adjust(left=0.11, right=0.70, bottom=0.14, top=0.88)
+    fig, ax = plt.subplots(figsize=(7.4, 4.3))
+    fig.subplots_adjust(left=0.1, right=0.62, bottom=0.13, top=0.82)
     done = [e for e in SDM_EPOCHS if f"sdm {e} epochs" in docs]          # in order of budget
-    names = {"relu": "ReLU", "topk": "Top-K k=10", "sdm:k=10": "SDMLP k=10", "sdm:k=1": "SDMLP k=1"}
-    for key, name in names.items():
-        xs, ys, lo, hi = [], [], [], []
+    names = {"relu": ("ReLU", "o"), "topk": ("Top-K k=10", "D"), "sdm:k=10": ("SDMLP k=10", "o"),
+             "sdm:k=1": ("SDMLP k=1", "s")}
+    for key, (name, marker) in names.items():
+        xs, ys, lo, hi, failed = [], [], [], [], []
         for e in done:
             doc = docs[f"sdm {e} epochs"]
             v = next(v for v in doc["config"]["models"] if v == key or v.startswith(key + ":"))
             accs = [r["summary"][v]["acc"] for r in doc["per_seed"] if not r["summary"][v]["failed"]]
             if not accs:
+                failed.append(e)
                 continue
             d = c.describe(accs, (0, 1))
             xs.append(e)
@@ -80,10 +82,13 @@ def budget_figure(docs: dict, path) -> None:
             hi.append(d["ci95"][1] if d["ci95"] else d["mean"])
         style = "--" if key == "sdm:k=1" else "-"
         col = colour(key)
-        ax.plot(xs, ys, style, marker="o", color=col, label=f"{name} (ours)")
+        ax.plot(xs, ys, style, marker=marker, ms=5, color=col, label=f"{name} (ours)")
         ax.fill_between(xs, lo, hi, color=col, alpha=0.12, lw=0)
+        if failed:
+            ax.plot(failed, [0.03] * len(failed), "x", ms=8, mew=2, color=col,
+                    label=f"{name}: failed on all seeds")
         ref = source_of("sdm", key)[1]
-        ax.plot([500], [ref], marker="*" if key != "sdm:k=1" else "P", ms=11, color=col, ls="none",
+        ax.plot([500], [ref], marker="*", ms=12, color=col, mec="black", mew=0.5, ls="none",
                 label=f"{name}, source at 500")
     ax.set_xscale("log")
     ax.set_xticks([*done, 500], [str(e) for e in (*done, 500)])

@@ -233,8 +233,8 @@ def study_figure(docs: dict, path: Path, title: str) -> None:
     save_figure(fig, path)
 
 
-def write_study(study: str, title: str, docs: dict, notes: list) -> None:
-    """summary.md (each setting's variant table) and figure.png of a study."""
+def write_study(study: str, title: str, docs: dict, notes: list, figure: bool = True) -> None:
+    """summary.md (each setting's variant table) and, unless the study draws its own, figure.png."""
     lines = [f"# {title}", ""] + notes
     for label, doc in docs.items():
         args, skip = doc["command"][2:], {"--run-dir", "--out", "--snapshots", "--workers"}
@@ -242,6 +242,7 @@ def write_study(study: str, title: str, docs: dict, notes: list) -> None:
                        and (i == 0 or args[i - 1] not in skip))
         lines += ["", f"## {label}", "", f"`python compete_to_compute.py {cmd}`", ""] + variant_table(doc)
     write_text(ROOT / "studies" / study / "summary.md", lines)
-    study_figure(docs, ROOT / "studies" / study / "figure.png", title)
+    if figure:
+        study_figure(docs, ROOT / "studies" / study / "figure.png", title)
     if not OPTIONS.dry_run:
         print("\n".join(lines))

@@ -118,12 +118,12 @@ def write_outputs(docs: dict) -> None:
                 lines.append(f"| {label} | {v} | 1 | {acc} | {learn} | {source_of(label, v)[0]} |")
     notes = ["Each setting is `python compete_to_compute.py --recipe NAME [budget flags]` (below); ACC is test "
              "accuracy over all tasks after the last, mean over seeds with a 95% t interval.", "", *lines, "",
-             "Budgets: SDM's recipe is 500 epochs per task (9.6e13 FLOPs per model and seed, about 22 minutes of "
-             "one core here); these runs use 10 to 100 epochs so far (200 and 500 are defined, resumable) with the "
-             f"GABA switch's N scaled to {GABA_PER_EPOCH:,} firings per epoch (5,000,000 at 500), on 3 seeds up to 50 "
-             "epochs and seed 0 beyond. kWTA's recipe is 5 epochs per task (1.1e14 FLOPs per model and seed): this runs 1 on 3 seeds "
-             "and the full 5 on seed 0; the dense MLP shares kWTA's learning rate (1e-4) where the source gave it "
-             "3e-6."]
+             "Budgets: SDM's recipe is 500 epochs per task (9.6e13 FLOPs per model and seed, about an hour of one "
+             "core here: 11-13 minutes per job at 100 epochs); these runs use 10 to 100 epochs so far (200 and 500 "
+             f"are defined, resumable) with the GABA switch's N scaled to {GABA_PER_EPOCH:,} firings per epoch "
+             "(5,000,000 at 500), on 3 seeds up to 50 epochs and seed 0 beyond. kWTA's recipe is 5 epochs per task "
+             "(1.1e14 FLOPs per model and seed): this runs 1 on 3 seeds and the full 5 on seed 0; the dense MLP "
+             "shares kWTA's learning rate (1e-4) where the source gave it 3e-6."]
     write_text(ROOT / "studies" / STUDY / "recipes.md", notes)
     write_study(STUDY, "Study 15: each seed system under its source's recipe",
                 {k: d for k, d in docs.items() if d["aggregate"]}, notes, figure=False)   # budget.png instead

@@ -994,6 +994,9 @@ class Model:
         self.train_s = self.eval_s = 0.0
         self.epochs = 0                                      # training epochs begun, across tasks
 
+    def __getstate__(self):                     # a checkpoint: scratch space is remade at the next phase's start
+        return {**self.__dict__, "scratch": []}
+
     def constrain(self) -> None:
         """Impose each layer's weight constraints (after initialisation and after every update)."""
         for i, layer in enumerate(self.layers):

@@ -275,3 +275,11 @@ def test_every_recipe_runs_end_to_end_at_a_tiny_budget(name, synthetic, tmp_path
     doc = c.json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["config"]["recipe"] == name and doc["config"]["hidden"] == 24
     assert not list((tmp_path / "run").glob("*.ckpt"))   # finished jobs leave no checkpoint behind
+
+
+def test_a_checkpoint_holds_no_scratch_space():
+    model = c.Model(c.parse_variant("relu"), {"hidden": 50, "depth": 2}, c.seed_streams(0), n_in=784)
+    c.reset_optimizer(model, np.ones(10, bool), {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.0})
+    restored = c.pickle.loads(c.pickle.dumps(model))
+    assert model.scratch and restored.scratch == []
+    assert all(np.array_equal(a, b) for a, b in zip(model.params + model.velocity, restored.params + restored.velocity))

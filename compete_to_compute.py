@@ -1481,17 +1481,16 @@ def knn_predict(queries, memory, labels, k: int, weighted: bool) -> np.ndarray:
 
 
 def choose_knn_k(tasks: list, memory: np.ndarray, labels: np.ndarray, val_masks: list, weighted: bool) -> int:
-    """The k of KNN_KS with the best kNN accuracy on every task's validation images (ties: the smaller)."""
-    best, best_acc = KNN_KS[0], -1.0
-    for k in KNN_KS:
-        correct = 0
-        for t, queries in zip(tasks, val_masks):
-            allowed = t.head[labels]
-            correct += int(np.count_nonzero(knn_predict(queries, memory[allowed], labels[allowed], k, weighted)
-                                            == t.y_val))
-        if correct > best_acc:
-            best, best_acc = k, correct
-    return best
+    """The k of KNN_KS with the best kNN accuracy on every task's validation images (ties: the smaller).
+    The neighbours are found once, for the largest k: the k nearest are the first k of them."""
+    correct = np.zeros(len(KNN_KS), dtype=np.int64)
+    for t, queries in zip(tasks, val_masks):
+        allowed = t.head[labels]
+        idx = nearest(queries, memory[allowed], max(KNN_KS))
+        near, dist = labels[allowed][idx], hamming(queries, memory[allowed][idx]) if weighted else None
+        for i, k in enumerate(KNN_KS):
+            correct[i] += np.count_nonzero(vote(near[:, :k], None if dist is None else dist[:, :k]) == t.y_val)
+    return KNN_KS[int(correct.argmax())]
 
 
 def knn_memory(model: Model, tasks: list, rng, cap: int = KNN_MEMORY) -> tuple:
@@ -1543,7 +1542,7 @@ class SubmaskAnalysis:
                  weighted: bool = False):
         self.model, self.tasks, self.seq, self.n, self.weighted = model, tasks, seq, n, weighted
         self.rng = np.random.default_rng(child(seq, 0))          # the kNN memory and test samples
-        self.x, self.masks, self.flips, self.phases, self.sizes = None, None, [], 0, []
+        self.x, self.masks, self.flips, self.sizes = None, None, [], []      # sizes: one per phase begun
         self.seconds = 0.0
 
     def __getstate__(self):                     # a checkpoint holds the analysis but not the tasks' images
@@ -1551,12 +1550,11 @@ class SubmaskAnalysis:
 
     def start_phase(self, phase: Phase) -> None:
         t0 = time.perf_counter()
-        rng = np.random.default_rng(child(self.seq, 1 + self.phases))
+        rng = np.random.default_rng(child(self.seq, 1 + len(self.sizes)))
         rows = np.sort(rng.choice(len(phase.y), min(self.n, len(phase.y)), replace=False))
         self.x = phase.x[rows]
         self.sizes.append(len(rows))
         self.masks = submasks(self.model, self.x)
-        self.phases += 1
         self.seconds += time.perf_counter() - t0
 
     def record(self) -> None:
@@ -1808,14 +1806,12 @@ def run_jobs(config: dict, progress: bool, store=None, provenance: dict | None =
     """
     seeds = [config["seed"] + i for i in range(config["n_seeds"])]
     models, first = config["models"], config.get("headline_seed", seeds[0])
-    jobs, results = [], []
-    for s in sorted(seeds, key=lambda s: s != first):
-        for spec in models:
-            kept = (lambda s=s, spec=spec: store.load(s, spec, headline=s == first)) if store else lambda: None
-            jobs.append((s, spec, config, s == first, progress, store.checkpoint(s, spec) if store else None, kept))
-    found = read_all([job[-1] for job in jobs], store.path) if store else [None] * len(jobs)
+    pairs = [(s, spec) for s in sorted(seeds, key=lambda s: s != first) for spec in models]
+    found = read_all([lambda s=s, spec=spec: store.load(s, spec, headline=s == first) for s, spec in pairs],
+                     store.path) if store else [None] * len(pairs)      # every broken job file named at once
     results = [r for r in found if r]
-    jobs = [job[:-1] for job, r in zip(jobs, found) if not r]
+    jobs = [(s, spec, config, s == first, progress, store.checkpoint(s, spec) if store else None)
+            for (s, spec), r in zip(pairs, found) if not r]
     if store and results and progress:
         print(f"{store.path}: {len(results)} finished job(s) kept, {len(jobs)} to run", flush=True)
     left = {s: len(models) - sum(r["seed"] == s for r in results) for s in seeds}
@@ -2680,8 +2676,8 @@ RECIPES = {
          "--n-train-first", "60000",
          "--models", "relu,kwinners:percent_on=0.05:boost_strength=0:k_inference_factor=1:weight_sparsity=0.5"),
         "Iyer et al. 2022 (8 seeds): after 10 tasks kWTA 91.3 %, dense MLP 82.0 % (its own lr, 3e-6)",
-        "5 epochs per task are about 1.1e14 FLOPs per model and seed; studies/15_recipes.py runs 1; inputs "
-        "are not mean/std-normalised and the dense MLP shares kWTA's learning rate"),
+        "5 epochs per task are about 1.1e14 FLOPs per model and seed; studies/15_recipes.py runs 1 (3 seeds) "
+        "and 5 (seed 0); inputs are not mean/std-normalised and the dense MLP shares kWTA's learning rate"),
 }
 EXCLUSIVE_FLAGS = (("n_train_first", "n_train_per_class"), ("permuted", "tasks"))
 

@@ -387,9 +387,9 @@ def child(seq: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
 def seed_streams(seed: int) -> list:
     """Independent seed sequences: initial weights, training subsample, minibatch order, dropout masks,
     pixel permutations, fixed weight masks (kwinners), sleep input spikes, the submask flip sample, the
-    validation images. Spawned children do not depend on how many are spawned, so adding a stream never
+    validation images, the methods against forgetting (replay's buffer and draws). Spawned children do not depend on how many are spawned, so adding a stream never
     changes the draws of the others."""
-    return [child(np.random.SeedSequence(seed), i) for i in range(9)]
+    return [child(np.random.SeedSequence(seed), i) for i in range(10)]
 
 
 TASK_KEYS = ("dataset", "data_dir", "tasks", "permuted", "scenario", "n_train_per_class", "n_train_first",
@@ -854,6 +854,7 @@ class Variant:
     bias: int = 1
     sleep: int = 0
     sleep_iters: int = 15000
+    methods: dict = field(default_factory=dict)     # {"ewc": {"ewc": 100.0, "ewc_online": 0}, ...}: those on
 
     def layers(self, width: int, depth: int) -> list:
         return [ACTIVATIONS[self.activation](width, **self.params) for _ in range(depth)]
@@ -875,11 +876,18 @@ class Variant:
             out["bias"] = 0
         if self.sleep:
             out.update(sleep=1, sleep_iters=self.sleep_iters)
+        for params in self.methods.values():
+            out.update(params)
         return out
+
+    def build_methods(self, seq: np.random.SeedSequence) -> list:
+        """The variant's methods against forgetting, each with its own child of `seq` (fixed by its name)."""
+        return [METHODS[name](child(seq, list(METHODS).index(name)), **params)
+                for name, params in self.methods.items()]
 
 
 def allowed_keys(name: str) -> str:
-    keys = {**ACTIVATIONS[name].keys, **VARIANT_KEYS}
+    keys = {**ACTIVATIONS[name].keys, **VARIANT_KEYS, **METHOD_KEYS}
     return ", ".join(f"{k} ({meaning}; default {default})" for k, (_, default, meaning) in keys.items())
 
 
@@ -888,7 +896,7 @@ def parse_variant(spec: str) -> Variant:
     name, *pairs = spec.split(":")
     if name not in ACTIVATIONS:
         raise ValueError(f"{spec!r}: unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
-    keys, values = {**ACTIVATIONS[name].keys, **VARIANT_KEYS}, {}
+    keys, values = {**ACTIVATIONS[name].keys, **VARIANT_KEYS, **METHOD_KEYS}, {}
     for pair in pairs:
         key, eq, value = pair.partition("=")
         if key not in keys or not eq:
@@ -910,7 +918,13 @@ def parse_variant(spec: str) -> Variant:
     elif any(k.startswith("sleep_") for k in values):
         raise ValueError(f"{spec!r}: {', '.join(k for k in values if k.startswith('sleep_'))} only apply "
                          "with sleep=1")
-    return Variant(spec, name, params, **common)
+    methods = {}
+    for method, cls in METHODS.items():         # a method is on when its strength (its first key) is not 0
+        if values.get(method):
+            methods[method] = {k: values.get(k, default) for k, (_, default, _) in cls.keys.items()}
+        elif extra := sorted((set(cls.keys) - {method}) & values.keys()):
+            raise ValueError(f"{spec!r}: {', '.join(extra)} only apply with {method} > 0")
+    return Variant(spec, name, params, **common, methods=methods)
 
 
 INIT_GAIN = {"he": 2.0, "lecun": 1.0}     # weight variance = gain / fan-in
@@ -988,6 +1002,7 @@ class Model:
             layer.setup(self.params[2 * i], child(streams[5], i))
         self.optimizer = type(self.layers[0]).optimizer      # every hidden layer has the same activation
         self.loss = LOSSES[config.get("loss", "xent")]
+        self.methods = variant.build_methods(streams[9])
         self.constrain()
         self.velocity, self.scratch, self.decay = [], [], []
         self.failed: dict | None = None
@@ -1040,16 +1055,23 @@ class Model:
 
     def backward(self, d_logits: np.ndarray, cache) -> list:
         """Gradients [dW1, db1, ...] of the loss whose logit gradient is d_logits."""
-        inputs, masks, drops = cache
-        grads, g = [], d_logits
-        for i in range(len(inputs) - 1, -1, -1):
+        inputs, grads = cache[0], []
+        for i, g in self.errors(d_logits, cache):
             grads[:0] = [inputs[i].T @ g, g.sum(axis=0)]
+        return grads
+
+    def errors(self, d_logits: np.ndarray, cache):
+        """(i, d loss / d z_i) for each layer i from the output layer down: the error at each layer's
+        pre-activation, one row per image (the weight gradient of layer i is its input's transpose times it)."""
+        _, masks, drops = cache
+        g = d_logits
+        for i in range(len(masks), -1, -1):
+            yield i, g
             if i > 0:
                 g = g @ self.params[2 * i].T
                 if drops[i] is not None:
                     g *= drops[i]
                 g = self.layers[i - 1].backward(g, masks[i - 1])
-        return grads
 
 
 def masked_cross_entropy(logits, y, heads):
@@ -1100,6 +1122,227 @@ def relu(z: np.ndarray) -> np.ndarray:
 
 LOSSES = {"xent": Loss(masked_cross_entropy, identity),
           "mse": Loss(relu_squared_error, relu)}      # ties at 0 go to the first class, as max() does in MATLAB
+
+
+# ============================================================================ methods against forgetting
+# The field's standard ways to protect earlier tasks, each a spec key that combines with any activation
+# (lwta:ewc=100, sdm:replay=20), so every combination is paired with every other on the same seeds. A method
+# hooks into training at five points: a phase's start, each minibatch (replay adds images), each gradient
+# (a penalty adds its own), each update (SI follows the path) and a phase's end (importances, anchors, the
+# buffer). Each is one class below, registered in METHODS: the one place a method is added. The facts follow
+# GMvandeVen/continual-learning (models/cl/continual_learner.py, models/classifier.py), the field's common
+# public implementation, except where a docstring says otherwise.
+
+at_least_zero = real_in(0, math.inf, "a number >= 0")
+
+
+class Method:
+    """A method against forgetting; one instance per model. `keys` lists its spec parameters (the first
+    is its strength, named like the method; 0 switches it off). The hooks do nothing here."""
+    keys: dict = {}
+
+    def __init__(self, seq: np.random.SeedSequence, **params):
+        for name, value in params.items():
+            setattr(self, name, value)
+
+    def start_phase(self, model: Model) -> None:
+        """Before a phase's first update."""
+
+    def minibatch(self, x, y, heads, weight) -> tuple:
+        """The minibatch trained on, and each image's weight in the loss relative to a plain mean (or None)."""
+        return x, y, heads, weight
+
+    def add_gradient(self, model: Model, grads: list, scale: float) -> None:
+        """Add the method's own gradient, times `scale` (SGD's learning rate), to the loss's, in place."""
+
+    def before_update(self, model: Model, grads: list, scale: float) -> None:
+        """Just before the optimiser's step, with the gradient it takes (penalties and clipping included)."""
+
+    def after_update(self, model: Model) -> None:
+        """Just after the step and the weight constraints."""
+
+    def end_phase(self, model: Model, phase: Phase) -> None:
+        """After a phase's training (and sleep), before the next phase; not after the last."""
+
+
+class Penalty(Method):
+    """A quadratic penalty towards anchors: strength / 2 * sum over terms and parameters of
+    importance * (theta - anchor)^2, whose gradient is strength * importance * (theta - anchor). Every
+    parameter counts, biases and the output layer included. A term is (importances or None for 1, anchors)."""
+
+    def __init__(self, seq, **params):
+        super().__init__(seq, **params)
+        self.terms = []
+
+    def strength(self) -> float:
+        raise NotImplementedError
+
+    def value(self, params: list) -> float:
+        """The penalty at `params` (what add_gradient is the gradient of)."""
+        total = 0.0
+        for importance, anchor in self.terms:
+            for i, p in enumerate(params):
+                d = (p - anchor[i]).astype(np.float64)
+                total += float(np.sum(d * d * (1 if importance is None else importance[i])))
+        return 0.5 * self.strength() * total
+
+    def add_gradient(self, model, grads, scale):
+        coef = model.params[0].dtype.type(scale * self.strength())
+        for i, (p, g, tmp) in enumerate(zip(model.params, grads, model.scratch)):
+            for importance, anchor in self.terms:
+                np.subtract(p, anchor[i], out=tmp)
+                if importance is not None:
+                    tmp *= importance[i]
+                tmp *= coef
+                g += tmp
+
+
+def snapshot(params: list) -> list:
+    return [p.copy() for p in params]
+
+
+class L2(Penalty):
+    """l2=lambda: lambda / 2 * ||theta - theta_prev||^2 towards the weights at the end of the previous task
+    (Goodfellow et al. 2014's L2 baseline): every weight held equally, whatever its use."""
+    keys = {"l2": (at_least_zero, 0.0, "L2 penalty lambda towards the previous task's weights (0: off)")}
+
+    def strength(self):
+        return self.l2
+
+    def end_phase(self, model, phase):
+        self.terms = [(None, snapshot(model.params))]
+
+
+def softmax_in_head(logits: np.ndarray, heads: np.ndarray) -> np.ndarray:
+    """The model's class probabilities over each image's allowed outputs (0 outside them)."""
+    z = np.where(heads, logits, -np.inf)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def diagonal_fisher(model: Model, x: np.ndarray, heads: np.ndarray, chunk: int = 256) -> list:
+    """The diagonal of the Fisher information of the model's softmax, mean over the images x: for each
+    image the expectation, under the model's own class probabilities p, of the squared gradient of
+    -log p(c | x) (the exact Fisher, van de Ven's default labels "all"; not the empirical Fisher of the true
+    labels). No dropout (evaluation mode). An image's weight gradient in layer i is the outer product of
+    the layer's input h and error g, so the squares summed over images and classes are (h^2)^T (sum_c g_c^2):
+    no loop over images. The source divides by the number of images minus one (a loop index); this divides
+    by the number of images."""
+    sums = [np.zeros_like(p) for p in model.params]
+    for s in range(0, len(x), chunk):
+        if STOP.is_set():
+            raise Stopped
+        logits, cache = model.forward(x[s:s + chunk])
+        prob = softmax_in_head(logits, heads[s:s + chunk])
+        squares = [0.0] * len(cache[0])
+        for c in range(prob.shape[1]):
+            root = np.sqrt(prob[:, c:c + 1])
+            if not root.any():
+                continue
+            d = prob * root                         # sqrt(p_c) (p - e_c): the class-c gradient, weighted
+            d[:, c] -= root[:, 0]
+            for i, g in model.errors(d, cache):
+                squares[i] = squares[i] + g * g
+        for i, (h, g2) in enumerate(zip(cache[0], squares)):
+            sums[2 * i] += np.square(h).T @ g2
+            sums[2 * i + 1] += g2.sum(axis=0)
+    for a in sums:
+        a /= a.dtype.type(len(x))
+    return sums
+
+
+class EWC(Penalty):
+    """ewc=lambda (Kirkpatrick et al. 2017): after each task, the diagonal Fisher of its training images
+    (diagonal_fisher) and the weights then; the penalty lambda / 2 * sum over past tasks of
+    F_t * (theta - theta_t)^2. ewc_online=1: one running Fisher, F <- F_t + gamma F with gamma = 1 (the
+    source's default), anchored at the latest task's weights (Schwarz et al. 2018)."""
+    keys = {"ewc": (at_least_zero, 0.0, "EWC penalty lambda (0: off)"),
+            "ewc_online": (zero_or_one, 0, "1: online EWC, one running Fisher at the latest weights")}
+
+    def strength(self):
+        return self.ewc
+
+    def end_phase(self, model, phase):
+        fisher = diagonal_fisher(model, phase.x, phase.heads)
+        if self.ewc_online and self.terms:
+            fisher = [f + old for f, old in zip(fisher, self.terms[0][0])]
+            self.terms = []
+        self.terms.append((fisher, snapshot(model.params)))
+
+
+class SI(Penalty):
+    """si=c (Zenke et al. 2017): each weight's share of the loss decrease along the training path,
+    w += -g * (change at this update), with g the gradient of the whole loss (penalty included, as in the
+    source); at a task's end omega += w / (total change over the task^2 + xi), and the penalty is
+    c * sum omega * (theta - theta_end)^2 (no factor 1/2 in the source: strength 2c here)."""
+    keys = {"si": (at_least_zero, 0.0, "SI penalty c (0: off)"),
+            "si_xi": (real_in(0, math.inf, "a number > 0", lo_open=True), 0.1, "SI damping xi")}
+
+    def strength(self):
+        return 2 * self.si
+
+    def start_phase(self, model):
+        self.start = snapshot(model.params)
+        self.path = [np.zeros_like(p) for p in model.params]
+        self.before, self.grad = snapshot(model.params), [np.empty_like(p) for p in model.params]
+        self.omega = self.terms[0][0] if self.terms else [np.zeros_like(p) for p in model.params]
+
+    def before_update(self, model, grads, scale):
+        for p, g, b, own in zip(model.params, grads, self.before, self.grad):
+            np.copyto(b, p)
+            np.multiply(g, g.dtype.type(1 / scale), out=own)
+
+    def after_update(self, model):
+        for p, g, b, w in zip(model.params, self.grad, self.before, self.path):
+            np.subtract(p, b, out=b)                # the change at this update
+            b *= g
+            w -= b
+
+    def end_phase(self, model, phase):
+        xi = model.params[0].dtype.type(self.si_xi)
+        for p, s, w, o in zip(model.params, self.start, self.path, self.omega):
+            o += w / (np.square(p - s) + xi)
+        self.terms = [(self.omega, snapshot(model.params))]
+
+
+class Replay(Method):
+    """replay=N: experience replay. After each task, N of its training images per class (drawn at random
+    from the seed, without replacement) join a buffer; while a later task trains, every minibatch of B new
+    images gets min(B, buffer size) images drawn from the buffer, and the loss is (1/t) * mean over the new
+    images + (1 - 1/t) * mean over the replayed ones, t = tasks seen so far with the current one (the
+    source's weighting, models/classifier.py). The buffer holds past tasks' training images only. With
+    permuted tasks, every task's classes count as its own (N per class and task)."""
+    keys = {"replay": (int_at_least(0, "an integer >= 0"), 0,
+                       "experience replay: training images kept per class of each past task (0: off)")}
+
+    def __init__(self, seq, **params):
+        super().__init__(seq, **params)
+        self.rng = np.random.default_rng(seq)
+        self.x = self.y = self.heads = None
+        self.tasks_seen = 0
+
+    def minibatch(self, x, y, heads, weight):
+        if self.x is None:
+            return x, y, heads, weight
+        n = min(len(y), len(self.y))
+        pick = self.rng.choice(len(self.y), n, replace=False)
+        t = self.tasks_seen + 1
+        weight = np.concatenate([np.full(len(y), (len(y) + n) / (t * len(y)), dtype=x.dtype),
+                                 np.full(n, (len(y) + n) * (1 - 1 / t) / n, dtype=x.dtype)])
+        return (np.concatenate([x, self.x[pick]]), np.concatenate([y, self.y[pick]]),
+                np.concatenate([heads, self.heads[pick]]), weight)
+
+    def end_phase(self, model, phase):
+        rows = balanced_subsample(phase.y, np.unique(phase.y), self.replay, self.rng)
+        add = (phase.x[rows], phase.y[rows], phase.heads[rows])
+        old = (self.x, self.y, self.heads)
+        self.x, self.y, self.heads = (a if b is None else np.concatenate([b, a]) for a, b in zip(add, old))
+        self.tasks_seen += 1
+
+
+METHODS = {"ewc": EWC, "si": SI, "l2": L2, "replay": Replay}
+METHOD_KEYS = {k: v for m in METHODS.values() for k, v in m.keys.items()}
 
 
 # ============================================================================ training
@@ -1206,30 +1449,40 @@ def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float
     config = optimizer_settings(model, config)
     optimizer = OPTIMIZERS[config["optimizer"]]
     scale = config["lr"] if optimizer.lr_in_gradient else 1.0
-    size, total = config["batch_size"], 0.0
+    size, total, seen = config["batch_size"], 0.0, 0
     model.start_epoch()
     with np.errstate(over="ignore", invalid="ignore"):
         for s in range(0, len(xs), size):
             if STOP.is_set():
                 raise Stopped
-            xb, yb = xs[s:s + size], ys[s:s + size]
+            xb, yb, hb, weight = xs[s:s + size], ys[s:s + size], heads[s:s + size], None
+            for method in model.methods:
+                xb, yb, hb, weight = method.minibatch(xb, yb, hb, weight)
             logits, cache = model.forward(xb, training=True)
-            loss, d_logits = model.loss.value_and_gradient(logits, yb, heads[s:s + size])
+            loss, d_logits = model.loss.value_and_gradient(logits, yb, hb)
             if not math.isfinite(loss):
                 model.failed = {"reason": "diverged", **where, "detail": "the training loss became non-finite"}
                 break
+            if weight is not None:
+                d_logits *= weight[:, None]
             if scale != 1.0:
                 d_logits *= scale
             grads = model.backward(d_logits, cache)
+            for method in model.methods:
+                method.add_gradient(model, grads, scale)
             if config["clip_grad_norm"]:
                 clip_gradient_norm(grads, config["clip_grad_norm"], scale)
+            for method in model.methods:
+                method.before_update(model, grads, scale)
             optimizer.step(model, grads, config)
             model.constrain()
-            total += loss * len(yb)
+            for method in model.methods:
+                method.after_update(model)
+            total, seen = total + loss * len(yb), seen + len(yb)
     if not model.failed and not all(np.isfinite(p).all() for p in model.params):
         model.failed = {"reason": "diverged", **where, "detail": "the weights became non-finite"}
     model.train_s += time.perf_counter() - t0
-    return None if model.failed else total / len(xs)
+    return None if model.failed else total / seen
 
 
 def evaluate(model: Model, task: Task, with_freq: bool = False, chunk: int = 1024, split: str = "test"):
@@ -1710,6 +1963,8 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
         phase = phases[ph]
         if e == 0:
             reset_optimizer(model, phase.heads.any(axis=0), config, carry=config["momentum_carry"])
+            for method in model.methods:
+                method.start_phase(model)
             if submask:
                 submask.start_phase(phase)
         where = {"task": None if config["joint"] else ph + 1, "epoch": point}
@@ -1719,6 +1974,11 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
             break
         if model.variant.sleep and e == epochs - 1:     # SRC: sleep after the phase, before it is tested
             slept.append(sleep_after_phase(model, phases[:ph + 1], sleep_rng))
+        if e == epochs - 1 and ph < len(phases) - 1:   # what the next phases protect: after sleep, if any
+            t0 = time.perf_counter()
+            for method in model.methods:
+                method.end_phase(model, phase)
+            model.train_s += time.perf_counter() - t0
         if submask:
             submask.record()
         if with_val and (e == epochs - 1 or ph == len(phases) - 1):
@@ -1877,7 +2137,9 @@ def count_flops(config: dict, tasks: list) -> dict:
     The headline seed's submask analysis: forward passes of the kNN memory (every task's training images,
     at most KNN_MEMORY each), of the flip sample at each phase start and every epoch, of the kNN test
     samples (and, with validation images, of those), plus the Hamming-distance products (once per k tried
-    on the validation images).
+    on the validation images). Methods against forgetting: replay trains on one buffer image per new image
+    after the first phase (a buffer smaller than a minibatch counted as full); EWC's Fisher, after every phase
+    but the last, a forward pass, ten passes of the error back through the layers and one product per layer.
     """
     n_train, n_test = sum(t["n_train"] for t in tasks), sum(t["n_test"] for t in tasks)
     n_phases = 1 if config["joint"] else len(tasks)
@@ -1897,6 +2159,12 @@ def count_flops(config: dict, tasks: list) -> dict:
         macs = [a * b for a, b in zip(ins, outs)]
         forward, backward = 2 * sum(macs), 2 * (sum(macs) + sum(macs[1:]))
         train = (forward + backward) * n_train * config["epochs"]
+        methods = parse_variant(spec).methods
+        later = n_train - (tasks[0]["n_train"] if n_phases > 1 else n_train)
+        if "replay" in methods:
+            train += (forward + backward) * later * config["epochs"]
+        if "ewc" in methods:
+            train += (forward + 10 * 2 * sum(macs[1:]) + 2 * sum(macs)) * (n_train - tasks[-1]["n_train"])
         eval_headline = forward * (n_test * n_points + n_val_passes)
         eval_other = forward * (n_test * n_phases + n_val_passes)
         analysis = (forward * (sum(kept) + flip + 2 * sum(samples) + n_val)
@@ -2805,6 +3073,21 @@ def resolved_settings(variant: Variant, width: int) -> str:
     return json.dumps({**variant.settings(), **params}, sort_keys=True)
 
 
+def method_problem(variant: Variant, args) -> str | None:
+    """Why a variant's methods against forgetting cannot work with these flags, or None."""
+    if variant.methods and args.joint:
+        return (f"a method against forgetting ({', '.join(variant.methods)}) protects earlier tasks from later "
+                "ones, and --joint trains one phase: leave the method out or --joint off")
+    if "ewc" in variant.methods and args.loss != "xent":
+        return "ewc's Fisher is that of the softmax's likelihood, and --loss mse has none: use --loss xent"
+    if "replay" in variant.methods and args.n_train_first:
+        return "replay draws a class-balanced buffer: use --n-train-per-class, not --n-train-first"
+    n = args.n_train_per_class or 500
+    if variant.methods.get("replay", {}).get("replay", 0) > n:
+        return f"replay={variant.methods['replay']['replay']} keeps more images per class than a task has ({n})"
+    return None
+
+
 def parse_config(argv: list | None) -> tuple:
     """Parse and cross-check every flag; any problem exits with code 2 naming the flag.
 
@@ -2837,6 +3120,8 @@ def parse_config(argv: list | None) -> tuple:
             parser.error(f"argument --models: {spec!r} and {same_model[key]!r} are the same model at --hidden "
                          f"{args.hidden}; give distinct variants")
         same_model[key] = spec
+        if problem := method_problem(parse_variant(spec), args):
+            parser.error(f"argument --models: {spec!r}: {problem}")
     if args.joint and args.momentum_carry:
         if "momentum_carry" in given_flags(parser, argv or []):
             parser.error("argument --momentum-carry: not allowed with --joint (one phase: nothing to carry)")

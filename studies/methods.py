@@ -1,0 +1,228 @@
+"""The field's methods against forgetting beside competition (issue 18): a search per activation and method,
+two selection rules, a paired evaluation, and the tables "does competition add to X".
+
+A methods study is one setting (the flags of a fixed-rate study) and a list of activations. Each activation
+runs alone and with each method (EWC, SI, L2, replay: the module's spec keys), each a family of specs, one
+per strength of the method's grid (GRIDS). Three steps, each resumable, all jobs in one process pool:
+
+1. Search. Every spec of every family at each learning rate of the study (momentum and epochs stay the
+   setting's), on the tuning seeds (from TUNE_SEED on, never evaluation seeds), validation images held out
+   of the training images (--val-per-class).
+2. Selection, per family, on validation accuracy only, averaged over the tuning seeds:
+   all - the best ACC at the end (mean over every task; what most papers do);
+   two - the best mean accuracy on tasks 1 and 2 right after task 2 (what a user who has seen two tasks
+         can choose on: a method only acts from the second task on, so the first task alone says nothing
+         about its strength).
+   A (learning rate, strength) that failed (diverged or learned nothing) on any tuning seed is never
+   selected; ties go to the lower learning rate, then the weaker strength.
+3. Evaluation: each family at its selected (learning rate, strength) on seeds 0..19, test data, paired
+   seed by seed with the module's statistics.
+Jobs go to studies/runs/<study>/lr<N>/ (one module run folder per learning rate).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from common import CORE_RATE, OPTIONS, ROOT, RUNS, c, cost_text, duration, write_text
+from tuning import EVAL_SEEDS, TUNE_SEED, job_config, load_table, pending, run_pool
+
+GRIDS = {"ewc": (1, 10, 100, 1e3, 1e4, 1e5), "si": (0.1, 1, 10, 100, 1e3), "l2": (0.01, 0.1, 1, 10, 100),
+         "replay": (10, 30, 100)}
+NAMES = {"alone": "alone", "ewc": "EWC", "si": "SI", "l2": "L2", "replay": "replay"}
+RULES = {"all": "all tasks: best validation ACC at the end",
+         "two": "two tasks: best mean validation accuracy on tasks 1-2 right after task 2"}
+
+
+def family(activation: str, method: str, grids: dict) -> list:
+    """The specs of one family: the activation alone, or with the method at each strength of its grid."""
+    if method == "alone":
+        return [activation]
+    return [f"{activation}:{method}={v:g}" for v in grids[method]]
+
+
+def scores(summary: dict) -> dict:
+    """What each rule reads from one search job (None for a failed job)."""
+    if summary["failed"]:
+        return {r: None for r in RULES}
+    val = summary["val_R"]
+    return {"all": float(np.mean(val[-1])), "two": float(np.mean(val[1][:2]))}
+
+
+def pick(search: dict, candidates: list, tune: list, rule: str):
+    """The (learning-rate index, spec) with the best mean score over the tuning seeds; failed never."""
+    best = None
+    for lr_i, spec in candidates:
+        jobs = search[spec].get(lr_i, {})
+        vals = [scores(jobs[s])[rule] if s in jobs else None for s in tune]
+        if any(v is None for v in vals):
+            continue
+        score = float(np.mean(vals))
+        if best is None or score > best[0]:
+            best = (score, lr_i, spec)
+    return None if best is None else (best[1], best[2])
+
+
+def paired(values: dict, a: str, b: str, metric: str, higher: bool) -> dict | None:
+    """a against b on the seeds where neither failed."""
+    seeds = sorted(set(values[a]) & set(values[b]))
+    if len(seeds) < 2:
+        return None
+    return c.paired_comparison([values[a][s][metric] for s in seeds], [values[b][s][metric] for s in seeds],
+                               higher, metric, a, b)
+
+
+def run_methods_study(study: str, title: str, args: list, activations: list, lrs: list, epochs: int,
+                      tune_seeds: int, val: int, notes: list, sources=None) -> dict:
+    """Search, select, evaluate (each resumable), then write studies/<study>/{methods.json, summary.md}."""
+    methods = ["alone", *GRIDS]
+    specs = [s for a in activations for m in methods for s in family(a, m, GRIDS)]
+    tune = list(range(TUNE_SEED, TUNE_SEED + tune_seeds))
+    evals = list(range(OPTIONS.seeds or EVAL_SEEDS))
+    configs = [job_config(args, specs, {"lr": lr, "momentum": 0.9, "epochs": epochs}, val) for lr in lrs]
+    n_search = len(specs) * len(lrs) * tune_seeds
+    print(f"[{study}] search: {len(specs)} specs x {len(lrs)} learning rates x {tune_seeds} seeds", flush=True)
+    if OPTIONS.dry_run:
+        per_seed = [c.count_flops({**jc, "n_seeds": 1}, c.task_table(jc))["per_variant_other_seed"] for jc in configs]
+        flops = sum(sum(f.values()) for f in per_seed) * tune_seeds
+        print(f"  search: {cost_text(n_search, flops)}")
+        n_eval = len(RULES) * len(activations) * len(methods) * len(evals)
+        print(f"  evaluation: at most {n_eval} jobs, about "
+              f"{duration(flops / n_search * n_eval / CORE_RATE / OPTIONS.workers)}")
+        return {}
+    stores = [c.RunDir(RUNS / study / f"lr{i}", jc) for i, jc in enumerate(configs)]
+    run_pool([j for st, jc in zip(stores, configs) for j in pending(st, jc, tune, specs)], "search")
+    search, search_s = load_table(stores, tune, specs)
+    picks = {r: {(a, m): pick(search, [(i, s) for i in range(len(lrs)) for s in family(a, m, GRIDS)], tune, r)
+                 for a in activations for m in methods} for r in RULES}
+    wanted = sorted({p for r in picks for p in picks[r].values() if p is not None})
+    print(f"[{study}] evaluation: {len(wanted)} (learning rate, spec) pairs x {len(evals)} seeds", flush=True)
+    run_pool([j for i, s in wanted for j in pending(stores[i], configs[i], evals, [s])], "evaluation")
+    table, eval_s = load_table(stores, evals, specs)
+    doc = {"study": study, "title": title, "setting_args": args, "activations": activations, "methods": methods,
+           "grids": GRIDS, "learning_rates": lrs, "momentum": 0.9, "epochs": epochs, "val_per_class": val,
+           "tune_seeds": tune, "eval_seeds": evals, "rules": RULES,
+           "search": {s: {str(i): {str(t): scores(search[s][i][t]) | {"failed": search[s][i][t]["failed"]}
+                                   for t in search[s][i]} for i in search[s]} for s in specs},
+           "core_minutes": {"search": search_s / 60, "evaluation": eval_s / 60},
+           "results": {r: evaluate_picks(table, picks[r], activations, methods, lrs, evals) for r in RULES},
+           "environment": c.environment()}
+    out = ROOT / "studies" / study
+    write_text(out / "methods.json", [json.dumps(doc, indent=1, allow_nan=False)])
+    lines = summary_lines(doc, notes, sources)
+    write_text(out / "summary.md", lines)
+    print("\n".join(lines))
+    return doc
+
+
+def evaluate_picks(table: dict, picks: dict, activations: list, methods: list, lrs: list, evals: list) -> dict:
+    """Per family: its pick, every metric over the seeds it did not fail on, and the paired comparisons
+    (activation with X against relu with X; the method against the activation alone), Holm within each."""
+    values, families = {}, {}
+    for (a, m), p in picks.items():
+        key = f"{a} {m}"
+        if p is None:
+            families[key] = {"pick": None}
+            continue
+        i, spec = p
+        runs = table[spec].get(i, {})
+        values[key] = {s: runs[s] for s in evals if s in runs and not runs[s]["failed"]}
+        failed = [s for s in evals if s in runs and runs[s]["failed"]]
+        families[key] = {"pick": {"lr": lrs[i], "spec": spec}, "seeds": len(values[key]), "failed": len(failed),
+                         **{k: c.describe([values[key][s][k] for s in values[key]], c.BOUNDS[k])
+                            for k in c.METRICS}}
+    base = activations[0]
+    competition = {}
+    for m in methods:
+        cmp = {}
+        for a in activations[1:]:
+            if f"{a} {m}" in values and f"{base} {m}" in values:
+                if r := paired(values, f"{a} {m}", f"{base} {m}", "acc", True):
+                    cmp[f"{a} {m}"] = r
+        competition[m] = c.add_holm(cmp, "acc", f"{base} {m}") if cmp else {}
+    method_gain = {}
+    for a in activations:
+        cmp = {}
+        for m in methods[1:]:
+            if f"{a} {m}" in values and f"{a} alone" in values:
+                if r := paired(values, f"{a} {m}", f"{a} alone", "acc", True):
+                    cmp[f"{a} {m}"] = r
+        method_gain[a] = c.add_holm(cmp, "acc", f"{a} alone") if cmp else {}
+    return {"families": families, "competition_adds": competition, "method_gains": method_gain,
+            "per_seed": {k: {str(s): {m: v[s][m] for m in c.METRICS} for s in v} for k, v in values.items()}}
+
+
+def interval(d: dict) -> str:
+    if d["mean"] is None:
+        return "n/a"
+    return f"{d['mean']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]" if d.get("ci95") else f"{d['mean']:.3f}"
+
+
+def summary_lines(doc: dict, notes: list, sources=None) -> list:
+    """The study's summary.md; `sources(doc)` adds lines of its own (a comparison with a paper)."""
+    base = doc["activations"][0]
+    lines = [f"# {doc['title']}", "", f"`python studies/{doc['study']}.py` (setting: `python compete_to_compute.py "
+             f"{' '.join(doc['setting_args'])}`, momentum 0.9, {doc['epochs']} epochs per task, "
+             f"`--val-per-class {doc['val_per_class']}`)", "", *notes, "",
+             f"Search: each activation alone and with each method at every strength of its grid ("
+             + "; ".join(f"{NAMES[m]} {', '.join(f'{v:g}' for v in g)}" for m, g in doc["grids"].items())
+             + f") x learning rates {', '.join(f'{x:g}' for x in doc['learning_rates'])} on tuning seeds "
+             f"{doc['tune_seeds'][0]}-{doc['tune_seeds'][-1]}, chosen on {doc['val_per_class']} validation images "
+             f"per class held out of the training images; evaluation on seeds 0-{doc['eval_seeds'][-1]}, test "
+             f"data. Cost (job time, one core): search {doc['core_minutes']['search']:.0f} min, evaluation "
+             f"{doc['core_minutes']['evaluation']:.0f} min. Rules: "
+             + "; ".join(f"*{r}*: {t}" for r, t in doc["rules"].items()) + "."]
+    for rule, res in doc["results"].items():
+        fam = res["families"]
+        lines += ["", f"## Rule *{rule}*: each activation and method at its selected strength "
+                  f"({len(doc['eval_seeds'])} seeds, test data)", "",
+                  "ACC (mean over tasks at the end) [95% interval]; learning accuracy (each task right after it was "
+                  "learned) in brackets; the selected learning rate and strength under it.", "",
+                  "| activation | " + " | ".join(NAMES[m] for m in doc["methods"]) + " |",
+                  "|---|" + "---|" * len(doc["methods"])]
+        for a in doc["activations"]:
+            cells = []
+            for m in doc["methods"]:
+                f = fam[f"{a} {m}"]
+                if f["pick"] is None:
+                    cells.append("no setting trained on every tuning seed")
+                    continue
+                strength = f["pick"]["spec"].partition(":")[2] or "-"
+                fails = f", {f['failed']} failed" if f["failed"] else ""
+                cells.append(f"{interval(f['acc'])} ({f['learning_acc']['mean']:.2f}){fails}<br>lr "
+                             f"{f['pick']['lr']:g}, {strength}" if f["acc"]["mean"] is not None
+                             else f"every seed failed<br>lr {f['pick']['lr']:g}, {strength}")
+            lines.append(f"| {a} | " + " | ".join(cells) + " |")
+        lines += ["", f"Does competition add to X? ACC of the activation with X minus {base} with X, each at its own "
+                  "selected strength, paired by seed (Holm over the activations within X):", "",
+                  "| X | " + " | ".join(f"{a} − {base}" for a in doc["activations"][1:]) + " |",
+                  "|---|" + "---|" * (len(doc["activations"]) - 1)]
+        for m in doc["methods"]:
+            cells = []
+            for a in doc["activations"][1:]:
+                cmp = res["competition_adds"][m].get(f"{a} {m}")
+                cells.append("n/a" if cmp is None else f"{cmp['diff']['mean']:+.3f} [{cmp['diff']['ci95'][0]:+.3f}, "
+                             f"{cmp['diff']['ci95'][1]:+.3f}], p {fmt_p(cmp)}, ±{cmp['detectable_diff'] or 0:.3f}")
+            lines.append(f"| {NAMES[m]} | " + " | ".join(cells) + " |")
+        lines += ["", "Each cell: mean paired difference [95% interval], Holm-adjusted Wilcoxon p, and the difference "
+                  "that would have been detected with 80% power. n/a: one side has no selected setting or fewer than "
+                  "two seeds that trained.", "",
+                  "Does the method add to the activation? ACC with the method minus the activation alone "
+                  "(Holm over the methods within each activation):", "",
+                  "| activation | " + " | ".join(NAMES[m] for m in doc["methods"][1:]) + " |",
+                  "|---|" + "---|" * (len(doc["methods"]) - 1)]
+        for a in doc["activations"]:
+            cells = []
+            for m in doc["methods"][1:]:
+                cmp = res["method_gains"][a].get(f"{a} {m}")
+                cells.append("n/a" if cmp is None else f"{cmp['diff']['mean']:+.3f}, p {fmt_p(cmp)}")
+            lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    if sources:
+        lines += ["", *sources(doc)]
+    return lines
+
+
+def fmt_p(cmp: dict) -> str:
+    p = cmp["wilcoxon_p_holm"] if cmp["wilcoxon_p_holm"] is not None else cmp["wilcoxon_p"]
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"

@@ -74,10 +74,10 @@ def paired(values: dict, a: str, b: str, metric: str, higher: bool) -> dict | No
 
 
 def run_methods_study(study: str, title: str, args: list, activations: list, lrs: list, epochs: int,
-                      tune_seeds: int, val: int, notes: list, sources=None) -> dict:
+                      tune_seeds: int, val: int, notes: list, sources=None, grids: dict = GRIDS) -> dict:
     """Search, select, evaluate (each resumable), then write studies/<study>/{methods.json, summary.md}."""
     methods = ["alone", *GRIDS]
-    specs = [s for a in activations for m in methods for s in family(a, m, GRIDS)]
+    specs = [s for a in activations for m in methods for s in family(a, m, grids)]
     tune = list(range(TUNE_SEED, TUNE_SEED + tune_seeds))
     evals = list(range(OPTIONS.seeds or EVAL_SEEDS))
     configs = [job_config(args, specs, {"lr": lr, "momentum": 0.9, "epochs": epochs}, val) for lr in lrs]
@@ -94,14 +94,14 @@ def run_methods_study(study: str, title: str, args: list, activations: list, lrs
     stores = [c.RunDir(RUNS / study / f"lr{i}", jc) for i, jc in enumerate(configs)]
     run_pool([j for st, jc in zip(stores, configs) for j in pending(st, jc, tune, specs)], "search")
     search, search_s = load_table(stores, tune, specs)
-    picks = {r: {(a, m): pick(search, [(i, s) for i in range(len(lrs)) for s in family(a, m, GRIDS)], tune, r)
+    picks = {r: {(a, m): pick(search, [(i, s) for i in range(len(lrs)) for s in family(a, m, grids)], tune, r)
                  for a in activations for m in methods} for r in RULES}
-    wanted = sorted({p for r in picks for p in picks[r].values() if p is not None})
+    wanted = list(dict.fromkeys(p for r in RULES for p in picks[r].values() if p is not None))  # rule by rule
     print(f"[{study}] evaluation: {len(wanted)} (learning rate, spec) pairs x {len(evals)} seeds", flush=True)
     run_pool([j for i, s in wanted for j in pending(stores[i], configs[i], evals, [s])], "evaluation")
     table, eval_s = load_table(stores, evals, specs)
     doc = {"study": study, "title": title, "setting_args": args, "activations": activations, "methods": methods,
-           "grids": GRIDS, "learning_rates": lrs, "momentum": 0.9, "epochs": epochs, "val_per_class": val,
+           "grids": grids, "learning_rates": lrs, "momentum": 0.9, "epochs": epochs, "val_per_class": val,
            "tune_seeds": tune, "eval_seeds": evals, "rules": RULES,
            "search": {s: {str(i): {str(t): scores(search[s][i][t]) | {"failed": search[s][i][t]["failed"]}
                                    for t in search[s][i]} for i in search[s]} for s in specs},

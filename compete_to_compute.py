@@ -1301,8 +1301,9 @@ class SI(Penalty):
 
     def end_phase(self, model, phase):
         xi = model.params[0].dtype.type(self.si_xi)
-        for p, s, w, o in zip(model.params, self.start, self.path, self.omega):
-            o += w / (np.square(p - s) + xi)
+        with np.errstate(over="ignore", invalid="ignore"):      # a path that overflowed diverges next phase
+            for p, s, w, o in zip(model.params, self.start, self.path, self.omega):
+                o += w / (np.square(p - s) + xi)
         self.terms = [(self.omega, snapshot(model.params))]
 
 

@@ -82,6 +82,11 @@ def run_methods_study(study: str, title: str, args: list, activations: list, lrs
     evals = list(range(OPTIONS.seeds or EVAL_SEEDS))
     configs = [job_config(args, specs, {"lr": lr, "momentum": 0.9, "epochs": epochs}, val) for lr in lrs]
     n_search = len(specs) * len(lrs) * tune_seeds
+    out = ROOT / "studies" / study
+    if OPTIONS.redraw:                          # the committed results, rewritten: nothing runs
+        doc = json.loads((out / "methods.json").read_text())
+        write_text(out / "summary.md", summary_lines(doc, notes, sources))
+        return doc
     print(f"[{study}] search: {len(specs)} specs x {len(lrs)} learning rates x {tune_seeds} seeds", flush=True)
     if OPTIONS.dry_run:
         per_seed = [c.count_flops({**jc, "n_seeds": 1}, c.task_table(jc))["per_variant_other_seed"] for jc in configs]
@@ -108,7 +113,6 @@ def run_methods_study(study: str, title: str, args: list, activations: list, lrs
            "core_minutes": {"search": search_s / 60, "evaluation": eval_s / 60},
            "results": {r: evaluate_picks(table, picks[r], activations, methods, lrs, evals) for r in RULES},
            "environment": c.environment()}
-    out = ROOT / "studies" / study
     write_text(out / "methods.json", [json.dumps(doc, indent=1, allow_nan=False)])
     lines = summary_lines(doc, notes, sources)
     write_text(out / "summary.md", lines)

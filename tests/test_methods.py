@@ -214,3 +214,27 @@ def test_methods_train_on_real_mnist_repeat_bit_for_bit_and_replay_keeps_the_fir
     assert runs["relu"]["R"][1][0] < 0.05                            # class-incremental: task 1 is gone
     assert runs["relu:replay=10"]["R"][1][0] > 0.5                   # replay keeps much of it
     assert results[0] == results[1]
+
+
+@needs_mnist
+def test_a_job_with_every_method_interrupted_in_task_3_resumes_bit_for_bit(tmp_path, monkeypatch):
+    flags = ["--data-dir", MNIST_DIR, "--hidden", "32", "--epochs", "2", "--n-train-per-class", "60",
+             "--tasks", "01,23,45", "--scenario", "class", "--lr", "0.05",
+             "--models", "relu:ewc=5:si=0.5:l2=0.1:replay=5"]
+    config = c.parse_config(flags)[0]
+    spec = config["models"][0]
+    whole = c.run_course(0, spec, config, headline=False)
+    ckpt = tmp_path / "job.ckpt"
+    real_train = c.train_epoch
+
+    def stop_in_task_3(model, xs, ys, heads, cfg, where):
+        if where["task"] == 3:
+            raise c.Stopped
+        return real_train(model, xs, ys, heads, cfg, where)
+
+    monkeypatch.setattr(c, "train_epoch", stop_in_task_3)
+    with pytest.raises(c.Stopped):
+        c.run_course(0, spec, config, headline=False, checkpoint=ckpt)
+    monkeypatch.setattr(c, "train_epoch", real_train)
+    resumed = c.run_course(0, spec, config, headline=False, checkpoint=ckpt)
+    assert resumed["summary"] == whole["summary"] and not whole["summary"]["failed"]

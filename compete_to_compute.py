@@ -2190,12 +2190,20 @@ def available_memory() -> int | None:
     return None
 
 
+def method_copies(spec: str, n_tasks: int) -> int:
+    """Copies of the parameters a variant's methods keep: EWC two per past task (one online), SI five, L2 one."""
+    methods = parse_variant(spec).methods
+    ewc = methods.get("ewc")
+    return ((0 if not ewc else 2 if ewc["ewc_online"] else 2 * (n_tasks - 1)) + 5 * ("si" in methods)
+            + ("l2" in methods))
+
+
 def estimate_memory(config: dict) -> dict:
     """Bytes a run needs at once, by part and the flag that drives it, before anything is loaded.
 
     Tasks: each task's training, validation and test images as floats (a permuted task holds its own
     copies), plus an epoch's shuffled copy of a phase. Weights: parameters, optimiser state and scratch
-    (4 copies; 5 with Adam), per job running at once. Jobs at once: --workers processes for several seeds,
+    (4 copies; 5 with Adam) and what the methods against forgetting keep (method_copies), per job running at once. Jobs at once: --workers processes for several seeds,
     each with its own tasks; threads sharing the tasks for one seed."""
     counts = DATASETS[config["dataset"]].train_class_counts
     real = 8 if config["dtype"] == "float64" else 4
@@ -2210,6 +2218,7 @@ def estimate_memory(config: dict) -> dict:
     widths = [784] + [config["hidden"]] * config["depth"] + [10]
     params = sum(a * b for a, b in zip(widths, widths[1:])) * real
     weights = params * (5 if config.get("optimizer") == "adam" else 4)
+    weights += params * max(method_copies(spec, len(config["tasks"])) for spec in config["models"])
     several = config["n_seeds"] > 1 and config["workers"] > 1
     at_once = min(config["workers"], config["n_seeds"] * len(config["models"])) if several else (
         len(config["models"]) if config["workers"] > 1 else 1)

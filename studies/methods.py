@@ -86,6 +86,7 @@ def run_methods_study(study: str, title: str, args: list, activations: list, lrs
     if OPTIONS.redraw:                          # the committed results, rewritten: nothing runs
         doc = json.loads((out / "methods.json").read_text())
         write_text(out / "summary.md", summary_lines(doc, notes, sources))
+        methods_figure(doc, out / "methods.png")
         return doc
     print(f"[{study}] search: {len(specs)} specs x {len(lrs)} learning rates x {tune_seeds} seeds", flush=True)
     if OPTIONS.dry_run:
@@ -116,6 +117,7 @@ def run_methods_study(study: str, title: str, args: list, activations: list, lrs
     write_text(out / "methods.json", [json.dumps(doc, indent=1, allow_nan=False)])
     lines = summary_lines(doc, notes, sources)
     write_text(out / "summary.md", lines)
+    methods_figure(doc, out / "methods.png")
     print("\n".join(lines))
     return doc
 
@@ -230,3 +232,41 @@ def summary_lines(doc: dict, notes: list, sources=None) -> list:
 def fmt_p(cmp: dict) -> str:
     p = cmp["wilcoxon_p_holm"] if cmp["wilcoxon_p_holm"] is not None else cmp["wilcoxon_p"]
     return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def methods_figure(doc: dict, path) -> None:
+    """ACC at the end (dot: mean over the evaluation seeds; bar: 95% interval) of each activation alone and
+    with each method at its selected strength, one panel per rule; a hollow marker: learning accuracy (each
+    task right after it was learned), so forgetting shows as the gap between the two."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from common import colour, save_figure
+    acts, meths = doc["activations"], doc["methods"]
+    fig, axes = plt.subplots(1, len(doc["results"]), figsize=(11, 4.2), sharey=True)
+    width = 0.8 / len(acts)
+    for ax, (rule, res) in zip(np.atleast_1d(axes), doc["results"].items()):
+        for j, a in enumerate(acts):
+            for i, m in enumerate(meths):
+                f = res["families"][f"{a} {m}"]
+                x = i - 0.4 + width * (j + 0.5)
+                if f["pick"] is None or f["acc"]["mean"] is None:
+                    ax.text(x, 0.02, "×", ha="center", va="bottom", color=colour(a), fontsize=11)
+                    continue
+                lo, hi = f["acc"]["ci95"] or (f["acc"]["mean"],) * 2
+                ax.plot([x, x], [lo, hi], color=colour(a), lw=2.5, solid_capstyle="butt")
+                ax.plot(x, f["acc"]["mean"], "o", color=colour(a), ms=6, label=a if i == 0 else None)
+                ax.plot(x, f["learning_acc"]["mean"], "o", mfc="none", color=colour(a), ms=6)
+        ax.set_xticks(range(len(meths)), [NAMES[m] for m in meths])
+        ax.set_title(f"rule {rule}: {RULES[rule]}", fontsize=9)
+        ax.set_ylim(0, 1.02)
+        ax.grid(axis="y", alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("ACC at the end (filled), learning accuracy (hollow)")
+    handles = [plt.Line2D([], [], color=colour(a), marker="o", lw=2.5, label=a) for a in acts]
+    handles.append(plt.Line2D([], [], color="0.3", marker="x", lw=0, label="no setting trained"))
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize=9,
+               bbox_to_anchor=(0.5, 1.0))
+    fig.suptitle(f"{doc['title']}: {len(doc['eval_seeds'])} seeds, test data, strengths chosen on validation data",
+                 fontsize=10, y=0.93)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    save_figure(fig, path)

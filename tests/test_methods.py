@@ -238,3 +238,20 @@ def test_a_job_with_every_method_interrupted_in_task_3_resumes_bit_for_bit(tmp_p
     monkeypatch.setattr(c, "train_epoch", real_train)
     resumed = c.run_course(0, spec, config, headline=False, checkpoint=ckpt)
     assert resumed["summary"] == whole["summary"] and not whole["summary"]["failed"]
+
+
+def test_the_memory_estimate_counts_what_each_method_keeps():
+    def weights(models):
+        return c.estimate_memory(c.parse_config(["--permuted", "10", "--models", models, "--workers", "1"])[0])["weights"]
+    params = 4 * (784 * 400 + 400 * 400 + 400 * 10)
+    assert weights("relu:ewc=1") - weights("relu") == 2 * 9 * params          # Fisher and anchor per past task
+    assert weights("relu:ewc=1:ewc_online=1") - weights("relu") == 2 * params
+    assert weights("relu:si=1") - weights("relu") == 5 * params
+    assert weights("relu:replay=10") == weights("relu")                       # images, not weights
+
+
+@pytest.mark.robustness
+def test_a_run_whose_ewc_terms_do_not_fit_in_memory_is_refused_naming_hidden(capsys, monkeypatch):
+    monkeypatch.setattr(c, "available_memory", lambda: 24 * 2 ** 30)
+    assert c.main(["--hidden", "20000", "--permuted", "10", "--models", "relu:ewc=1", "--data-dir", "unused"]) == 2
+    assert "argument --hidden: the run needs about 37.1 GB" in capsys.readouterr().err

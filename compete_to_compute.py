@@ -8,14 +8,17 @@ continual-learning bench built around that question:
     permutations of it (`--permuted N`), in the task-, class- or domain-incremental scenario.
     Variants (`--models relu,lwta:k=4,topk:k=10%,relu:dropout=0.5`) share everything a seed draws
     (training subsample, minibatch order, dropout masks, and initial weights where shapes agree), so
-    each seed is a paired comparison of all of them.
+    each seed is a paired comparison of all of them. The field's methods against forgetting (EWC, SI,
+    L2, replay) are keys of any variant (`lwta:ewc=100`, `topk:replay=20`), so competition is compared
+    with them and combined with them on the same seeds.
     Every variant is tested on every task after every task: the accuracy matrix R, from which ACC,
     backward transfer and forgetting follow.
 
     python compete_to_compute.py --seed 0               # headline run, writes results.json + viz/
     python compete_to_compute.py --seed 0 --n-seeds 10  # paired statistics over 10 seeds
 
-The file reads top to bottom: data, tasks, models, training, experiment, statistics, output, CLI.
+The file reads top to bottom: data, tasks, models, methods against forgetting, training, experiment,
+statistics, output, CLI.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ replay, each strength and learning rate chosen on validation data (see studies/m
 document 001's Table 7 (its EWC and SDMLP+EWC).
 """
 from common import parse_study_args
-from methods import run_methods_study
+from methods import rules_flag, run_methods_study
 
 TABLE_7 = {"relu alone": 0.21, "topk alone": 0.22, "sdm alone": 0.53, "relu ewc": 0.61, "sdm ewc": 0.83}
 
@@ -30,7 +30,7 @@ def beside_table_7(doc: dict) -> list:
 
 
 if __name__ == "__main__":
-    parse_study_args(__doc__)
+    parse_study_args(__doc__, extra=rules_flag)
     run_methods_study("16_methods_class_incremental", "Study 16: methods against forgetting, class-incremental "
                       "split MNIST", ["--tasks", "01,23,45,67,89", "--scenario", "class"],
                       ["relu", "lwta", "topk", "sdm"], lrs=[0.01, 0.05], epochs=5, tune_seeds=3, val=100,

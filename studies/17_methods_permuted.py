@@ -7,12 +7,12 @@ ten tasks' test images after every task is half of it), so the grid is coarser t
 search runs on 2 tuning seeds; the evaluation keeps 20 seeds.
 """
 from common import parse_study_args
-from methods import run_methods_study
+from methods import rules_flag, run_methods_study
 
 GRIDS = {"ewc": (1, 100, 1e4), "si": (0.1, 10, 1e3), "l2": (0.01, 1, 100), "replay": (10, 100)}
 
 if __name__ == "__main__":
-    parse_study_args(__doc__)
+    parse_study_args(__doc__, extra=rules_flag)
     run_methods_study("17_methods_permuted", "Study 17: methods against forgetting, permuted MNIST, 10 tasks",
                       ["--permuted", "10"], ["relu", "lwta", "topk", "sdm"], lrs=[0.01, 0.05], epochs=5,
                       tune_seeds=2, val=50, grids=GRIDS,

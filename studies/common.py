@@ -33,8 +33,9 @@ def positive_int(s: str) -> int:
     return int(s)
 
 
-def parse_study_args(doc: str, argv: list | None = None) -> argparse.Namespace:
-    """Every study script's command line. Nothing runs before it has been read."""
+def parse_study_args(doc: str, argv: list | None = None, extra=None) -> argparse.Namespace:
+    """Every study script's command line (`extra(parser)` adds a study's own flags). Nothing runs before it
+    has been read."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
     p.add_argument("--seeds", type=positive_int, default=None,
@@ -46,6 +47,8 @@ def parse_study_args(doc: str, argv: list | None = None) -> argparse.Namespace:
                    help="print each setting's command line and estimated cost; run nothing, write nothing")
     p.add_argument("--redraw", action="store_true",
                    help="rebuild the study's tables and figures from its committed aggregates; run nothing")
+    if extra:
+        extra(p)
     OPTIONS.__dict__.update(vars(p.parse_args(argv)))
     return OPTIONS
 

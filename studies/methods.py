@@ -21,6 +21,7 @@ Jobs go to studies/runs/<study>/lr<N>/ (one module run folder per learning rate)
 """
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -33,6 +34,23 @@ GRIDS = {"ewc": (1, 10, 100, 1e3, 1e4, 1e5), "si": (0.1, 1, 10, 100, 1e3), "l2":
 NAMES = {"alone": "alone", "ewc": "EWC", "si": "SI", "l2": "L2", "replay": "replay"}
 RULES = {"all": "all tasks: best validation ACC at the end",
          "two": "two tasks: best mean validation accuracy on tasks 1-2 right after task 2"}
+
+
+def rules_flag(parser) -> None:
+    """The methods studies' own flag: evaluate and report only some selection rules (the others' jobs can be
+    run later; what was run is kept)."""
+    parser.add_argument("--rules", default=",".join(RULES), type=rule_list,
+                        help="selection rules to evaluate and report, comma-separated (default: %(default)s)")
+
+
+def rule_list(s: str) -> list:
+    rules = s.split(",")
+    if not rules or any(r not in RULES for r in rules):
+        raise argparse.ArgumentTypeError(f"must be rules from {', '.join(RULES)}, comma-separated; got {s!r}")
+    return rules
+
+
+RULE_TITLES = {"all": "selected on validation ACC at the end", "two": "selected on tasks 1-2 right after task 2"}
 
 
 def family(activation: str, method: str, grids: dict) -> list:
@@ -100,19 +118,20 @@ def run_methods_study(study: str, title: str, args: list, activations: list, lrs
     stores = [c.RunDir(RUNS / study / f"lr{i}", jc) for i, jc in enumerate(configs)]
     run_pool([j for st, jc in zip(stores, configs) for j in pending(st, jc, tune, specs)], "search")
     search, search_s = load_table(stores, tune, specs)
+    rules = getattr(OPTIONS, "rules", None) or list(RULES)
     picks = {r: {(a, m): pick(search, [(i, s) for i in range(len(lrs)) for s in family(a, m, grids)], tune, r)
-                 for a in activations for m in methods} for r in RULES}
-    wanted = list(dict.fromkeys(p for r in RULES for p in picks[r].values() if p is not None))  # rule by rule
+                 for a in activations for m in methods} for r in rules}
+    wanted = list(dict.fromkeys(p for r in rules for p in picks[r].values() if p is not None))  # rule by rule
     print(f"[{study}] evaluation: {len(wanted)} (learning rate, spec) pairs x {len(evals)} seeds", flush=True)
     run_pool([j for i, s in wanted for j in pending(stores[i], configs[i], evals, [s])], "evaluation")
     table, eval_s = load_table(stores, evals, specs)
     doc = {"study": study, "title": title, "setting_args": args, "activations": activations, "methods": methods,
            "grids": grids, "learning_rates": lrs, "momentum": 0.9, "epochs": epochs, "val_per_class": val,
-           "tune_seeds": tune, "eval_seeds": evals, "rules": RULES,
+           "tune_seeds": tune, "eval_seeds": evals, "rules": {r: RULES[r] for r in rules},
            "search": {s: {str(i): {str(t): scores(search[s][i][t]) | {"failed": search[s][i][t]["failed"]}
                                    for t in search[s][i]} for i in search[s]} for s in specs},
            "core_minutes": {"search": search_s / 60, "evaluation": eval_s / 60},
-           "results": {r: evaluate_picks(table, picks[r], activations, methods, lrs, evals) for r in RULES},
+           "results": {r: evaluate_picks(table, picks[r], activations, methods, lrs, evals) for r in rules},
            "environment": c.environment()}
     write_text(out / "methods.json", [json.dumps(doc, indent=1, allow_nan=False)])
     lines = summary_lines(doc, notes, sources)
@@ -243,7 +262,7 @@ def methods_figure(doc: dict, path) -> None:
     import matplotlib.pyplot as plt
     from common import colour, save_figure
     acts, meths = doc["activations"], doc["methods"]
-    fig, axes = plt.subplots(1, len(doc["results"]), figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, len(doc["results"]), figsize=(11, 4.6), sharey=True)
     width = 0.8 / len(acts)
     for ax, (rule, res) in zip(np.atleast_1d(axes), doc["results"].items()):
         for j, a in enumerate(acts):
@@ -258,15 +277,16 @@ def methods_figure(doc: dict, path) -> None:
                 ax.plot(x, f["acc"]["mean"], "o", color=colour(a), ms=6, label=a if i == 0 else None)
                 ax.plot(x, f["learning_acc"]["mean"], "o", mfc="none", color=colour(a), ms=6)
         ax.set_xticks(range(len(meths)), [NAMES[m] for m in meths])
-        ax.set_title(f"rule {rule}: {RULES[rule]}", fontsize=9)
+        ax.set_title(f"rule {rule}: {RULE_TITLES[rule]}", fontsize=9.5)
         ax.set_ylim(0, 1.02)
         ax.grid(axis="y", alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("ACC at the end (filled), learning accuracy (hollow)")
+    np.atleast_1d(axes)[0].set_ylabel("test accuracy")
     handles = [plt.Line2D([], [], color=colour(a), marker="o", lw=2.5, label=a) for a in acts]
-    handles.append(plt.Line2D([], [], color="0.3", marker="x", lw=0, label="no setting trained"))
-    fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize=9,
-               bbox_to_anchor=(0.5, 1.0))
-    fig.suptitle(f"{doc['title']}: {len(doc['eval_seeds'])} seeds, test data, strengths chosen on validation data",
-                 fontsize=10, y=0.93)
-    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    handles += [plt.Line2D([], [], color="0.3", marker="o", lw=0, label="ACC at the end (95% interval)"),
+                plt.Line2D([], [], color="0.3", marker="o", mfc="none", lw=0, label="learning accuracy"),
+                plt.Line2D([], [], color="0.3", marker="x", lw=0, label="no setting trained")]
+    fig.suptitle(f"{doc['title']}: {len(doc['eval_seeds'])} seeds, test data; learning rate and strength "
+                 "chosen on validation data", fontsize=10.5)
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     save_figure(fig, path)

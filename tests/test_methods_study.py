@@ -33,3 +33,13 @@ def test_a_setting_that_failed_on_any_tuning_seed_is_never_picked_and_ties_go_to
     assert methods.pick(search, candidates, [7, 8], "all") == (1, "relu:l2=10")
     assert methods.pick(search, candidates[1:2], [7, 8], "all") is None     # every candidate failed
     assert methods.pick(search, candidates, [7, 8, 9], "all") is None       # a tuning seed not run yet
+
+
+def test_the_rules_flag_takes_known_rules_only(capsys):
+    import pytest
+    from common import parse_study_args
+    assert parse_study_args("doc", ["--rules", "all"], extra=methods.rules_flag).rules == ["all"]
+    with pytest.raises(SystemExit):
+        parse_study_args("doc", ["--rules", "all,first"], extra=methods.rules_flag)
+    assert "argument --rules: must be rules from all, two" in capsys.readouterr().err
+    parse_study_args("doc", [], extra=methods.rules_flag)                    # back to the defaults

@@ -255,3 +255,14 @@ def test_a_run_whose_ewc_terms_do_not_fit_in_memory_is_refused_naming_hidden(cap
     monkeypatch.setattr(c, "available_memory", lambda: 24 * 2 ** 30)
     assert c.main(["--hidden", "20000", "--permuted", "10", "--models", "relu:ewc=1", "--data-dir", "unused"]) == 2
     assert "argument --hidden: the run needs about 37.1 GB" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scenario", [["--tasks", "01,23", "--scenario", "task"], ["--tasks", "01,23", "--scenario", "class"],
+                                      ["--permuted", "2"]], ids=["task", "class", "domain"])
+def test_every_method_runs_in_every_scenario(tmp_path, synthetic, scenario):
+    models = "relu:ewc=1:ewc_online=1:si=1:l2=0.1:replay=5,maxout:ewc=1,lwta:replay=5,topk:k=50%:si=1"
+    assert c.main(tiny_args(tmp_path, synthetic, *scenario, "--models", models, "--workers", "1")) == 0
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["config"]["variants"]["relu:ewc=1:ewc_online=1:si=1:l2=0.1:replay=5"]["replay"] == 5
+    for summary in doc["per_seed"][0]["summary"].values():
+        assert not summary["failed"] and summary["acc"] > 0.5

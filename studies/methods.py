@@ -227,12 +227,14 @@ def summary_lines(doc: dict, notes: list, sources=None) -> list:
             cells = []
             for a in doc["activations"][1:]:
                 cmp = res["competition_adds"][m].get(f"{a} {m}")
+                pairs = "" if cmp is None or cmp["n_pairs"] == len(doc["eval_seeds"]) else f", {cmp['n_pairs']} pairs"
                 cells.append("n/a" if cmp is None else f"{cmp['diff']['mean']:+.3f} [{cmp['diff']['ci95'][0]:+.3f}, "
-                             f"{cmp['diff']['ci95'][1]:+.3f}], p {fmt_p(cmp)}, ±{cmp['detectable_diff'] or 0:.3f}")
+                             f"{cmp['diff']['ci95'][1]:+.3f}], p {fmt_p(cmp)}, ±{cmp['detectable_diff'] or 0:.3f}{pairs}")
             lines.append(f"| {NAMES[m]} | " + " | ".join(cells) + " |")
         lines += ["", "Each cell: mean paired difference [95% interval], Holm-adjusted Wilcoxon p, and the difference "
-                  "that would have been detected with 80% power. n/a: one side has no selected setting or fewer than "
-                  "two seeds that trained.", "",
+                  "that would have been detected with 80% power; the number of pairs when a side failed on some seeds "
+                  "(those seeds are left out). n/a: one side has no selected setting or fewer than two seeds that "
+                  "trained.", "",
                   "Does the method add to the activation? ACC with the method minus the activation alone "
                   "(Holm over the methods within each activation):", "",
                   "| activation | " + " | ".join(NAMES[m] for m in doc["methods"][1:]) + " |",

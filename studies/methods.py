@@ -279,6 +279,7 @@ def methods_figure(doc: dict, path) -> None:
                 ax.plot(x, f["acc"]["mean"], "o", color=colour(a), ms=6, label=a if i == 0 else None)
                 ax.plot(x, f["learning_acc"]["mean"], "o", mfc="none", color=colour(a), ms=6)
         ax.set_xticks(range(len(meths)), [NAMES[m] for m in meths])
+        ax.set_xlim(-0.5, len(meths) - 0.5)
         ax.set_title(f"rule {rule}: {RULE_TITLES[rule]}", fontsize=9.5)
         ax.set_ylim(0, 1.02)
         ax.grid(axis="y", alpha=0.3)

@@ -82,6 +82,13 @@ def pick(search: dict, candidates: list, tune: list, rule: str):
     return None if best is None else (best[1], best[2])
 
 
+def against(values: dict, keys: list, base: str) -> dict:
+    """ACC of each family in `keys` against `base`, paired by seed, Holm over the keys; families without
+    values (or fewer than two common seeds) are left out."""
+    cmp = {k: r for k in keys if k in values and base in values and (r := paired(values, k, base, "acc", True))}
+    return c.add_holm(cmp, "acc", base) if cmp else {}
+
+
 def paired(values: dict, a: str, b: str, metric: str, higher: bool) -> dict | None:
     """a against b on the seeds where neither failed."""
     seeds = sorted(set(values[a]) & set(values[b]))
@@ -158,22 +165,8 @@ def evaluate_picks(table: dict, picks: dict, activations: list, methods: list, l
                          **{k: c.describe([values[key][s][k] for s in values[key]], c.BOUNDS[k])
                             for k in c.METRICS}}
     base = activations[0]
-    competition = {}
-    for m in methods:
-        cmp = {}
-        for a in activations[1:]:
-            if f"{a} {m}" in values and f"{base} {m}" in values:
-                if r := paired(values, f"{a} {m}", f"{base} {m}", "acc", True):
-                    cmp[f"{a} {m}"] = r
-        competition[m] = c.add_holm(cmp, "acc", f"{base} {m}") if cmp else {}
-    method_gain = {}
-    for a in activations:
-        cmp = {}
-        for m in methods[1:]:
-            if f"{a} {m}" in values and f"{a} alone" in values:
-                if r := paired(values, f"{a} {m}", f"{a} alone", "acc", True):
-                    cmp[f"{a} {m}"] = r
-        method_gain[a] = c.add_holm(cmp, "acc", f"{a} alone") if cmp else {}
+    competition = {m: against(values, [f"{a} {m}" for a in activations[1:]], f"{base} {m}") for m in methods}
+    method_gain = {a: against(values, [f"{a} {m}" for m in methods[1:]], f"{a} alone") for a in activations}
     return {"families": families, "competition_adds": competition, "method_gains": method_gain,
             "per_seed": {k: {str(s): {m: v[s][m] for m in c.METRICS} for s in v} for k, v in values.items()}}
 

@@ -100,6 +100,25 @@ def tiny_args(tmp_path, data_dir, *extra):
             "--snapshots", str(tmp_path / "out" / "snapshots.npz"), *extra]
 
 
+def whole_and_resumed(config, spec, task, ckpt, monkeypatch, headline=False) -> tuple:
+    """A job run whole, and the same job stopped at the start of `task` (its checkpoint then holds the
+    tasks before) and run again from that checkpoint: (whole, resumed)."""
+    whole = c.run_course(0, spec, config, headline=headline)
+    real_train = c.train_epoch
+
+    def stop_in_task(model, xs, ys, heads, cfg, where):
+        if where["task"] == task:
+            raise c.Stopped
+        return real_train(model, xs, ys, heads, cfg, where)
+
+    monkeypatch.setattr(c, "train_epoch", stop_in_task)
+    with pytest.raises(c.Stopped):
+        c.run_course(0, spec, config, headline=headline, checkpoint=ckpt)
+    assert ckpt.is_file()
+    monkeypatch.setattr(c, "train_epoch", real_train)
+    return whole, c.run_course(0, spec, config, headline=headline, checkpoint=ckpt)
+
+
 def pytest_terminal_summary(terminalreporter):
     """Say how many of the tests that guard bad input, faults and interruption ran and passed."""
     def count(outcome):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import MNIST_DIR, c, needs_mnist, tiny_args
+from conftest import MNIST_DIR, c, needs_mnist, tiny_args, whole_and_resumed
 from test_model import tiny_model
 
 CFG = {"hidden": 8, "depth": 2, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0}
@@ -222,21 +222,7 @@ def test_a_job_with_every_method_interrupted_in_task_3_resumes_bit_for_bit(tmp_p
              "--tasks", "01,23,45", "--scenario", "class", "--lr", "0.05",
              "--models", "relu:ewc=5:si=0.5:l2=0.1:replay=5"]
     config = c.parse_config(flags)[0]
-    spec = config["models"][0]
-    whole = c.run_course(0, spec, config, headline=False)
-    ckpt = tmp_path / "job.ckpt"
-    real_train = c.train_epoch
-
-    def stop_in_task_3(model, xs, ys, heads, cfg, where):
-        if where["task"] == 3:
-            raise c.Stopped
-        return real_train(model, xs, ys, heads, cfg, where)
-
-    monkeypatch.setattr(c, "train_epoch", stop_in_task_3)
-    with pytest.raises(c.Stopped):
-        c.run_course(0, spec, config, headline=False, checkpoint=ckpt)
-    monkeypatch.setattr(c, "train_epoch", real_train)
-    resumed = c.run_course(0, spec, config, headline=False, checkpoint=ckpt)
+    whole, resumed = whole_and_resumed(config, config["models"][0], 3, tmp_path / "job.ckpt", monkeypatch)
     assert resumed["summary"] == whole["summary"] and not whole["summary"]["failed"]
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import MNIST_DIR, c, needs_mnist, tiny_args
+from conftest import MNIST_DIR, c, needs_mnist, tiny_args, whole_and_resumed
 
 
 def config_of(*flags):
@@ -234,21 +234,8 @@ def test_a_checkpointed_job_interrupted_after_task_1_resumes_bit_for_bit(tmp_pat
              "--optimizer", "adam", "--lr", "0.003", "--models", "kwinners:percent_on=0.2"]
     config = c.parse_config(flags)[0]
     spec = config["models"][0]
-    whole = c.run_course(0, spec, config, headline=True)
     ckpt = tmp_path / "job.ckpt"
-    real_train = c.train_epoch
-
-    def stop_in_task_2(model, xs, ys, heads, cfg, where):
-        if where["task"] == 2:
-            raise c.Stopped
-        return real_train(model, xs, ys, heads, cfg, where)
-
-    monkeypatch.setattr(c, "train_epoch", stop_in_task_2)
-    with pytest.raises(c.Stopped):
-        c.run_course(0, spec, config, headline=True, checkpoint=ckpt)
-    assert ckpt.is_file()
-    monkeypatch.setattr(c, "train_epoch", real_train)
-    resumed = c.run_course(0, spec, config, headline=True, checkpoint=ckpt)
+    whole, resumed = whole_and_resumed(config, spec, 2, ckpt, monkeypatch, headline=True)
     assert resumed["summary"] == whole["summary"]
     np.testing.assert_array_equal(resumed["curves"], whole["curves"])
     np.testing.assert_array_equal(resumed["units"]["W1"], whole["units"]["W1"])

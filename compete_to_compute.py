@@ -76,6 +76,7 @@ class DatasetSpec:
     sha256: dict                   # IDX file name -> digest of the decompressed file
     mirrors: tuple                 # base URLs, tried in order
     train_class_counts: tuple      # training images per class, known from the pinned files
+    pixel_mean_std: tuple          # what --normalize subtracts from and divides every pixel (in [0, 1]) by
 
 
 DATASETS = {
@@ -88,7 +89,9 @@ DATASETS = {
             "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"},
         mirrors=("https://storage.googleapis.com/cvdf-datasets/mnist/",
                  "https://ossci-datasets.s3.amazonaws.com/mnist/"),
-        train_class_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)),
+        train_class_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+        # numenta/nupic.research's constants (permuted_mnist.py); the training images' own mean is 0.13066048
+        pixel_mean_std=(0.13062755, 0.30810780)),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist", env_var="FASHION_MNIST_DIR",
         sha256={
@@ -98,7 +101,8 @@ DATASETS = {
             "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"},
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
                  "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"),
-        train_class_counts=(6000,) * 10),
+        train_class_counts=(6000,) * 10,
+        pixel_mean_std=(0.28604060, 0.35302424)),          # of its 60,000 training images
 }
 DOWNLOAD_TIMEOUT_S = 30
 
@@ -348,6 +352,13 @@ def to_float(images: np.ndarray) -> np.ndarray:
     return np.multiply(images, np.float32(1 / 255), dtype=np.float32)
 
 
+def normalize(x: np.ndarray, dataset: str) -> np.ndarray:
+    """--normalize: (x - mean) / std with the data set's pixel mean and std (DatasetSpec.pixel_mean_std), as
+    torchvision's Normalize does in the k-winners source; centred inputs change what an initialisation means."""
+    mean, std = (np.float32(v) for v in DATASETS[dataset].pixel_mean_std)
+    return (x - mean) / std
+
+
 def head_mask(classes, scenario: str) -> np.ndarray:
     """The output units a task may use: its own classes' logits (task scenario) or all of them."""
     head = np.zeros(10, dtype=bool)
@@ -396,7 +407,7 @@ def seed_streams(seed: int) -> list:
 
 
 TASK_KEYS = ("dataset", "data_dir", "tasks", "permuted", "scenario", "n_train_per_class", "n_train_first",
-             "val_per_class", "dtype")
+             "val_per_class", "dtype", "normalize")
 
 
 @lru_cache(maxsize=2)
@@ -422,6 +433,8 @@ def _cached_tasks(seed: int, key: str) -> list:
             if t > 0:                            # task 1 is plain MNIST
                 pixels = perm_rng.permutation(x_train.shape[1])
                 x_train, x_test, x_val = x_train[:, pixels], x_test[:, pixels], x_val[:, pixels]
+        if config["normalize"]:
+            x_train, x_test, x_val = (normalize(x, config["dataset"]) for x in (x_train, x_test, x_val))
         x_train, x_test, x_val = (x.astype(config["dtype"], copy=False) for x in (x_train, x_test, x_val))
         tasks.append(Task(task_label(classes, permutation), tuple(classes),
                           head_mask(classes, config["scenario"]), x_train, labels[rows].astype(np.int64),
@@ -432,8 +445,12 @@ def _cached_tasks(seed: int, key: str) -> list:
 def make_tasks(seed: int, config: dict) -> list:
     """The seed's tasks, in training order. Built once per seed and process: every variant of a seed
     trains on the same images (jobs of one seed running side by side share them)."""
-    key = {k: config[k] if k in config else ADDED_SETTINGS[k] for k in TASK_KEYS}   # older configs: defaults
-    return _cached_tasks(seed, json.dumps(key))
+    return _cached_tasks(seed, task_key(config))
+
+
+def task_key(config: dict) -> str:
+    """What decides a seed's tasks, as a cache key (settings newer than a config take their defaults)."""
+    return json.dumps({k: config[k] if k in config else ADDED_SETTINGS[k] for k in TASK_KEYS})
 
 
 def training_phases(tasks: list, joint: bool) -> list:
@@ -551,6 +568,15 @@ class Activation:
         """The network's input as the first hidden layer sees it."""
         return x
 
+    def density(self) -> float:
+        """The expected share of this layer's outputs that are non-zero (what --init modified scales the next
+        layer's weights by): a half for a rectifier, the winners' share under competition."""
+        return 0.5
+
+    def weight_density(self) -> float:
+        """The share of this layer's incoming weights that may be non-zero."""
+        return 1.0
+
     def constrain(self, W: np.ndarray, b: np.ndarray, first: bool) -> None:
         """After initialisation and every update, in place: the weights and biases feeding this layer."""
 
@@ -596,6 +622,9 @@ class LWTA(Activation):
     def problem(self):
         return f"k={self.k} does not divide --hidden {self.width}" if self.width % self.k else None
 
+    def density(self):
+        return 1 / self.k
+
     def mask(self, z, training):
         return block_winners(z, self.k)
 
@@ -607,6 +636,9 @@ class Maxout(LWTA):
 
     def out_width(self):
         return self.width // self.k
+
+    def density(self):
+        return 1.0
 
     def forward(self, z, mask):
         return z.reshape(len(z), self.k, -1).max(axis=1)
@@ -648,6 +680,9 @@ class TopK(Activation):
 
     def problem(self):
         return f"k={self.k} is more than --hidden {self.width}" if self.n_kept > self.width else None
+
+    def density(self):
+        return self.n_kept / self.width
 
     def mask(self, z, training):
         return top_k(z, self.n_kept)
@@ -694,6 +729,9 @@ class SDM(Activation):
         if self.n_kept >= self.width:
             return f"k={self.k} must be less than --hidden {self.width} (the (k+1)-th unit sets the inhibition)"
         return None
+
+    def density(self):
+        return self.n_kept / self.width
 
     @classmethod
     def caveat(cls, config):
@@ -802,6 +840,12 @@ class KWinners(Activation):
                     f"{self.width} (k = {self.n_kept})")
         return None
 
+    def density(self):
+        return self.percent_on                  # as the source, not the rounded k / width
+
+    def weight_density(self):
+        return self.weight_sparsity
+
     def setup(self, W, seq):
         n_in = W.shape[0]
         self.duty = np.zeros(self.width, dtype=W.dtype)
@@ -843,7 +887,9 @@ VARIANT_KEYS = {"dropout_in": (rate, 0.0, "input dropout rate while training"),
                 "bias": (zero_or_one, 1, "0: no biases (held at exactly zero); sleep implies 0"),
                 "sleep": (zero_or_one, 0, "1: sleep replay consolidation after each task (bias-free)"),
                 "sleep_iters": (int_at_least(1, "an integer >= 1"), 15000,
-                                "sleep time steps after the first task, a third more after each later one")}
+                                "sleep time steps after the first task, a third more after each later one"),
+                "lr": (real_in(0, math.inf, "a positive number", True, True), None,
+                       "this variant's learning rate (default: --lr), so models at their own rates share a run")}
 
 
 @dataclass(frozen=True)
@@ -857,6 +903,7 @@ class Variant:
     bias: int = 1
     sleep: int = 0
     sleep_iters: int = 15000
+    lr: float | None = None
     methods: dict = field(default_factory=dict)     # {"ewc": {"ewc": 100.0, "ewc_online": 0}, ...}: those on
 
     def layers(self, width: int, depth: int) -> list:
@@ -872,13 +919,15 @@ class Variant:
 
     def settings(self) -> dict:
         """Everything that defines the variant (two specs with equal settings are the same model). The
-        bias and sleep keys appear only when set, so the settings of earlier run folders still match."""
+        bias, sleep and lr keys appear only when set, so the settings of earlier run folders still match."""
         out = {"activation": self.activation, **self.params, "dropout_in": self.dropout_in,
                "dropout": self.dropout}
         if not self.bias:
             out["bias"] = 0
         if self.sleep:
             out.update(sleep=1, sleep_iters=self.sleep_iters)
+        if self.lr is not None:
+            out["lr"] = self.lr
         for params in self.methods.values():
             out.update(params)
         return out
@@ -934,41 +983,48 @@ INIT_GAIN = {"he": 2.0, "lecun": 1.0}     # weight variance = gain / fan-in
 
 
 def init_spec(s: str) -> str:
-    """--init: he, lecun, torch, or uniform:S (weights uniform in [-S, S])."""
+    """--init: he, lecun, torch, modified, or uniform:S (weights uniform in [-S, S])."""
     kind, colon, scale = s.partition(":")
-    if kind in (*INIT_GAIN, "torch") and not colon:
+    if kind in (*INIT_GAIN, "torch", "modified") and not colon:
         return s
     try:
         ok = kind == "uniform" and 0 < float(scale) < math.inf
     except ValueError:
         ok = False
     if not ok:
-        raise argparse.ArgumentTypeError(f"must be he, lecun, torch or uniform:S with S > 0 (e.g. uniform:0.01), "
+        raise argparse.ArgumentTypeError(f"must be he, lecun, torch, modified or uniform:S with S > 0 (e.g. uniform:0.01), "
                                          f"got {s!r}")
     return s
 
 
 def init_params(shapes: list, rng, gain: float = 2.0, dtype: str = "float32", uniform: float | None = None,
-                torch: bool = False) -> list:
+                torch: bool = False, densities: list | None = None) -> list:
     """[W1, b1, ..., W_out, b_out]: normal weights of variance gain / fan-in (He: 2, LeCun: 1) and zero
     biases; or with `uniform`, weights uniform in [-uniform, uniform] and zero biases; or with `torch`,
-    torch.nn.Linear's default: weights and biases uniform in [-1/sqrt(fan-in), 1/sqrt(fan-in)]."""
+    torch.nn.Linear's default: weights and biases uniform in [-1/sqrt(fan-in), 1/sqrt(fan-in)].
+    With `densities` too (--init modified: numenta/nupic.research's "modified" initialisation, Iyer et al.
+    2022), layer i's weights are uniform in +-1/sqrt(densities[i] fan-in), the fan-in counted in inputs likely
+    to be non-zero through weights that may be non-zero (input density x weight density); biases as torch's."""
     params = []
-    for a, b in shapes:
+    for i, (a, b) in enumerate(shapes):
         if torch:
             bound = 1 / math.sqrt(a)
-            params += [rng.uniform(-bound, bound, (a, b)).astype(dtype), rng.uniform(-bound, bound, b).astype(dtype)]
+            w_bound = 1 / math.sqrt(a * densities[i]) if densities else bound
+            params += [rng.uniform(-w_bound, w_bound, (a, b)).astype(dtype),
+                       rng.uniform(-bound, bound, b).astype(dtype)]
             continue
         W = rng.uniform(-uniform, uniform, (a, b)) if uniform else rng.standard_normal((a, b)) * math.sqrt(gain / a)
         params += [W.astype(dtype), np.zeros(b, dtype=dtype)]
     return params
 
 
-def init_arguments(init: str) -> dict:
-    """An --init value as init_params' keyword arguments."""
+def init_arguments(init: str, densities: list) -> dict:
+    """An --init value as init_params' keyword arguments (`densities`: each layer's input x weight density)."""
     kind, _, scale = init.partition(":")
     if kind in INIT_GAIN:
         return {"gain": INIT_GAIN[kind]}
+    if kind == "modified":
+        return {"torch": True, "densities": densities}
     return {"torch": True} if kind == "torch" else {"uniform": float(scale)}
 
 
@@ -996,14 +1052,18 @@ class Model:
         self.layers = variant.layers(config["hidden"], config["depth"])
         ins = [n_in] + [layer.out_width() for layer in self.layers]
         outs = [config["hidden"]] * config["depth"] + [10]
+        densities = [a * w for a, w in zip([1.0] + [layer.density() for layer in self.layers],
+                                           [layer.weight_density() for layer in self.layers] + [1.0])]
         self.params = init_params(list(zip(ins, outs)), np.random.default_rng(streams[0]),
-                                  dtype=config.get("dtype", "float32"), **init_arguments(config.get("init", "he")))
+                                  dtype=config.get("dtype", "float32"),
+                                  **init_arguments(config.get("init", "he"), densities))
         rates = [variant.dropout_in] + [variant.dropout] * config["depth"]
         self.dropout = [(p, np.random.default_rng(child(streams[3], i))) if p else None
                         for i, p in enumerate(rates)]
         for i, layer in enumerate(self.layers):
             layer.setup(self.params[2 * i], child(streams[5], i))
-        self.optimizer = type(self.layers[0]).optimizer      # every hidden layer has the same activation
+        self.optimizer = {**type(self.layers[0]).optimizer,     # every hidden layer has the same activation
+                          **({"lr": variant.lr} if variant.lr else {})}
         self.loss = LOSSES[config.get("loss", "xent")]
         self.methods = variant.build_methods(streams[9])
         self.constrain()
@@ -1512,19 +1572,23 @@ def evaluate(model: Model, task: Task, with_freq: bool = False, chunk: int = 102
 
 
 CHANCE_MARGIN = 0.05               # within this of chance on the task just trained = learned nothing
+CURVE_POINTS = 100                 # a headline job's curves: after every epoch up to this many, then spaced
 
 
-def learned_nothing(phase: Phase, tasks: list, row: list, freqs: list) -> str | None:
+def learned_nothing(phase: Phase, tasks: list, row: list, freqs: list | None) -> str | None:
     """Why a model failed to learn the phase it just trained on, or None.
 
     Test accuracy within 5 points of chance (one over the number of allowed outputs), or a hidden layer
-    with no unit firing on any of the phase's test images (its output is then constant).
+    with no unit firing on any of the phase's test images (its output is then constant). Without test
+    images (--no-test) `row` holds validation accuracies and the firing check is left out.
     """
     acc = float(np.mean([row[t] for t in phase.tasks]))
     chance = float(np.mean([1 / np.count_nonzero(tasks[t].head) for t in phase.tasks]))
+    split = "test" if freqs else "validation"
     if acc <= chance + CHANCE_MARGIN:
-        return f"test accuracy {acc:.4f} on the tasks just trained is within {CHANCE_MARGIN} of chance ({chance:.4f})"
-    for layer in range(len(freqs[phase.tasks[0]])):
+        return (f"{split} accuracy {acc:.4f} on the tasks just trained is within {CHANCE_MARGIN} of chance "
+                f"({chance:.4f})")
+    for layer in range(len(freqs[phase.tasks[0]]) if freqs else 0):
         if all(not freqs[t][layer].any() for t in phase.tasks):
             return f"no unit of hidden layer {layer + 1} fires on any test image of the tasks just trained"
     return None
@@ -1843,14 +1907,15 @@ def continual_metrics(R: np.ndarray) -> dict:
     """The field's summaries of the accuracy matrix R[i][j] (accuracy on task j after training task i).
 
     ACC = mean_j R[T][j]; BWT = mean_{j<T} R[T][j] - R[j][j]; forgetting = mean_{j<T} of the best
-    accuracy task j ever had before the end, max_{l<T} R[l][j], minus R[T][j] (positive = lost);
+    accuracy task j had after it was trained and before the end, max_{j<=l<T} R[l][j], minus R[T][j]
+    (positive = lost; rows before task j was trained are not read, and need not be measured);
     learning accuracy = mean_j R[j][j]. A single row (joint training) has ACC only.
     """
     T = R.shape[1]
     out = {"acc": float(np.mean(R[-1])), "forgetting": None, "bwt": None, "learning_acc": None}
     if R.shape[0] == T and T > 1:
         out["bwt"] = float(np.mean([R[T - 1, j] - R[j, j] for j in range(T - 1)]))
-        out["forgetting"] = float(np.mean([R[:T - 1, j].max() - R[T - 1, j] for j in range(T - 1)]))
+        out["forgetting"] = float(np.mean([R[j:T - 1, j].max() - R[T - 1, j] for j in range(T - 1)]))
         out["learning_acc"] = float(np.mean(np.diag(R)))
     return out
 
@@ -1888,9 +1953,9 @@ def nan_to_none(M: np.ndarray) -> list:
 
 def summarize(R: np.ndarray, freq: list | None, failed: dict | None) -> dict:
     """What one variant of one seed contributes: R, its metrics, active fractions and task selectivity
-    per layer (or the failure)."""
+    per layer (or the failure; or R alone, empty, for a job that read no test image)."""
     rows = nan_to_none(R)
-    if failed:
+    if failed or freq is None:
         return {"failed": failed, "R": rows}
     active = [[float(f.mean()) for f in per_layer] for per_layer in freq]
     selective, silent = task_selectivity(freq)
@@ -1925,12 +1990,16 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     """One variant's whole course for one seed: every phase in order, evaluated along the way.
 
     The variants of a seed share what the seed draws and nothing else, so each course is an
-    independent job. The headline seed is tested on every task before training and after every epoch
-    (the curves the figures draw); every seed is tested on every task at the end of each phase (R).
-    With validation images (--val-per-class), every seed is also scored on every task's validation
-    images at the end of each phase (val_R) and after every epoch of the last phase (val_last, what
-    the learning/forgetting frontier is drawn from): what hyperparameters are chosen on, never the test.
-    A model that fails (diverges, or learns nothing) stops there and reports where.
+    independent job. A job measures what its outputs read, and no more. The headline seed is tested on
+    every task before training and after every epoch (the curves the figures draw; in runs of more than
+    CURVE_POINTS epochs, at that many evenly spaced epochs and every phase end). Every other seed is tested
+    at the end of each phase on the tasks trained so far, and those are R's entries in every job (tasks
+    not yet trained are in the headline's curves alone, where the accuracy-matrix figure reads them: a
+    job's numbers do not depend on whether it was the headline). With validation images (--val-per-class), every
+    seed is also scored on every task's validation images at the end of each phase (val_R) and after every
+    epoch of the last phase (val_last, what the learning/forgetting frontier is drawn from): what
+    hyperparameters are chosen on, never the test; with --no-test (a search job) the test images are not
+    read at all. A model that fails (diverges, or learns nothing) stops there and reports where.
     With a `checkpoint` path the course's whole state (weights, optimiser, random generators, mechanism
     state, what was measured so far) is saved there at each phase end but the last, and a course started
     again resumes from it: the result is the same bit for bit, and an interruption loses at most a phase.
@@ -1946,6 +2015,8 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     sleep_rng, slept = np.random.default_rng(streams[6]), []
     submask = SubmaskAnalysis(model, tasks, streams[7], weighted=config.get("knn_weighted", False)) if headline else None
     n_points = len(phases) * epochs + 1
+    every = math.ceil((n_points - 1) / CURVE_POINTS)        # the headline's curves: every this many epochs
+    test = not config.get("no_test", False)
     curves = np.full((n_points, len(tasks)), np.nan)
     R = np.full((len(phases), len(tasks)), np.nan)
     with_val = config.get("val_per_class", 0) > 0
@@ -1985,19 +2056,22 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
             model.train_s += time.perf_counter() - t0
         if submask:
             submask.record()
-        if with_val and (e == epochs - 1 or ph == len(phases) - 1):
+        phase_end = e == epochs - 1
+        if with_val and (phase_end or ph == len(phases) - 1):
             val_row = [evaluate(model, t, split="val")[0] for t in tasks]
-            if e == epochs - 1:
+            if phase_end:
                 val_R[ph] = val_row
             if ph == len(phases) - 1:
                 val_last[e] = val_row
-        if headline or e == epochs - 1:
-            results = [evaluate(model, t, with_freq=e == epochs - 1) for t in tasks]
+        if (headline and (point % every == 0 or phase_end)) or phase_end:
+            tested = len(tasks) if headline else max(phase.tasks) + 1 if test else 0
+            results = [evaluate(model, t, with_freq=phase_end) if j < tested else (math.nan, None)
+                       for j, t in enumerate(tasks)]
             row = [acc for acc, _ in results]
             curves[point] = row
-            if e == epochs - 1:
-                R[ph], freq = row, [f for _, f in results]
-                reason = learned_nothing(phase, tasks, row, freq)
+            if phase_end:                       # R: the tasks trained so far, the same in every job
+                R[ph, :max(phase.tasks) + 1], freq = row[:max(phase.tasks) + 1], [f for _, f in results]
+                reason = learned_nothing(phase, tasks, row if test else val_R[ph], freq if test else None)
                 if reason:
                     model.failed = {"reason": "learned nothing", **where, "detail": reason}
                     break
@@ -2012,7 +2086,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
             print(f"seed {seed}  {stage}  epoch {e + 1}/{epochs}  {spec:<10} loss {loss:.4f}  {accs}", flush=True)
     if progress and model.failed:
         print(f"seed {seed}  {spec}: {failure_text(model.failed)}", flush=True)
-    out = {"seed": seed, "variant": spec, "summary": summarize(R, freq, model.failed),
+    out = {"seed": seed, "variant": spec, "summary": summarize(R, freq if test else None, model.failed),
            "timings": {"train_s": model.train_s, "eval_s": model.eval_s}}
     if with_val:
         out["summary"]["val_R"], out["summary"]["val_last"] = nan_to_none(val_R), nan_to_none(val_last)
@@ -2586,7 +2660,7 @@ RUN_FILE = "run.json"
 NOT_SETTINGS = ("seed", "n_seeds", "workers", "out", "snapshots", "data_dir", "run_dir", "recipe", "headline_seed")
 ADDED_SETTINGS = {"max_norm": None, "val_per_class": 0, "n_train_first": None, "loss": "xent", "optimizer": "sgd",
                   "adam_betas": [0.9, 0.999], "adam_eps": 1e-8, "clip_grad_norm": None,
-                  "knn_weighted": False}
+                  "knn_weighted": False, "normalize": False}
 # flags newer than some run folders, with the values those folders ran with
 
 
@@ -2745,6 +2819,11 @@ def task_table(config: dict) -> list:
              "n_train": len(t.y_train), "n_test": len(t.y_test), "n_val": len(t.y_val)} for t in seed_tasks]
 
 
+def full_matrix(headline: dict, variant: str, config: dict) -> np.ndarray:
+    """The headline's accuracy matrix with the tasks not yet trained too: its curves at the phase ends."""
+    return np.asarray(headline["curves"][variant])[config["epochs"] * np.arange(1, len(headline["summary"][variant]["R"]) + 1)]
+
+
 def snapshot_arrays(headline: dict, config: dict, tasks: list) -> dict:
     """Everything the figure and GIF scripts draw, from the headline seed (schema 2, see the README)."""
     n_phases = 1 if config["joint"] else len(tasks)
@@ -2757,8 +2836,7 @@ def snapshot_arrays(headline: dict, config: dict, tasks: list) -> dict:
     for v in config["models"]:
         units = headline["units"][v]
         arrays[f"curve_{v}"] = headline["curves"][v]
-        arrays[f"R_{v}"] = np.array([[np.nan if a is None else a for a in row]
-                                     for row in headline["summary"][v]["R"]], dtype=np.float64)
+        arrays[f"R_{v}"] = full_matrix(headline, v, config).astype(np.float64)
         with np.errstate(over="ignore", invalid="ignore"):      # a diverged model's weights may not fit
             arrays[f"W1_init_{v}"] = units["W1_init"].astype(np.float16)
             arrays[f"W1_{v}"] = units["W1"].astype(np.float16)
@@ -2792,8 +2870,9 @@ def fmt(x, spec: str = ".4f") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
-def print_table(summary: dict, config: dict, tasks: list) -> None:
-    """The headline seed: each variant's metrics, then its accuracy matrix."""
+def print_table(headline: dict, config: dict, tasks: list) -> None:
+    """The headline seed: each variant's metrics, then its accuracy matrix (tasks not yet trained too)."""
+    summary = headline["summary"]
     width = max(8, *(len(v) for v in summary)) + 2
     layers = ", ".join(f"L{i}" for i in range(1, config["depth"] + 1))
     print(f"{'variant':<{width}}{'ACC':>8}{'forgetting':>12}{'BWT':>9}{'learning':>10}   active units {layers} "
@@ -2809,7 +2888,7 @@ def print_table(summary: dict, config: dict, tasks: list) -> None:
           + "; column j = test accuracy on task j (" + "; ".join(f"T{j + 1} {t['label']}" for j, t in enumerate(tasks))
           + ")")
     for v, s in summary.items():
-        for i, row in enumerate([] if s["failed"] else s["R"]):
+        for i, row in enumerate([] if s["failed"] else full_matrix(headline, v, config).tolist()):
             label = v if i == 0 else ""
             print(f"  {label:<{width}}{'joint' if config['joint'] else f'T{i + 1}':>5}  "
                   + " ".join(f"{fmt(a):>6}" for a in row))
@@ -2952,13 +3031,15 @@ RECIPES = {
     "kwta-permuted": Recipe(
         "numenta/nupic.research, projects/dendrites (Iyer et al. 2022): the sparse-representations-only "
         "configuration for 10 permuted-MNIST tasks, figure data in permutedMNIST/figures/figures.ipynb",
-        ("--permuted", "10", "--hidden", "2048", "--depth", "2", "--init", "torch", "--optimizer", "adam",
-         "--lr", "0.0001", "--weight-decay", "0", "--batch-size", "256", "--epochs", "5",
+        ("--permuted", "10", "--hidden", "2048", "--depth", "2", "--init", "modified", "--normalize",
+         "--optimizer", "adam", "--lr", "0.0001", "--weight-decay", "0", "--batch-size", "256", "--epochs", "5",
          "--n-train-first", "60000",
-         "--models", "relu,kwinners:percent_on=0.05:boost_strength=0:k_inference_factor=1:weight_sparsity=0.5"),
-        "Iyer et al. 2022 (8 seeds): after 10 tasks kWTA 91.3 %, dense MLP 82.0 % (its own lr, 3e-6)",
-        "5 epochs per task are about 1.1e14 FLOPs per model and seed; studies/15_recipes.py runs 1 (3 seeds) "
-        "and 5 (seed 0); inputs are not mean/std-normalised and the dense MLP shares kWTA's learning rate"),
+         "--models", "relu:lr=3e-06,"
+                     "kwinners:percent_on=0.05:boost_strength=0:k_inference_factor=1:weight_sparsity=0.5"),
+        "Iyer et al. 2022 (8 seeds): after 10 tasks kWTA 91.3 %, dense MLP 82.0 % (its own lr, 3e-6, from "
+        "projects/dendrites/permutedMNIST/experiments/mlp.py)",
+        "5 epochs per task are about 1.1e14 FLOPs per model and seed (about 25 minutes of one core); the "
+        "source's permutations come from its dataset seed 42, ours from each seed; our output layer is dense"),
 }
 EXCLUSIVE_FLAGS = (("n_train_first", "n_train_per_class"), ("permuted", "tasks"))
 
@@ -3055,7 +3136,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--init", type=init_spec, default="he",
       help="initial weights: he (normal, variance 2/fan-in, zero biases), lecun (1/fan-in), uniform:S "
            "(uniform in [-S, S], zero biases) or torch (torch.nn.Linear's: weights and biases uniform in "
-           "+-1/sqrt(fan-in)) (default %(default)s)")
+           "+-1/sqrt(fan-in)) or modified (torch's, each layer's weight bound over sqrt(input density x weight "
+           "density): numenta/nupic.research's, for sparse layers) (default %(default)s)")
+    a("--normalize", action="store_true",
+      help="inputs as (pixel - mean) / std with the data set's constants (MNIST: 0.13062755, 0.30810780, "
+           "numenta/nupic.research's) instead of pixels in [0, 1]")
     a("--dtype", choices=("float32", "float64"), default="float32",
       help="floating-point type of all the maths (default %(default)s)")
     a("--out", default=None,
@@ -3135,6 +3220,9 @@ def parse_config(argv: list | None) -> tuple:
         same_model[key] = spec
         if problem := method_problem(parse_variant(spec), args):
             parser.error(f"argument --models: {spec!r}: {problem}")
+        if args.normalize and parse_variant(spec).sleep:
+            parser.error(f"argument --normalize: {spec!r} sleeps, and its spiking phase reads pixels as firing "
+                         "rates in [0, 1]: leave --normalize out")
     if args.joint and args.momentum_carry:
         if "momentum_carry" in given_flags(parser, argv or []):
             parser.error("argument --momentum-carry: not allowed with --joint (one phase: nothing to carry)")
@@ -3198,7 +3286,7 @@ def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv
     scenario = "joint training (upper bound), " if config["joint"] else ""
     print(f"\nseed {headline['seed']}: {scenario}{config['scenario']}-incremental, {len(tasks)} tasks, "
           f"{config['dataset']}")
-    print_table(headline["summary"], config, tasks)
+    print_table(headline, config, tasks)
     if doc["aggregate"]:
         print_aggregate(doc["aggregate"], len(runs))
     print(f"\nwrote {out} and {snapshots} in {timings['total_s']:.2f} s "

@@ -282,7 +282,7 @@ def test_tasks_are_balanced_disjoint_and_use_every_test_image(synthetic):
     assert [len(t.x_test) for t in tasks] == [36, 24, 24]                 # all 12 test images per class
     assert [set(np.unique(t.y_test)) for t in tasks] == [{0, 2, 4}, {1, 3}, {5, 6}]
     assert tasks[0].x_train.dtype == np.float32 and 0 <= tasks[0].x_train.min() and tasks[0].x_train.max() <= 1
-    again = c._cached_tasks.__wrapped__(0, c.json.dumps({k: task_config(synthetic)[k] for k in c.TASK_KEYS}))
+    again = c._cached_tasks.__wrapped__(0, c.task_key(task_config(synthetic)))
     assert all(np.array_equal(a.x_train, b.x_train) for a, b in zip(tasks, again))   # reproducible from the seed
 
 

@@ -28,10 +28,10 @@ RESOLVED = {
                         "epochs": 500, "n_train_first": 60000,
                         "models": ["relu", "topk:k=10", "sdm:k=10:schedule=gaba:gaba=5000000",
                                    "sdm:k=1:schedule=gaba:gaba=5000000"]},
-    "kwta-permuted": {"permuted": 10, "scenario": "domain", "hidden": 2048, "depth": 2, "init": "torch",
-                      "optimizer": "adam", "lr": 0.0001, "adam_betas": [0.9, 0.999], "weight_decay": 0.0,
-                      "batch_size": 256, "epochs": 5, "n_train_first": 60000,
-                      "models": ["relu", "kwinners:percent_on=0.05:boost_strength=0:k_inference_factor=1:"
+    "kwta-permuted": {"permuted": 10, "scenario": "domain", "hidden": 2048, "depth": 2, "init": "modified",
+                      "normalize": True, "optimizer": "adam", "lr": 0.0001, "adam_betas": [0.9, 0.999],
+                      "weight_decay": 0.0, "batch_size": 256, "epochs": 5, "n_train_first": 60000,
+                      "models": ["relu:lr=3e-06", "kwinners:percent_on=0.05:boost_strength=0:k_inference_factor=1:"
                                  "weight_sparsity=0.5"]},
 }
 
@@ -59,8 +59,8 @@ def test_flags_given_beside_a_recipe_override_it_and_drop_its_alternatives():
 @pytest.mark.robustness
 @pytest.mark.parametrize("flags,message", [
     (["--recipe", "nope"], "argument --recipe: invalid choice"),
-    (["--init", "uniform:-1"], "argument --init: must be he, lecun, torch or uniform:S"),
-    (["--init", "gauss"], "argument --init: must be he, lecun, torch or uniform:S"),
+    (["--init", "uniform:-1"], "argument --init: must be he, lecun, torch, modified or uniform:S"),
+    (["--init", "gauss"], "argument --init: must be he, lecun, torch, modified or uniform:S"),
     (["--adam-betas", "0.9"], "argument --adam-betas: must be two numbers"),
     (["--adam-betas", "0.9,1.0"], "argument --adam-betas: must be two numbers"),
     (["--clip-grad-norm", "0"], "argument --clip-grad-norm: must be a positive number"),

@@ -37,7 +37,7 @@ def test_validation_images_are_balanced_held_out_training_images_disjoint_from_t
 
 def test_validation_split_is_reproducible_from_the_seed_and_leaves_training_unchanged(synthetic):
     with_val = c.make_tasks(3, split_config(synthetic))
-    again = c._cached_tasks.__wrapped__(3, json.dumps({k: split_config(synthetic)[k] for k in c.TASK_KEYS}))
+    again = c._cached_tasks.__wrapped__(3, c.task_key(split_config(synthetic)))
     other_seed = c.make_tasks(4, split_config(synthetic))
     without = c.make_tasks(3, split_config(synthetic, val_per_class=0))
     for a, b, o, w in zip(with_val, again, other_seed, without):

@@ -1315,23 +1315,75 @@ def diagonal_fisher(model: Model, x: np.ndarray, heads: np.ndarray, chunk: int =
     return sums
 
 
+def sdm_importance(model: Model, phase: Phase, rng, batches: int = 6, size: int = 512, beta: float = 0.005,
+                   divisor: float = 2560.0) -> list:
+    """EWC's importance as TrentBrick/SDMContinualLearner computes it (models/CL_Benchmarks.py, EWC_Memory):
+    `batches` shuffled minibatches of `size` of the task's training images, evaluation mode; each
+    minibatch's loss is the cross-entropy, summed over its images, of softmax(beta z) against the model's own
+    arg-max; the importance is the sum over minibatches of that loss's squared gradient, over `divisor`.
+    The square is of the minibatch's summed gradient, not a sum of per-image squares (not a Fisher)."""
+    rows = rng.permutation(len(phase.y))[:batches * size]
+    out = [np.zeros_like(p) for p in model.params]
+    for s in range(0, len(rows), size):
+        if STOP.is_set():
+            raise Stopped
+        x, heads = phase.x[rows[s:s + size]], phase.heads[rows[s:s + size]]
+        logits, cache = model.forward(x)
+        d = softmax_in_head(logits * logits.dtype.type(beta), heads)
+        d[np.arange(len(d)), np.where(heads, logits, -np.inf).argmax(axis=1)] -= 1
+        d *= d.dtype.type(beta)
+        for total, g in zip(out, model.backward(d, cache)):
+            total += g * g
+    for total in out:
+        total /= total.dtype.type(divisor)
+    return out
+
+
+def fisher_kind(s: str) -> str:
+    if s not in ("exact", "sdm"):
+        raise ValueError(f"must be exact or sdm, got {s!r}")
+    return s
+
+
 class EWC(Penalty):
     """ewc=lambda (Kirkpatrick et al. 2017): after each task, the diagonal Fisher of its training images
     (diagonal_fisher) and the weights then; the penalty lambda / 2 * sum over past tasks of
-    F_t * (theta - theta_t)^2. ewc_online=1: one running Fisher, F <- F_t + gamma F with gamma = 1 (the
-    source's default), anchored at the latest task's weights (Schwarz et al. 2018)."""
+    F_t * (theta - theta_t)^2. That sum is kept as one quadratic, the summed Fisher at the Fisher-weighted
+    mean of the anchors (equal up to a constant, and to float rounding from the third task on), so an
+    update costs the same after ten tasks as after two. ewc_online=1: one running Fisher,
+    F <- F_t + gamma F with gamma = 1 (the source's default), anchored at the latest task's weights
+    (Schwarz et al. 2018). ewc_fisher=sdm: the SDM source's importance (sdm_importance) and penalty
+    lambda * sum F (theta - theta_t)^2 (no half)."""
     keys = {"ewc": (at_least_zero, 0.0, "EWC penalty lambda (0: off)"),
-            "ewc_online": (zero_or_one, 0, "1: online EWC, one running Fisher at the latest weights")}
+            "ewc_online": (zero_or_one, 0, "1: online EWC, one running Fisher at the latest weights"),
+            "ewc_fisher": (fisher_kind, "exact", "exact: the softmax's diagonal Fisher; sdm: the SDM source's "
+                                                 "importance and penalty")}
+
+    def __init__(self, seq, **params):
+        super().__init__(seq, **params)
+        self.rng = np.random.default_rng(seq)
 
     def strength(self):
-        return self.ewc
+        return self.ewc * (2 if self.ewc_fisher == "sdm" else 1)
 
     def end_phase(self, model, phase):
-        fisher = diagonal_fisher(model, phase.x, phase.heads)
-        if self.ewc_online and self.terms:
-            fisher = [f + old for f, old in zip(fisher, self.terms[0][0])]
-            self.terms = []
-        self.terms.append((fisher, snapshot(model.params)))
+        fisher = (sdm_importance(model, phase, self.rng) if self.ewc_fisher == "sdm"
+                  else diagonal_fisher(model, phase.x, phase.heads))
+        anchor = snapshot(model.params)
+        if self.terms:
+            old, old_anchor = self.terms[0]
+            total = [f + o for f, o in zip(fisher, old)]
+            if not self.ewc_online:             # sum_t F_t (theta - theta_t)^2 = F (theta - a)^2 + const
+                anchor = [weighted_anchor(o, a_o, f, a, t) for o, a_o, f, a, t in zip(old, old_anchor, fisher,
+                                                                                       anchor, total)]
+            fisher = total
+        self.terms = [(fisher, anchor)]
+
+
+def weighted_anchor(f1, a1, f2, a2, total) -> np.ndarray:
+    """(f1 a1 + f2 a2) / (f1 + f2), computed in float64; where both importances are 0, a2."""
+    num = f1.astype(np.float64) * a1 + f2.astype(np.float64) * a2
+    return np.divide(num, total, out=a2.astype(np.float64), where=total > 0).astype(a2.dtype)
 
 
 class SI(Penalty):
@@ -2267,12 +2319,10 @@ def available_memory() -> int | None:
     return None
 
 
-def method_copies(spec: str, n_tasks: int) -> int:
-    """Copies of the parameters a variant's methods keep: EWC two per past task (one online), SI five, L2 one."""
+def method_copies(spec: str) -> int:
+    """Copies of the parameters a variant's methods keep: EWC two (a summed Fisher and an anchor), SI five, L2 one."""
     methods = parse_variant(spec).methods
-    ewc = methods.get("ewc")
-    return ((0 if not ewc else 2 if ewc["ewc_online"] else 2 * (n_tasks - 1)) + 5 * ("si" in methods)
-            + ("l2" in methods))
+    return 2 * ("ewc" in methods) + 5 * ("si" in methods) + ("l2" in methods)
 
 
 def estimate_memory(config: dict) -> dict:
@@ -2295,7 +2345,7 @@ def estimate_memory(config: dict) -> dict:
     widths = [784] + [config["hidden"]] * config["depth"] + [10]
     params = sum(a * b for a, b in zip(widths, widths[1:])) * real
     weights = params * (5 if config.get("optimizer") == "adam" else 4)
-    weights += params * max(method_copies(spec, len(config["tasks"])) for spec in config["models"])
+    weights += params * max(method_copies(spec) for spec in config["models"])
     several = config["n_seeds"] > 1 and config["workers"] > 1
     at_once = min(config["workers"], config["n_seeds"] * len(config["models"])) if several else (
         len(config["models"]) if config["workers"] > 1 else 1)

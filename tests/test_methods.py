@@ -30,7 +30,7 @@ def method_with_terms(model, spec_key, rng):
     return method
 
 
-@pytest.mark.parametrize("spec", ["relu:ewc=3", "lwta:si=2", "topk:l2=0.7"])
+@pytest.mark.parametrize("spec", ["relu:ewc=3", "lwta:si=2", "topk:l2=0.7", "relu:ewc=2:ewc_fisher=sdm"])
 def test_each_penalty_gradient_matches_finite_differences_of_its_value(spec):
     model = tiny_model(spec, config=CFG)
     rng = np.random.default_rng(5)
@@ -76,24 +76,67 @@ def test_fisher_equals_the_brute_force_expectation_over_classes_of_per_image_squ
         np.testing.assert_allclose(f, b / len(x), rtol=1e-10, atol=1e-14)
 
 
-def test_ewc_keeps_one_term_per_past_task_and_online_ewc_one_running_sum():
+def test_ewc_sums_its_past_tasks_into_one_term_and_online_ewc_anchors_at_the_latest():
     x, y, heads = data(n=12)
     phase = c.Phase(x, y, heads, (0,))
-    for online, n_terms in ((0, 3), (1, 1)):
+    for online in (0, 1):
         model = tiny_model(f"relu:ewc=1:ewc_online={online}" if online else "relu:ewc=1", config=CFG)
         ewc = model.methods[0]
-        fishers = []
+        fishers, anchors = [], []
         for t in range(3):
             for p in model.params:
                 p += 0.05 * (t + 1)
             fishers.append(c.diagonal_fisher(model, x, heads))
+            anchors.append(c.snapshot(model.params))
             ewc.end_phase(model, phase)
-        assert len(ewc.terms) == n_terms
-        np.testing.assert_array_equal(ewc.terms[-1][1][0], model.params[0])          # anchored at the latest
+            assert len(ewc.terms) == 1                                   # one term: constant cost per update
+            if t == 0:                                                   # one past task: its own anchor, exactly
+                np.testing.assert_array_equal(ewc.terms[0][1][0], model.params[0])
+        np.testing.assert_allclose(ewc.terms[0][0][2], sum(f[2] for f in fishers), rtol=1e-12)
         if online:
-            np.testing.assert_allclose(ewc.terms[0][0][2], sum(f[2] for f in fishers), rtol=1e-12)
-        else:
-            np.testing.assert_allclose(ewc.terms[0][0][2], fishers[0][2], rtol=1e-12)
+            np.testing.assert_array_equal(ewc.terms[0][1][0], model.params[0])      # anchored at the latest
+            continue
+        # offline: the summed quadratic's gradient is sum_t F_t (theta - theta_t), checked at another point
+        model.scratch = [np.empty_like(p) for p in model.params]
+        probe = [p + 0.3 for p in model.params]
+        model.params = probe
+        grads = [np.zeros_like(p) for p in probe]
+        ewc.add_gradient(model, grads, scale=1.0)
+        for i, g in enumerate(grads):
+            want = sum(f[i] * (probe[i] - a[i]) for f, a in zip(fishers, anchors))
+            np.testing.assert_allclose(g, want, rtol=1e-9, atol=1e-12)
+
+
+def test_sdm_importance_equals_a_loop_over_its_minibatches_and_classes():
+    """The SDM source's EWC importance (its EWC_Memory): per minibatch, the squared gradient of the summed
+    cross-entropy of softmax(beta z) against the model's own arg-max; summed, over 2,560."""
+    model = tiny_model("relu:ewc=1:ewc_fisher=sdm", config=CFG)
+    x, y, heads = data(n=11, scenario="task")
+    phase = c.Phase(x, y, heads, (0,))
+    got = c.sdm_importance(model, phase, np.random.default_rng(4), batches=3, size=3, beta=0.5, divisor=7.0)
+    rows = np.random.default_rng(4).permutation(len(y))[:9]
+    want = [np.zeros_like(p) for p in model.params]
+    for b in range(3):
+        batch = [np.zeros_like(p) for p in model.params]
+        for n in rows[3 * b:3 * b + 3]:                              # the minibatch's summed gradient, image by image
+            logits, cache = model.forward(x[n:n + 1])
+            allowed = np.flatnonzero(heads[n])
+            own = allowed[logits[0, allowed].argmax()]
+            _, d = c.masked_cross_entropy(0.5 * logits, np.array([own]), heads[n:n + 1])  # mean over 1 = sum
+            for acc, g in zip(batch, model.backward(0.5 * d, cache)):
+                acc += g
+        for w, g in zip(want, batch):
+            w += g * g
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b / 7.0, rtol=1e-9, atol=1e-15)
+
+
+def test_sdm_ewc_penalty_is_lambda_times_importance_times_squared_distance_without_a_half():
+    model = tiny_model("relu:ewc=3:ewc_fisher=sdm", config=CFG)
+    ewc = model.methods[0]
+    ewc.terms = [([np.full(p.shape, 2.0) for p in model.params], [p - 1.0 for p in model.params])]
+    n = sum(p.size for p in model.params)
+    assert ewc.value(model.params) == pytest.approx(3 * 2.0 * n)
 
 
 def test_si_importance_on_a_hand_computed_path():
@@ -230,17 +273,18 @@ def test_the_memory_estimate_counts_what_each_method_keeps():
     def weights(models):
         return c.estimate_memory(c.parse_config(["--permuted", "10", "--models", models, "--workers", "1"])[0])["weights"]
     params = 4 * (784 * 400 + 400 * 400 + 400 * 10)
-    assert weights("relu:ewc=1") - weights("relu") == 2 * 9 * params          # Fisher and anchor per past task
+    assert weights("relu:ewc=1") - weights("relu") == 2 * params              # a summed Fisher and its anchor
     assert weights("relu:ewc=1:ewc_online=1") - weights("relu") == 2 * params
     assert weights("relu:si=1") - weights("relu") == 5 * params
     assert weights("relu:replay=10") == weights("relu")                       # images, not weights
 
 
 @pytest.mark.robustness
-def test_a_run_whose_ewc_terms_do_not_fit_in_memory_is_refused_naming_hidden(capsys, monkeypatch):
+def test_a_run_whose_ewc_copies_do_not_fit_in_memory_is_refused_naming_hidden(capsys, monkeypatch):
     monkeypatch.setattr(c, "available_memory", lambda: 24 * 2 ** 30)
-    assert c.main(["--hidden", "20000", "--permuted", "10", "--models", "relu:ewc=1", "--data-dir", "unused"]) == 2
-    assert "argument --hidden: the run needs about 37.1 GB" in capsys.readouterr().err
+    flags = ["--hidden", "30000", "--permuted", "10", "--data-dir", "unused", "--workers", "1"]
+    assert c.main([*flags, "--models", "relu:ewc=1:si=1"]) == 2              # two copies for EWC, five for SI
+    assert "argument --hidden: the run needs about" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("scenario", [["--tasks", "01,23", "--scenario", "task"], ["--tasks", "01,23", "--scenario", "class"],

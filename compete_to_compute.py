@@ -2710,13 +2710,14 @@ RUN_FILE = "run.json"
 NOT_SETTINGS = ("seed", "n_seeds", "workers", "out", "snapshots", "data_dir", "run_dir", "recipe", "headline_seed")
 ADDED_SETTINGS = {"max_norm": None, "val_per_class": 0, "n_train_first": None, "loss": "xent", "optimizer": "sgd",
                   "adam_betas": [0.9, 0.999], "adam_eps": 1e-8, "clip_grad_norm": None,
-                  "knn_weighted": False, "normalize": False}
-# flags newer than some run folders, with the values those folders ran with
+                  "knn_weighted": False, "normalize": False, "no_test": False}
+# flags newer than some run folders, with the values those folders ran with; no_test is set by the study
+# scripts alone, for search jobs (no test image read: run_course)
 
 
 def experiment_settings(config: dict) -> dict:
     """What changes a job's numbers: everything but which seeds, how many workers, and where files go."""
-    return {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+    return {k: v for k, v in {**ADDED_SETTINGS, **config}.items() if k not in NOT_SETTINGS}
 
 
 def slug(spec: str) -> str:

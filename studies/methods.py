@@ -27,7 +27,7 @@ import json
 import numpy as np
 
 from common import CORE_RATE, OPTIONS, ROOT, RUNS, c, cost_text, duration, write_text
-from tuning import EVAL_SEEDS, TUNE_SEED, job_config, load_table, pending, run_pool
+from tuning import EVAL_SEEDS, TUNE_SEED, job_config, load_table, pending, run_pool, search_stores
 
 GRIDS = {"ewc": (1, 10, 100, 1e3, 1e4, 1e5), "si": (0.1, 1, 10, 100, 1e3), "l2": (0.01, 0.1, 1, 10, 100),
          "replay": (10, 30, 100)}
@@ -123,8 +123,10 @@ def run_methods_study(study: str, title: str, args: list, activations: list, lrs
               f"{duration(flops / n_search * n_eval / CORE_RATE / OPTIONS.workers)}")
         return {}
     stores = [c.RunDir(RUNS / study / f"lr{i}", jc) for i, jc in enumerate(configs)]
-    run_pool([j for st, jc in zip(stores, configs) for j in pending(st, jc, tune, specs)], "search")
-    search, search_s = load_table(stores, tune, specs)
+    searched = search_stores(RUNS / study / "search", configs)
+    run_pool([j for st, jc in zip(searched, configs) for j in pending(st, {**jc, "no_test": True}, tune, specs)],
+             "search")
+    search, search_s = load_table(searched, tune, specs)
     rules = getattr(OPTIONS, "rules", None) or list(RULES)
     picks = {r: {(a, m): pick(search, [(i, s) for i in range(len(lrs)) for s in family(a, m, grids)], tune, r)
                  for a in activations for m in methods} for r in rules}

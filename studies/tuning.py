@@ -77,6 +77,12 @@ def job_config(args: list, variants: list, cfg: dict, val: int) -> dict:
     return config
 
 
+def search_stores(folder, job_configs: list) -> list:
+    """One run folder per configuration for the search jobs, which read no test image (a search is chosen on
+    validation images alone, and its jobs need not pay for testing); `folder`/c00-search, ..."""
+    return [c.RunDir(folder / f"c{i:02d}-search", {**jc, "no_test": True}) for i, jc in enumerate(job_configs)]
+
+
 def run_pool(jobs: list, progress: str) -> None:
     """Run (store, seed, variant, config) jobs in WORKERS processes, saving each as it finishes."""
     if not jobs:
@@ -219,8 +225,10 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
               "per configuration")
         return {}
     stores = [c.RunDir(RUNS / study / f"c{i:02d}", jc) for i, jc in enumerate(job_configs)]
-    run_pool([j for st, jc in zip(stores, job_configs) for j in pending(st, jc, tune, variants)], "search")
-    search, search_s = load_table(stores, tune, variants)
+    searched = search_stores(RUNS / study, job_configs)
+    run_pool([j for st, jc in zip(searched, job_configs) for j in pending(st, {**jc, "no_test": True}, tune, variants)],
+             "search")
+    search, search_s = load_table(searched, tune, variants)
     points = {v: {s: np.concatenate([frontier_points(search[v][i][s]) for i in search[v]]) for s in tune}
               for v in variants}            # every (configuration, epoch) point of each variant and tuning seed
     picks = {}

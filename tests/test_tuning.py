@@ -211,3 +211,38 @@ def test_tiny_search_on_real_mnist_interrupted_and_resumed_equals_an_uninterrupt
     ev = whole["evaluation"]["all"]["aggregate"]["variants"]
     assert all(ev[v]["n_seeds"] == 2 and ev[v]["learning_acc"]["mean"] > 0.75 for v in ("relu", "lwta"))  # chance 0.2
     assert (tmp_path / "whole" / "studies" / "tiny" / "frontier.png").stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------------- search jobs read no test image
+def test_a_search_job_reads_no_test_image_and_scores_what_a_tested_job_scores(synthetic, monkeypatch, tmp_path):
+    config = c.parse_config(tiny_args(tmp_path, synthetic, "--tasks", "01,23,45", "--val-per-class", "5"))[0]
+    tested = c.run_course(0, "relu", config, headline=False)
+    real = c.evaluate
+
+    def no_test(model, task, with_freq=False, chunk=1024, split="test"):
+        assert split == "val", "a search job read test images"
+        return real(model, task, with_freq, chunk, split)
+
+    monkeypatch.setattr(c, "evaluate", no_test)
+    search = c.run_course(0, "relu", {**config, "no_test": True}, headline=False)
+    assert search["summary"]["val_R"] == tested["summary"]["val_R"]          # the same training, bit for bit
+    assert search["summary"]["val_last"] == tested["summary"]["val_last"]
+    assert search["summary"]["failed"] is None and "acc" not in search["summary"]
+    assert all(a is None for row in search["summary"]["R"] for a in row)
+
+
+def test_a_search_job_that_learns_nothing_is_stopped_on_validation_accuracy(synthetic, tmp_path):
+    config = c.parse_config(tiny_args(tmp_path, synthetic, "--tasks", "01,23", "--val-per-class", "5",
+                                      "--lr", "1e-9", "--epochs", "1"))[0]
+    out = c.run_course(0, "relu", {**config, "no_test": True}, headline=False)
+    failed = out["summary"]["failed"]
+    assert failed["reason"] == "learned nothing" and failed["detail"].startswith("validation accuracy")
+    assert out["summary"]["val_R"][0][0] is not None
+
+
+def test_the_studies_search_folders_are_separate_and_marked_no_test(synthetic, tmp_path):
+    config = c.parse_config(tiny_args(tmp_path, synthetic, "--val-per-class", "5"))[0]
+    stores = tuning.search_stores(tmp_path, [config, {**config, "lr": 0.01}])
+    assert [s.path.name for s in stores] == ["c00-search", "c01-search"]
+    assert all(s.settings["no_test"] is True for s in stores)
+    assert c.RunDir(tmp_path / "plain", config).settings["no_test"] is False

@@ -1069,7 +1069,7 @@ class Model:
         self.constrain()
         self.velocity, self.scratch, self.decay = [], [], []
         self.failed: dict | None = None
-        self.train_s = self.eval_s = 0.0
+        self.train_s = self.eval_s = self.val_s = 0.0         # seconds training, testing, on validation images
         self.epochs = 0                                      # training epochs begun, across tasks
 
     def __getstate__(self):                     # a checkpoint: scratch space is remade at the next phase's start
@@ -1618,13 +1618,25 @@ def evaluate(model: Model, task: Task, with_freq: bool = False, chunk: int = 102
             if with_freq:
                 layer_counts = [np.count_nonzero(m, axis=0) for m in masks]
                 counts = layer_counts if counts is None else [a + b for a, b in zip(counts, layer_counts)]
-    model.eval_s += time.perf_counter() - t0
+    if split == "test":
+        model.eval_s += time.perf_counter() - t0
+    else:
+        model.val_s += time.perf_counter() - t0
     freq = [c / len(x) for c in counts] if with_freq else None
     return correct / len(x), freq
 
 
 CHANCE_MARGIN = 0.05               # within this of chance on the task just trained = learned nothing
 CURVE_POINTS = 100                 # a headline job's curves: after every epoch up to this many, then spaced
+
+
+def curve_points(n_phases: int, epochs: int) -> list:
+    """The epochs after which the headline job tests every task (0: before training): each of them in a run
+    of up to CURVE_POINTS epochs; beyond, every k-th (about CURVE_POINTS in all) and every phase end, so a
+    500-epoch recipe does not spend its time drawing curves."""
+    n = n_phases * epochs
+    every = math.ceil(n / CURVE_POINTS)
+    return [p for p in range(n + 1) if p % every == 0 or p % epochs == 0]
 
 
 def learned_nothing(phase: Phase, tasks: list, row: list, freqs: list | None) -> str | None:
@@ -2067,7 +2079,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     sleep_rng, slept = np.random.default_rng(streams[6]), []
     submask = SubmaskAnalysis(model, tasks, streams[7], weighted=config.get("knn_weighted", False)) if headline else None
     n_points = len(phases) * epochs + 1
-    every = math.ceil((n_points - 1) / CURVE_POINTS)        # the headline's curves: every this many epochs
+    curve = set(curve_points(len(phases), epochs)) if headline else set()
     test = not config.get("no_test", False)
     curves = np.full((n_points, len(tasks)), np.nan)
     R = np.full((len(phases), len(tasks)), np.nan)
@@ -2115,7 +2127,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
                 val_R[ph] = val_row
             if ph == len(phases) - 1:
                 val_last[e] = val_row
-        if (headline and (point % every == 0 or phase_end)) or phase_end:
+        if point in curve or phase_end:
             tested = len(tasks) if headline else max(phase.tasks) + 1 if test else 0
             results = [evaluate(model, t, with_freq=phase_end) if j < tested else (math.nan, None)
                        for j, t in enumerate(tasks)]
@@ -2142,6 +2154,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
            "timings": {"train_s": model.train_s, "eval_s": model.eval_s}}
     if with_val:
         out["summary"]["val_R"], out["summary"]["val_last"] = nan_to_none(val_R), nan_to_none(val_last)
+        out["timings"]["val_s"] = model.val_s
     if mechanism := model.report():             # a mechanism's own measurements, e.g. sdm's dead units
         out["summary"]["mechanism"] = mechanism
     if slept:
@@ -2261,9 +2274,10 @@ def count_flops(config: dict, tasks: list) -> dict:
     """Matrix-multiply FLOPs of a run (elementwise work, and the sleep phase's spiking passes, not counted).
 
     Per training image: forward 2*sum(a*b) over layers; backward the weight gradients of every layer
-    plus the input gradients of every layer but the first. Evaluation is a forward pass per test image
-    of every task at each evaluation point: every epoch on the headline seed, every phase end on the others;
-    with validation images, a forward pass of every task's at each phase end and each epoch of the last phase.
+    plus the input gradients of every layer but the first. Evaluation is a forward pass per test image:
+    of every task at each of the headline seed's curve points (curve_points), of the tasks trained so far
+    at every phase end on the other seeds (none in a search job, no_test); with validation images, a forward
+    pass of every task's at each phase end and each epoch of the last phase.
     The headline seed's submask analysis: forward passes of the kNN memory (every task's training images,
     at most KNN_MEMORY each), of the flip sample at each phase start and every epoch, of the kNN test
     samples (and, with validation images, of those), plus the Hamming-distance products (once per k tried
@@ -2274,6 +2288,9 @@ def count_flops(config: dict, tasks: list) -> dict:
     n_train, n_test = sum(t["n_train"] for t in tasks), sum(t["n_test"] for t in tasks)
     n_phases = 1 if config["joint"] else len(tasks)
     n_points = n_phases * config["epochs"] + 1
+    n_curves = len(curve_points(n_phases, config["epochs"]))
+    n_tested = (n_test if config["joint"] else sum(t["n_test"] * (n_phases - j) for j, t in enumerate(tasks)))
+    n_tested *= not config.get("no_test", False)
     n_val = sum(t.get("n_val", 0) for t in tasks)
     n_val_passes = n_val * (n_phases + config["epochs"] - 1)
     samples = [min(KNN_SAMPLE, t["n_test"]) for t in tasks]
@@ -2293,10 +2310,12 @@ def count_flops(config: dict, tasks: list) -> dict:
         later = n_train - (tasks[0]["n_train"] if n_phases > 1 else n_train)
         if "replay" in methods:
             train += (forward + backward) * later * config["epochs"]
-        if "ewc" in methods:
+        if methods.get("ewc", {}).get("ewc_fisher") == "sdm":        # a forward and backward pass of 6 x 512 images
+            train += (forward + backward) * sum(min(6 * 512, t["n_train"]) for t in tasks[:-1])
+        elif "ewc" in methods:
             train += (forward + 10 * 2 * sum(macs[1:]) + 2 * sum(macs)) * (n_train - tasks[-1]["n_train"])
-        eval_headline = forward * (n_test * n_points + n_val_passes)
-        eval_other = forward * (n_test * n_phases + n_val_passes)
+        eval_headline = forward * (n_test * n_curves + n_val_passes)
+        eval_other = forward * (n_tested + n_val_passes)
         analysis = (forward * (sum(kept) + flip + 2 * sum(samples) + n_val)
                     + sum(2 * q * (config["hidden"] + 1) * m for q, m in zip(queries, voters)))
         out["per_variant_headline"][spec] = train + eval_headline + analysis

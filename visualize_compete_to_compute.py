@@ -576,7 +576,7 @@ class CurvePlot:
 
     def show(self, p: int) -> None:
         for ln, xs, ys, start in self.lines:
-            keep = xs <= p if p >= start else np.zeros(len(xs), bool)
+            keep = (xs <= p) & np.isfinite(ys) if p >= start else np.zeros(len(xs), bool)   # spaced curves: joined
             ln.set_data(xs[keep], ys[keep])
 
 

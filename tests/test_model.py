@@ -363,7 +363,9 @@ def test_flop_count_of_default_run():
     per_sample_fwd = 2 * (784 * 400 + 400 * 400 + 400 * 10)
     per_sample_bwd = 2 * (784 * 400 + 2 * 400 * 400 + 2 * 400 * 10)
     assert f["train"] == 3 * 3 * 5000 * 5 * (per_sample_fwd + per_sample_bwd)
-    assert f["eval"] == 3 * (11 + 2 * 2) * 10000 * per_sample_fwd
+    # the headline tests both tasks at 11 points; the two other seeds task 1 after phase 1, both after phase 2
+    assert f["eval"] == 3 * (11 * 10000 + 2 * (5139 + 10000)) * per_sample_fwd
+    assert c.count_flops({**config, "no_test": True}, tasks)["eval"] == 3 * 11 * 10000 * per_sample_fwd
     # headline submask analysis: memory (5000 images), flip sample (500 images at each of 2 phase starts and
     # 10 epochs), kNN and softmax on 1000 test images per task, and 2 x 1000 x 401 x 2500 multiply-adds per
     # task for the distances
@@ -409,3 +411,23 @@ def test_max_norm_holds_every_hidden_unit_after_each_update_but_not_the_output_l
         norms = np.linalg.norm(W, axis=0)
         assert norms.max() <= 0.5 * (1 + 1e-6) and norms.max() >= 0.5 * (1 - 1e-6)
     assert np.linalg.norm(model.params[-2], axis=0).max() > 1.0
+
+
+def test_curve_points_every_epoch_up_to_the_limit_then_spaced_with_every_phase_end():
+    assert c.curve_points(2, 5) == list(range(11))                     # the headline: every epoch
+    assert c.curve_points(10, 10) == list(range(101))                  # 100 epochs: still every one
+    long = c.curve_points(5, 500)                                      # the SDM recipe: 2,500 epochs
+    assert long[:3] == [0, 25, 50] and long[-1] == 2500 and 95 <= len(long) <= 110
+    assert all(p in long for p in range(500, 2501, 500))              # every phase end
+    assert c.curve_points(3, 7)[-1] == 21 and set(range(0, 22, 7)) <= set(c.curve_points(3, 7))
+
+
+def test_a_long_headline_job_tests_at_its_curve_points_only(synthetic, tmp_path):
+    from conftest import tiny_args
+    config = c.parse_config(tiny_args(tmp_path, synthetic, "--epochs", "51", "--hidden", "8"))[0]
+    out = c.run_course(0, "relu", config, headline=True)
+    measured = [p for p, row in enumerate(out["curves"]) if np.isfinite(row).all()]
+    assert measured == c.curve_points(2, 51) and len(measured) < 103            # 102 epochs: every 2nd
+    assert np.isnan(out["curves"][1]).all() and np.isfinite(out["curves"][51]).all()   # phase end 51 (odd)
+    R = out["summary"]["R"]
+    assert R[0][1] is None and R[1] == out["curves"][102].tolist()

@@ -194,6 +194,120 @@ def print_search(r: dict) -> None:
           f"{n['gflops']:.1f} GFLOP/s); ratio {r['jobs_per_s_ratio']:.2f} (jobs), {r['gflops_ratio']:.2f} (GFLOP)")
 
 
+JOB_CODE = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import compete_to_compute as c                    # pins one BLAS thread, as the runs do
+flags, seed, spec, headline, extra = json.loads(sys.argv[2])
+config, _ = c.parse_config(flags)
+config.update(extra)
+t0 = time.perf_counter()
+tasks = c.make_tasks(seed, config)
+data_s = time.perf_counter() - t0
+flops = c.count_flops({**config, "n_seeds": 1}, c.task_table(config))
+t0 = time.perf_counter()
+r = c.run_course(seed, spec, config, headline)
+wall = time.perf_counter() - t0
+t = r["timings"]
+split = {"train": t["train_s"], "test": t["eval_s"], "validation": t.get("val_s", 0.0),
+         "analysis": t.get("submasks_s", 0.0) + t.get("sleep_s", 0.0)}
+split["other"] = wall - sum(split.values())
+print(json.dumps({"wall_s": wall, "data_s": data_s, "split_s": split, "train_gflop": flops["train"] / 1e9,
+                  "total_gflop": (flops["per_variant_headline"] if headline else flops["per_variant_other_seed"])[spec] / 1e9}))
+"""
+# The jobs the studies are made of, one at a time on one core: (flags, seed, variant, headline, config extras)
+JOB_KINDS = {
+    "permuted-10 study job (seed 1)": (["--permuted", "10", "--lr", "0.01"], 1, "relu", False, {}),
+    "permuted-10 headline job (seed 0)": (["--permuted", "10", "--lr", "0.01"], 0, "relu", True, {}),
+    "permuted-10 search job (50 validation images per class)": (
+        ["--permuted", "10", "--lr", "0.01", "--val-per-class", "50"], 1000, "relu", False, {"no_test": True}),
+    "permuted-10 offline-EWC job (relu:ewc=1, seed 1)": (["--permuted", "10", "--lr", "0.01"], 1, "relu:ewc=1",
+                                                          False, {}),
+    "SDM recipe, 2 epochs per task, headline (seed 0)": (["--recipe", "sdm-split-mnist", "--epochs", "2"], 0,
+                                                         "sdm:k=10:schedule=gaba:gaba=20000", True, {}),
+    "SDM recipe, 2 epochs per task (seed 1)": (["--recipe", "sdm-split-mnist", "--epochs", "2"], 1,
+                                               "sdm:k=10:schedule=gaba:gaba=20000", False, {}),
+}
+
+
+def job_split(root: Path, kind: tuple) -> dict:
+    """One job of a study, run alone in a fresh interpreter with the code at `root`: its wall time and
+    where it went (training, testing, validation images, the submask analysis and sleep, the rest), and
+    the FLOP bound of its training alone at one core's measured peak beside the bound of all its work."""
+    flags, seed, spec, headline, extra = kind
+    flags = [*flags, "--models", spec, "--workers", "1", "--data-dir", os.environ.get("MNIST_DIR", "")]
+    out = subprocess.run([sys.executable, "-c", JOB_CODE, str(root), json.dumps([flags, seed, spec, headline,
+                                                                               extra])],
+                         check=True, capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    r["measurement_share"] = (r["split_s"]["test"] + r["split_s"]["validation"] + r["split_s"]["analysis"]) / r["wall_s"]
+    return r
+
+
+def job_kinds(roots: dict, one_core: float, repeats: int) -> dict:
+    """Each job kind with each code tree (e.g. this one and an earlier commit's), alternating so that a
+    host's drift falls on both alike; the run with the median wall time of each is kept."""
+    out = {}
+    for name, kind in JOB_KINDS.items():
+        runs = {label: [] for label in roots}
+        for _ in range(repeats):
+            for label, root in roots.items():
+                runs[label].append(job_split(root, kind))
+        out[name] = {}
+        for label, rs in runs.items():
+            r = sorted(rs, key=lambda x: x["wall_s"])[len(rs) // 2]
+            r["train_bound_s"] = r["train_gflop"] / one_core
+            r["wall_over_train_bound"] = r["wall_s"] / r["train_bound_s"]
+            out[name][label] = r
+    return out
+
+
+def print_job_kinds(kinds: dict) -> None:
+    print("\njobs, one at a time on one core (s): wall = train + test + validation + analysis + other; "
+          "measurement share; wall / FLOP bound of its training alone")
+    for name, per_root in kinds.items():
+        print(f"  {name}")
+        for label, r in per_root.items():
+            s = r["split_s"]
+            print(f"    {label:<10} {r['wall_s']:7.1f} = {s['train']:6.1f} + {s['test']:6.1f} + {s['validation']:5.1f}"
+                  f" + {s['analysis']:5.1f} + {s['other']:5.1f};  {r['measurement_share']:.0%};  "
+                  f"{r['wall_over_train_bound']:.2f}x")
+
+
+def ewc_update_cost(root: Path) -> dict:
+    """Microseconds per training update of relu:ewc=1 (width 400) with 1 and with 9 past tasks' terms."""
+    out = subprocess.run([sys.executable, "-c", EWC_CODE, str(root)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+EWC_CODE = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import compete_to_compute as c
+np = c.np
+config, _ = c.parse_config(["--permuted", "10", "--lr", "0.01", "--models", "relu:ewc=1", "--workers", "1"])
+tasks = c.make_tasks(1, config)
+phases = c.training_phases(tasks, False)
+model = c.Model(c.parse_variant("relu:ewc=1"), config, c.seed_streams(1))
+out = {}
+for past in range(1, 10):
+    c.reset_optimizer(model, tasks[0].head, config)
+    for m in model.methods:
+        m.start_phase(model)
+        m.end_phase(model, c.Phase(phases[past - 1].x[:256], phases[past - 1].y[:256], phases[past - 1].heads[:256], (past - 1,)))
+    if past in (1, 9):
+        x, y, h = phases[past].x[:64 * 20], phases[past].y[:64 * 20], phases[past].heads[:64 * 20]
+        best = 1e9
+        for _ in range(8):                        # the fastest of 8 epochs of 20 updates: the host's noise is slow
+            t0 = time.perf_counter()
+            c.train_epoch(model, x, y, h, config, {"task": past + 1, "epoch": 1})
+            best = min(best, (time.perf_counter() - t0) / 20 * 1e6)
+        out[f"after {past + 1} tasks"] = best
+out["ratio"] = out["after 10 tasks"] / out["after 2 tasks"]
+print(json.dumps(out))
+"""
+
+
 def sleep_cost() -> dict:
     """The sleep phase's time per time step on a trained network, and its steps after each of 5 tasks."""
     out = subprocess.run([sys.executable, "-c", SLEEP_CODE, str(ROOT)], check=True, capture_output=True, text=True)
@@ -271,7 +385,30 @@ def main() -> int:
     ap.add_argument("--only-search", action="store_true",
                     help="measure only the tuned studies' search throughput and update that part of "
                          "benchmarks/results.json")
+    ap.add_argument("--only-jobs", action="store_true",
+                    help="measure only where the studies' job kinds spend their time, and EWC's update cost, and "
+                         "update that part of benchmarks/results.json")
+    ap.add_argument("--against", metavar="DIR", default=None,
+                    help="with --only-jobs: also a checkout of another commit (e.g. `git worktree add /tmp/old "
+                         "972a692`), measured alternately with this one")
     args = ap.parse_args()
+    if args.only_jobs:
+        path = ROOT / "benchmarks" / "results.json"
+        doc = json.loads(path.read_text()) if path.is_file() else {}
+        roots = {"now": ROOT, **({"before": Path(args.against).resolve()} if args.against else {})}
+        one_core = gemm_rates(SQUARE, 1)["square 2048^3"]
+        kinds = job_kinds(roots, one_core, args.repeats)
+        print_job_kinds(kinds)
+        ewc = {label: ewc_update_cost(root) for label, root in roots.items()}
+        for label, e in ewc.items():
+            print(f"offline EWC update, width 400 ({label}): {e['after 2 tasks']:.0f} us after 2 tasks, "
+                  f"{e['after 10 tasks']:.0f} after 10 ({e['ratio']:.2f}x)")
+        commits = {k: subprocess.run(["git", "-C", str(v), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                     text=True).stdout.strip() for k, v in roots.items()}
+        doc["job_kinds"] = {"one_core_gflops": one_core, "commits": commits,
+                            "jobs": kinds, "ewc_update_us": ewc}
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+        return 0
     if args.only_sleep or args.only_search:
         path = ROOT / "benchmarks" / "results.json"
         doc = json.loads(path.read_text()) if path.is_file() else {}

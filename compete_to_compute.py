@@ -31,7 +31,6 @@ import math
 import multiprocessing
 import multiprocessing.resource_tracker
 import os
-import pickle
 import platform
 import re
 import shutil
@@ -514,6 +513,20 @@ def real_in(lo: float, hi: float, what: str, lo_open: bool = False, hi_open: boo
     return parse
 
 
+def declared_state(obj, names) -> dict:
+    """The attributes `names` of obj: the part of an object a checkpoint keeps (the rest is rebuilt from the
+    seed and the settings)."""
+    return {name: getattr(obj, name) for name in names}
+
+
+def load_declared(obj, names, state: dict) -> None:
+    """Set the attributes `names` of obj from state, which must hold exactly those (else ValueError)."""
+    if not isinstance(state, dict) or set(state) != set(names):
+        raise ValueError(f"{type(obj).__name__}: expected the state {sorted(names)}")
+    for name in names:
+        setattr(obj, name, state[name])
+
+
 class Activation:
     """A hidden activation; one instance per hidden layer of a model.
 
@@ -524,11 +537,19 @@ class Activation:
     """
     keys: dict = {}
     optimizer: dict = {}
+    state_keys: tuple = ()         # the attributes training changes: what a checkpoint keeps of the layer
 
     def __init__(self, width: int, **params):
         self.width = width
         for name, value in params.items():
             setattr(self, name, value)
+
+    def state(self) -> dict:
+        return declared_state(self, self.state_keys)
+
+    def load_state(self, state: dict) -> None:
+        """Go on from `state` (this layer freshly built with the same parameters and seed)."""
+        load_declared(self, self.state_keys, state)
 
     def problem(self) -> str | None:
         """Why these parameters cannot work at this width, or None."""
@@ -717,6 +738,7 @@ class SDM(Activation):
                      "schedule gaba/both: firings N that switch a unit from excited to inhibited "
                      "(0: inhibited from the start)")}
     optimizer = {"optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0}
+    state_keys = ("k_now", "counts", "silent", "dead")
 
     def __init__(self, width, **params):
         super().__init__(width, **params)
@@ -824,6 +846,7 @@ class KWinners(Activation):
                                    "winners at test time are int(k * this)"),
             "weight_sparsity": (real_in(0, 1, "a number in (0, 1]", lo_open=True), 0.5,
                                 "share of each unit's incoming weights that may be non-zero (1: dense)")}
+    state_keys = ("boost", "seen", "duty")         # the weight masks (keep) come from the seed alone
 
     def __init__(self, width, **params):
         super().__init__(width, **params)
@@ -1067,13 +1090,33 @@ class Model:
         self.loss = LOSSES[config.get("loss", "xent")]
         self.methods = variant.build_methods(streams[9])
         self.constrain()
-        self.velocity, self.scratch, self.decay = [], [], []
+        self.velocity, self.second, self.steps, self.scratch, self.decay = [], [], 0, [], []
         self.failed: dict | None = None
         self.train_s = self.eval_s = 0.0
         self.epochs = 0                                      # training epochs begun, across tasks
 
-    def __getstate__(self):                     # a checkpoint: scratch space is remade at the next phase's start
-        return {**self.__dict__, "scratch": []}
+    STATE = ("params", "velocity", "second", "steps", "failed", "train_s", "eval_s", "epochs")
+
+    def state(self) -> dict:
+        """What training has changed, for a checkpoint at a phase's end: the parameters, the optimiser's state,
+        the dropout generators, and each layer's and method's own (scratch space and weight decay are remade
+        when the next phase starts; everything else is rebuilt from the seed and the settings)."""
+        return {**declared_state(self, self.STATE), "dropout": [drop and drop[1] for drop in self.dropout],
+                "layers": [layer.state() for layer in self.layers],
+                "methods": [method.state() for method in self.methods]}
+
+    def load_state(self, state: dict) -> None:
+        """Go on from `state` (this model freshly built with the same variant, settings and seed)."""
+        shapes = [(p.shape, p.dtype) for p in self.params]
+        if [(p.shape, p.dtype) for p in state["params"]] != shapes or any(
+                [(v.shape, v.dtype) for v in state[k]] not in ([], shapes) for k in ("velocity", "second")):
+            raise ValueError("the parameters or the optimiser's state do not fit the model")
+        if len(state["layers"]) != len(self.layers) or len(state["methods"]) != len(self.methods):
+            raise ValueError("the layers or methods do not fit the model")
+        load_declared(self, self.STATE, {k: state[k] for k in self.STATE})
+        self.dropout = [drop and (drop[0], rng) for drop, rng in zip(self.dropout, state["dropout"], strict=True)]
+        for part, part_state in zip(self.layers + self.methods, state["layers"] + state["methods"]):
+            part.load_state(part_state)
 
     def constrain(self) -> None:
         """Impose each layer's weight constraints (after initialisation and after every update)."""
@@ -1201,12 +1244,21 @@ at_least_zero = real_in(0, math.inf, "a number >= 0")
 
 class Method:
     """A method against forgetting; one instance per model. `keys` lists its spec parameters (the first
-    is its strength, named like the method; 0 switches it off). The hooks do nothing here."""
+    is its strength, named like the method; 0 switches it off). The hooks do nothing here. Every other
+    attribute is what the method has gathered (anchors, importances, buffers, its generator): its state,
+    which a subclass sets up in __init__."""
     keys: dict = {}
 
     def __init__(self, seq: np.random.SeedSequence, **params):
         for name, value in params.items():
             setattr(self, name, value)
+
+    def state(self) -> dict:
+        return declared_state(self, [name for name in vars(self) if name not in self.keys])
+
+    def load_state(self, state: dict) -> None:
+        """Go on from `state` (this method freshly built with the same parameters and seed)."""
+        load_declared(self, [name for name in vars(self) if name not in self.keys], state)
 
     def start_phase(self, model: Model) -> None:
         """Before a phase's first update."""
@@ -1341,6 +1393,10 @@ class SI(Penalty):
     c * sum omega * (theta - theta_end)^2 (no factor 1/2 in the source: strength 2c here)."""
     keys = {"si": (at_least_zero, 0.0, "SI penalty c (0: off)"),
             "si_xi": (real_in(0, math.inf, "a number > 0", lo_open=True), 0.1, "SI damping xi")}
+
+    def __init__(self, seq, **params):
+        super().__init__(seq, **params)
+        self.start = self.path = self.before = self.grad = self.omega = None     # set at each phase's start
 
     def strength(self):
         return 2 * self.si
@@ -1866,8 +1922,13 @@ class SubmaskAnalysis:
         self.x, self.masks, self.flips, self.sizes = None, None, [], []      # sizes: one per phase begun
         self.seconds = 0.0
 
-    def __getstate__(self):                     # a checkpoint holds the analysis but not the tasks' images
-        return {k: v for k, v in self.__dict__.items() if k != "tasks"}
+    STATE = ("rng", "x", "masks", "flips", "sizes", "seconds")     # the rest is rebuilt from the seed
+
+    def state(self) -> dict:
+        return declared_state(self, self.STATE)
+
+    def load_state(self, state: dict) -> None:
+        load_declared(self, self.STATE, state)
 
     def start_phase(self, phase: Phase) -> None:
         t0 = time.perf_counter()
@@ -1963,26 +2024,87 @@ def summarize(R: np.ndarray, freq: list | None, failed: dict | None) -> dict:
             "silent": silent}
 
 
-CHECKPOINT_VERSION = 1
+# A checkpoint is data only: one .npz of arrays, loaded without pickle, whose entry CHECKPOINT_DOC holds the
+# rest as JSON. Loading one runs no code, so a checkpoint in a shared folder cannot act for whoever resumes.
+CHECKPOINT_VERSION = 2
+CHECKPOINT_DOC = "checkpoint.json"
+BIT_GENERATORS = {name: getattr(np.random, name) for name in ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")}
+CHECKPOINT_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError,
+                     RecursionError, zipfile.BadZipFile)
+
+
+def encode_state(obj, arrays: dict, seen: dict, path: str = "state"):
+    """A state as JSON-able data. Arrays and numpy scalars go into `arrays`, named by where they were first
+    met, and are referred to by that name (an array met again by the same name, so arrays shared between
+    objects stay shared); a generator becomes its bit generator's state. Anything else is refused."""
+    if isinstance(obj, np.ndarray) and not obj.dtype.hasobject:
+        name = seen.setdefault(id(obj), path)
+        arrays[name] = obj
+        return {"__array__": name}
+    if isinstance(obj, np.generic) and not isinstance(obj, np.object_):
+        arrays[path] = np.asarray(obj)
+        return {"__scalar__": path}
+    if isinstance(obj, np.random.Generator):
+        return {"__generator__": encode_state(obj.bit_generator.state, arrays, seen, path)}
+    if isinstance(obj, dict) and all(isinstance(k, str) and not k.startswith("__") for k in obj):
+        return {k: encode_state(v, arrays, seen, f"{path}/{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [encode_state(v, arrays, seen, f"{path}/{i}") for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"{path}: a {type(obj).__name__} cannot go into a checkpoint")
+
+
+def decode_state(obj, arrays: dict):
+    """encode_state's inverse: the same arrays (shared ones shared again), generators in the same state."""
+    if isinstance(obj, list):
+        return [decode_state(v, arrays) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__array__" in obj:
+        return arrays[obj["__array__"]]
+    if "__scalar__" in obj:
+        return arrays[obj["__scalar__"]][()]
+    if "__generator__" in obj:
+        state = decode_state(obj["__generator__"], arrays)
+        rng = np.random.Generator(BIT_GENERATORS[state["bit_generator"]]())
+        rng.bit_generator.state = state
+        return rng
+    return {k: decode_state(v, arrays) for k, v in obj.items()}
 
 
 def save_checkpoint(path: Path, key: dict, state: dict) -> None:
-    """Everything a course needs to go on after the phase just finished, written atomically."""
-    blob = pickle.dumps({"version": CHECKPOINT_VERSION, "key": key, "state": state}, protocol=pickle.HIGHEST_PROTOCOL)
-    write_atomic(path, lambda f: f.write(blob))
+    """Everything a course needs to go on after the phase just finished, written atomically. The model and
+    the submask analysis (objects in `state`) keep what they declare (their state methods)."""
+    state = {**state, "model": state["model"].state(), "submask": state["submask"] and state["submask"].state()}
+    arrays = {}
+    doc = {"version": CHECKPOINT_VERSION, "key": key, "state": encode_state(state, arrays, {})}
+    arrays[CHECKPOINT_DOC] = np.array(json.dumps(doc))
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
-def load_checkpoint(path: Path | None, key: dict) -> dict | None:
-    """The state saved at the last phase end of this very job (same seed, variant and settings), or None.
-    A checkpoint of anything else, or one that cannot be read, is ignored (the job starts over)."""
+def load_checkpoint(path: Path | None, key: dict, build) -> dict | None:
+    """The state saved at the last phase end of this very job (same seed, variant, headline role and settings),
+    with the model and submask analysis that `build()` makes afresh brought to it; or None. A checkpoint of
+    anything else, or one that cannot be read, is named in a note and left (the job starts over, and
+    overwrites it at its first phase end)."""
     if path is None or not path.is_file():
         return None
     try:
-        doc = pickle.loads(path.read_bytes())
-    except Exception:                           # truncated or foreign: start over, it is rewritten
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+        doc = json.loads(str(arrays.pop(CHECKPOINT_DOC)[()]))
+        if doc.get("version") != CHECKPOINT_VERSION or doc.get("key") != key:
+            raise ValueError("saved by another job, other settings or another version of the program")
+        state = decode_state(doc["state"], arrays)
+        model, submask = build()
+        model.load_state(state["model"])
+        if submask:
+            submask.load_state(state["submask"])
+    except CHECKPOINT_ERRORS as e:
+        print(f"note: {path}: not a checkpoint of this job ({e}); the job starts over", file=sys.stderr, flush=True)
         return None
-    ok = isinstance(doc, dict) and doc.get("version") == CHECKPOINT_VERSION and doc.get("key") == key
-    return doc["state"] if ok else None
+    return {**state, "model": model, "submask": submask}
 
 
 def run_course(seed: int, spec: str, config: dict, headline: bool, progress: bool = False,
@@ -2010,10 +2132,14 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     order_rng = np.random.default_rng(streams[2])
     epochs = config["epochs"]
     orders = [[order_rng.permutation(len(p.y)) for _ in range(epochs)] for p in phases]
-    model = Model(parse_variant(spec), config, streams)
+
+    def build() -> tuple:                       # the model and the headline's submask analysis, as they start
+        new = Model(parse_variant(spec), config, streams)
+        return new, (SubmaskAnalysis(new, tasks, streams[7], weighted=config.get("knn_weighted", False))
+                     if headline else None)
+    model, submask = build()
     W1_init = model.params[0].copy() if headline else None
     sleep_rng, slept = np.random.default_rng(streams[6]), []
-    submask = SubmaskAnalysis(model, tasks, streams[7], weighted=config.get("knn_weighted", False)) if headline else None
     n_points = len(phases) * epochs + 1
     every = math.ceil((n_points - 1) / CURVE_POINTS)        # the headline's curves: every this many epochs
     test = not config.get("no_test", False)
@@ -2022,14 +2148,13 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     with_val = config.get("val_per_class", 0) > 0
     val_R, val_last = np.full_like(R, np.nan), np.full((epochs, len(tasks)), np.nan)
     freq, start = None, 1
-    key = {"seed": seed, "variant": spec, "headline": headline, "settings": experiment_settings(config)}
-    state = load_checkpoint(checkpoint, key)
+    key = {"seed": seed, "variant": spec, "headline": headline,
+           "settings": settings_digest(experiment_settings(config))}
+    state = load_checkpoint(checkpoint, key, build)
     if state:                                   # go on after the last phase the checkpoint finished
         model, sleep_rng, slept, submask = state["model"], state["sleep_rng"], state["slept"], state["submask"]
         curves, R, val_R, val_last, freq, W1_init = (state[k] for k in ("curves", "R", "val_R", "val_last",
                                                                          "freq", "W1_init"))
-        if submask:
-            submask.tasks = tasks
         start = state["next_point"]
     elif headline:
         curves[0] = [evaluate(model, t)[0] for t in tasks]
@@ -2667,6 +2792,14 @@ ADDED_SETTINGS = {"max_norm": None, "val_per_class": 0, "n_train_first": None, "
 def experiment_settings(config: dict) -> dict:
     """What changes a job's numbers: everything but which seeds, how many workers, and where files go."""
     return {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+
+
+def settings_digest(settings: dict) -> str:
+    """A fingerprint of experiment settings (a config's, or a run folder's), which every job file and checkpoint
+    records: equal when RunDir.require finds no difference (flags newer than a folder at the values it ran
+    with; a setting that is None the same as one left out)."""
+    full = {k: v for k, v in {**ADDED_SETTINGS, **settings}.items() if v is not None}
+    return hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def slug(spec: str) -> str:

@@ -102,7 +102,7 @@ def tiny_args(tmp_path, data_dir, *extra):
 
 def whole_and_resumed(config, spec, task, ckpt, monkeypatch, headline=False) -> tuple:
     """A job run whole, and the same job stopped at the start of `task` (its checkpoint then holds the
-    tasks before) and run again from that checkpoint: (whole, resumed)."""
+    tasks before) and run again from that checkpoint, which must go on from `task`: (whole, resumed)."""
     whole = c.run_course(0, spec, config, headline=headline)
     real_train = c.train_epoch
 
@@ -115,8 +115,12 @@ def whole_and_resumed(config, spec, task, ckpt, monkeypatch, headline=False) -> 
     with pytest.raises(c.Stopped):
         c.run_course(0, spec, config, headline=headline, checkpoint=ckpt)
     assert ckpt.is_file()
+    trained = []
+    monkeypatch.setattr(c, "train_epoch", lambda *a: trained.append(a[-1]["task"]) or real_train(*a))
+    resumed = c.run_course(0, spec, config, headline=headline, checkpoint=ckpt)
     monkeypatch.setattr(c, "train_epoch", real_train)
-    return whole, c.run_course(0, spec, config, headline=headline, checkpoint=ckpt)
+    assert min(trained) == task                 # the checkpoint was used: the tasks before were not trained again
+    return whole, resumed
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -2211,7 +2211,8 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
             print(f"seed {seed}  {stage}  epoch {e + 1}/{epochs}  {spec:<10} loss {loss:.4f}  {accs}", flush=True)
     if progress and model.failed:
         print(f"seed {seed}  {spec}: {failure_text(model.failed)}", flush=True)
-    out = {"seed": seed, "variant": spec, "summary": summarize(R, freq if test else None, model.failed),
+    out = {"seed": seed, "variant": spec, "settings_digest": key["settings"],
+           "summary": summarize(R, freq if test else None, model.failed),
            "timings": {"train_s": model.train_s, "eval_s": model.eval_s}}
     if with_val:
         out["summary"]["val_R"], out["summary"]["val_last"] = nan_to_none(val_R), nan_to_none(val_last)
@@ -2745,6 +2746,37 @@ def write_atomic(path: Path, write) -> None:
     write_together({path: write})
 
 
+def create_exclusive(path: Path, data: bytes) -> bool:
+    """Create `path` holding `data` unless it exists; True if this call created it. Written to a temporary file
+    and hard-linked into place (which fails if the path exists), so of processes racing to create one file
+    exactly one does, and the others read it whole. Without hard links (some filesystems), an exclusive open."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        umask = os.umask(0)
+        os.umask(umask)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o666 & ~umask)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            except OSError:
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                except FileExistsError:
+                    return False
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            return True
+        finally:
+            os.unlink(tmp)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e}); choose another path") from None
+
+
 def is_program_output(path: str) -> bool:
     """A tracked file the program and its scripts write (results, snapshots, figures, study aggregates),
     as opposed to code: changes to these do not make the code differ from its commit."""
@@ -2830,8 +2862,13 @@ def join_arrays(obj, arrays):
     return {k: join_arrays(v, arrays) for k, v in obj.items()} if isinstance(obj, dict) else obj
 
 
+class SettingsMismatch(OutputError):
+    """A run folder of other settings than the command's, or than another folder's (exit 2, as a bad flag)."""
+
+
 class RunDir:
-    """A run folder: run.json (the settings and the task table) and one job file per (seed, variant)."""
+    """A run folder: run.json (the settings and the task table) and one job file per (seed, variant), which
+    records the digest of the settings it was computed with."""
 
     def __init__(self, path: Path, config: dict | None = None):
         self.path = path
@@ -2841,13 +2878,15 @@ class RunDir:
                 raise OutputError(f"{path}: not a run folder (no {RUN_FILE}); make one with --run-dir")
             if path.exists() and not path.is_dir():
                 raise OutputError(f"{path}: exists and is not a folder; choose another --run-dir")
-            write_atomic(meta, lambda f: f.write(json.dumps(
-                {"settings": experiment_settings(config), "tasks": task_table(config)}, indent=1).encode()))
+            # of processes starting at once on a new folder one creates run.json; all read it back below
+            create_exclusive(meta, json.dumps({"settings": experiment_settings(config), "tasks": task_table(config)},
+                                              indent=1).encode())
         try:
             held = json.loads(meta.read_text())
             self.settings, self.tasks = {**ADDED_SETTINGS, **held["settings"]}, held["tasks"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise OutputError(f"{meta}: unreadable ({e}); it is not a run folder written by this program") from None
+        self.digest = settings_digest(self.settings)
         if config is not None:
             self.require(experiment_settings(config), "now")
 
@@ -2856,8 +2895,8 @@ class RunDir:
         diff = [f"{k}: {self.settings.get(k)!r} in the folder, {settings.get(k)!r} {where}"
                 for k in sorted(set(self.settings) | set(settings)) if self.settings.get(k) != settings.get(k)]
         if diff:
-            raise OutputError(f"{self.path}: holds jobs of a different configuration ({'; '.join(diff)}); "
-                              "use another folder")
+            raise SettingsMismatch(f"{self.path}: holds jobs of a different configuration ({'; '.join(diff)}); "
+                                   "use another folder")
 
     def file(self, seed: int, spec: str, suffix: str) -> Path:
         """A job's file: seed00003_lwta_k=4.json (.npz: its arrays; .ckpt: its checkpoint while unfinished)."""
@@ -2875,6 +2914,9 @@ class RunDir:
     def save(self, result: dict) -> None:
         """Arrays first, then the JSON that marks the job finished; each written atomically."""
         seed, spec = result["seed"], result["variant"]
+        if result.get("settings_digest") != self.digest:
+            raise OutputError(f"{self.path}: job {spec!r} seed {seed} was computed with other settings than the "
+                              "folder's; not saved")
         doc, arrays = split_arrays(result)
         if arrays:
             write_atomic(self.file(seed, spec, ".npz"), lambda f: np.savez_compressed(f, **arrays))
@@ -2888,6 +2930,7 @@ class RunDir:
             doc = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise OutputError(f"{path}: unreadable job file ({e})") from None
+        self.check_job(path, doc)
         arrays_path = path.with_suffix(".npz")
         if not refers_to_arrays(doc):
             return doc
@@ -2902,6 +2945,20 @@ class RunDir:
             return join_arrays(doc, arrays)
         except KeyError as e:
             raise OutputError(f"{arrays_path}: lacks the array {e.args[0]} that {path.name} refers to") from None
+
+    def check_job(self, path: Path, doc) -> None:
+        """A job file holds the job its name says, computed with the folder's settings (by their digest)."""
+        seed, spec = (doc.get("seed"), doc.get("variant")) if isinstance(doc, dict) else (None, None)
+        if not (isinstance(seed, int) and isinstance(spec, str)):
+            raise OutputError(f"{path}: not a job file (no seed and variant)")
+        if path.name not in (self.file(seed, spec, ".json").name, self.legacy_file(seed, spec, ".json").name):
+            raise OutputError(f"{path}: holds {spec!r} seed {seed}, whose file is {self.file(seed, spec, '.json').name}")
+        if "settings_digest" not in doc:
+            raise OutputError(f"{path}: records no settings digest (written by an older version of the program), so "
+                              "what it was computed with is unknown")
+        if doc["settings_digest"] != self.digest:
+            raise OutputError(f"{path}: computed with other settings (digest {doc['settings_digest']}) than the "
+                              f"folder's {RUN_FILE} ({self.digest})")
 
     def load(self, seed: int, spec: str, headline: bool) -> dict | None:
         """A finished job, or None if it is not here (or lacks the curves the headline seed needs)."""
@@ -3564,14 +3621,17 @@ def _raise_interrupted(signum, frame):
 
 
 def main(argv: list | None = None) -> int:
-    """Run (or with --aggregate, merge) and report. Exit 0 ok, 1 data/output error, 2 bad flag, 3 a run
-    failed, 130/143 interrupted."""
+    """Run (or with --aggregate, merge) and report. Exit 0 ok, 1 data/output error, 2 bad flag (or a run folder
+    of other settings), 3 a run failed, 130/143 interrupted."""
     argv = list(sys.argv[1:] if argv is None else argv)
     old_handlers = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = aggregate_main(argv) if "--aggregate" in argv else run_main(argv)
         stop_resource_tracker()                 # (after an interruption it exits with the interpreter)
         return code
+    except SettingsMismatch as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except (DataError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -91,6 +91,23 @@ def synthetic(tmp_path, monkeypatch):
     c.test_split.cache_clear()
 
 
+def synthetic_program(folder: Path) -> Path:
+    """folder/compete_to_compute.py: the program reading the `synthetic` fixture's data set as 'mnist', for tests
+    that run it in processes of their own. Beside it, synthetic_pin.py, which any script there imports first
+    to read that data set too (spawned worker processes run it again, as they import their parent's script)."""
+    spec = c.DATASETS["mnist"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "synthetic_pin.py").write_text(
+        "import sys\nfrom dataclasses import replace\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\nimport compete_to_compute as c  # noqa: E402\n"
+        f"c.DATASETS['mnist'] = replace(c.DATASETS['mnist'], sha256={spec.sha256!r}, "
+        f"train_class_counts={spec.train_class_counts!r}, mirrors=('http://127.0.0.1:9/',))\n")
+    program = folder / "compete_to_compute.py"
+    program.write_text("import sys\nimport synthetic_pin\n\nif __name__ == '__main__':\n"
+                       "    sys.exit(synthetic_pin.c.main())\n")
+    return program
+
+
 TINY = ["--hidden", "32", "--epochs", "2", "--n-train-per-class", "30", "--quiet"]
 
 

@@ -3615,7 +3615,15 @@ class Interrupted(Exception):
         self.code = 128 + signum
 
 
+INTERRUPTED = threading.Event()    # a signal has arrived in this call of main
+
+
 def _raise_interrupted(signum, frame):
+    """The first signal stops the command; another while it stops (a study passing on the Ctrl-C this
+    process also got from the terminal) is ignored, so the stop is not itself interrupted."""
+    if INTERRUPTED.is_set():
+        return
+    INTERRUPTED.set()
     STOP.set()
     raise Interrupted(signum)
 
@@ -3624,6 +3632,7 @@ def main(argv: list | None = None) -> int:
     """Run (or with --aggregate, merge) and report. Exit 0 ok, 1 data/output error, 2 bad flag (or a run folder
     of other settings), 3 a run failed, 130/143 interrupted."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    INTERRUPTED.clear()
     old_handlers = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = aggregate_main(argv) if "--aggregate" in argv else run_main(argv)

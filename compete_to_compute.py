@@ -1111,10 +1111,11 @@ class Model:
         if [(p.shape, p.dtype) for p in state["params"]] != shapes or any(
                 [(v.shape, v.dtype) for v in state[k]] not in ([], shapes) for k in ("velocity", "second")):
             raise ValueError("the parameters or the optimiser's state do not fit the model")
-        if len(state["layers"]) != len(self.layers) or len(state["methods"]) != len(self.methods):
-            raise ValueError("the layers or methods do not fit the model")
+        if [len(state[k]) for k in ("dropout", "layers", "methods")] != [len(self.dropout), len(self.layers),
+                                                                         len(self.methods)]:
+            raise ValueError("the dropout generators, layers or methods do not fit the model")
         load_declared(self, self.STATE, {k: state[k] for k in self.STATE})
-        self.dropout = [drop and (drop[0], rng) for drop, rng in zip(self.dropout, state["dropout"], strict=True)]
+        self.dropout = [drop and (drop[0], rng) for drop, rng in zip(self.dropout, state["dropout"])]
         for part, part_state in zip(self.layers + self.methods, state["layers"] + state["methods"]):
             part.load_state(part_state)
 

@@ -31,7 +31,6 @@ import math
 import multiprocessing
 import multiprocessing.resource_tracker
 import os
-import pickle
 import platform
 import re
 import shutil
@@ -514,6 +513,20 @@ def real_in(lo: float, hi: float, what: str, lo_open: bool = False, hi_open: boo
     return parse
 
 
+def declared_state(obj, names) -> dict:
+    """The attributes `names` of obj: the part of an object a checkpoint keeps (the rest is rebuilt from the
+    seed and the settings)."""
+    return {name: getattr(obj, name) for name in names}
+
+
+def load_declared(obj, names, state: dict) -> None:
+    """Set the attributes `names` of obj from state, which must hold exactly those (else ValueError)."""
+    if not isinstance(state, dict) or set(state) != set(names):
+        raise ValueError(f"{type(obj).__name__}: expected the state {sorted(names)}")
+    for name in names:
+        setattr(obj, name, state[name])
+
+
 class Activation:
     """A hidden activation; one instance per hidden layer of a model.
 
@@ -524,11 +537,19 @@ class Activation:
     """
     keys: dict = {}
     optimizer: dict = {}
+    state_keys: tuple = ()         # the attributes training changes: what a checkpoint keeps of the layer
 
     def __init__(self, width: int, **params):
         self.width = width
         for name, value in params.items():
             setattr(self, name, value)
+
+    def state(self) -> dict:
+        return declared_state(self, self.state_keys)
+
+    def load_state(self, state: dict) -> None:
+        """Go on from `state` (this layer freshly built with the same parameters and seed)."""
+        load_declared(self, self.state_keys, state)
 
     def problem(self) -> str | None:
         """Why these parameters cannot work at this width, or None."""
@@ -717,6 +738,7 @@ class SDM(Activation):
                      "schedule gaba/both: firings N that switch a unit from excited to inhibited "
                      "(0: inhibited from the start)")}
     optimizer = {"optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0}
+    state_keys = ("k_now", "counts", "silent", "dead")
 
     def __init__(self, width, **params):
         super().__init__(width, **params)
@@ -824,6 +846,7 @@ class KWinners(Activation):
                                    "winners at test time are int(k * this)"),
             "weight_sparsity": (real_in(0, 1, "a number in (0, 1]", lo_open=True), 0.5,
                                 "share of each unit's incoming weights that may be non-zero (1: dense)")}
+    state_keys = ("boost", "seen", "duty")         # the weight masks (keep) come from the seed alone
 
     def __init__(self, width, **params):
         super().__init__(width, **params)
@@ -1067,13 +1090,34 @@ class Model:
         self.loss = LOSSES[config.get("loss", "xent")]
         self.methods = variant.build_methods(streams[9])
         self.constrain()
-        self.velocity, self.scratch, self.decay = [], [], []
+        self.velocity, self.second, self.steps, self.scratch, self.decay = [], [], 0, [], []
         self.failed: dict | None = None
         self.train_s = self.eval_s = self.val_s = 0.0         # seconds training, testing, on validation images
         self.epochs = 0                                      # training epochs begun, across tasks
 
-    def __getstate__(self):                     # a checkpoint: scratch space is remade at the next phase's start
-        return {**self.__dict__, "scratch": []}
+    STATE = ("params", "velocity", "second", "steps", "failed", "train_s", "eval_s", "epochs")
+
+    def state(self) -> dict:
+        """What training has changed, for a checkpoint at a phase's end: the parameters, the optimiser's state,
+        the dropout generators, and each layer's and method's own (scratch space and weight decay are remade
+        when the next phase starts; everything else is rebuilt from the seed and the settings)."""
+        return {**declared_state(self, self.STATE), "dropout": [drop and drop[1] for drop in self.dropout],
+                "layers": [layer.state() for layer in self.layers],
+                "methods": [method.state() for method in self.methods]}
+
+    def load_state(self, state: dict) -> None:
+        """Go on from `state` (this model freshly built with the same variant, settings and seed)."""
+        shapes = [(p.shape, p.dtype) for p in self.params]
+        if [(p.shape, p.dtype) for p in state["params"]] != shapes or any(
+                [(v.shape, v.dtype) for v in state[k]] not in ([], shapes) for k in ("velocity", "second")):
+            raise ValueError("the parameters or the optimiser's state do not fit the model")
+        if [len(state[k]) for k in ("dropout", "layers", "methods")] != [len(self.dropout), len(self.layers),
+                                                                         len(self.methods)]:
+            raise ValueError("the dropout generators, layers or methods do not fit the model")
+        load_declared(self, self.STATE, {k: state[k] for k in self.STATE})
+        self.dropout = [drop and (drop[0], rng) for drop, rng in zip(self.dropout, state["dropout"])]
+        for part, part_state in zip(self.layers + self.methods, state["layers"] + state["methods"]):
+            part.load_state(part_state)
 
     def constrain(self) -> None:
         """Impose each layer's weight constraints (after initialisation and after every update)."""
@@ -1201,12 +1245,21 @@ at_least_zero = real_in(0, math.inf, "a number >= 0")
 
 class Method:
     """A method against forgetting; one instance per model. `keys` lists its spec parameters (the first
-    is its strength, named like the method; 0 switches it off). The hooks do nothing here."""
+    is its strength, named like the method; 0 switches it off). The hooks do nothing here. Every other
+    attribute is what the method has gathered (anchors, importances, buffers, its generator): its state,
+    which a subclass sets up in __init__."""
     keys: dict = {}
 
     def __init__(self, seq: np.random.SeedSequence, **params):
         for name, value in params.items():
             setattr(self, name, value)
+
+    def state(self) -> dict:
+        return declared_state(self, [name for name in vars(self) if name not in self.keys])
+
+    def load_state(self, state: dict) -> None:
+        """Go on from `state` (this method freshly built with the same parameters and seed)."""
+        load_declared(self, [name for name in vars(self) if name not in self.keys], state)
 
     def start_phase(self, model: Model) -> None:
         """Before a phase's first update."""
@@ -1393,6 +1446,10 @@ class SI(Penalty):
     c * sum omega * (theta - theta_end)^2 (no factor 1/2 in the source: strength 2c here)."""
     keys = {"si": (at_least_zero, 0.0, "SI penalty c (0: off)"),
             "si_xi": (real_in(0, math.inf, "a number > 0", lo_open=True), 0.1, "SI damping xi")}
+
+    def __init__(self, seq, **params):
+        super().__init__(seq, **params)
+        self.start = self.path = self.before = self.grad = self.omega = None     # set at each phase's start
 
     def strength(self):
         return 2 * self.si
@@ -1930,8 +1987,13 @@ class SubmaskAnalysis:
         self.x, self.masks, self.flips, self.sizes = None, None, [], []      # sizes: one per phase begun
         self.seconds = 0.0
 
-    def __getstate__(self):                     # a checkpoint holds the analysis but not the tasks' images
-        return {k: v for k, v in self.__dict__.items() if k != "tasks"}
+    STATE = ("rng", "x", "masks", "flips", "sizes", "seconds")     # the rest is rebuilt from the seed
+
+    def state(self) -> dict:
+        return declared_state(self, self.STATE)
+
+    def load_state(self, state: dict) -> None:
+        load_declared(self, self.STATE, state)
 
     def start_phase(self, phase: Phase) -> None:
         t0 = time.perf_counter()
@@ -2027,26 +2089,87 @@ def summarize(R: np.ndarray, freq: list | None, failed: dict | None) -> dict:
             "silent": silent}
 
 
-CHECKPOINT_VERSION = 1
+# A checkpoint is data only: one .npz of arrays, loaded without pickle, whose entry CHECKPOINT_DOC holds the
+# rest as JSON. Loading one runs no code, so a checkpoint in a shared folder cannot act for whoever resumes.
+CHECKPOINT_VERSION = 2
+CHECKPOINT_DOC = "checkpoint.json"
+BIT_GENERATORS = {name: getattr(np.random, name) for name in ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")}
+CHECKPOINT_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError,
+                     RecursionError, zipfile.BadZipFile)
+
+
+def encode_state(obj, arrays: dict, seen: dict, path: str = "state"):
+    """A state as JSON-able data. Arrays and numpy scalars go into `arrays`, named by where they were first
+    met, and are referred to by that name (an array met again by the same name, so arrays shared between
+    objects stay shared); a generator becomes its bit generator's state. Anything else is refused."""
+    if isinstance(obj, np.ndarray) and not obj.dtype.hasobject:
+        name = seen.setdefault(id(obj), path)
+        arrays[name] = obj
+        return {"__array__": name}
+    if isinstance(obj, np.generic) and not isinstance(obj, np.object_):
+        arrays[path] = np.asarray(obj)
+        return {"__scalar__": path}
+    if isinstance(obj, np.random.Generator):
+        return {"__generator__": encode_state(obj.bit_generator.state, arrays, seen, path)}
+    if isinstance(obj, dict) and all(isinstance(k, str) and not k.startswith("__") for k in obj):
+        return {k: encode_state(v, arrays, seen, f"{path}/{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [encode_state(v, arrays, seen, f"{path}/{i}") for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"{path}: a {type(obj).__name__} cannot go into a checkpoint")
+
+
+def decode_state(obj, arrays: dict):
+    """encode_state's inverse: the same arrays (shared ones shared again), generators in the same state."""
+    if isinstance(obj, list):
+        return [decode_state(v, arrays) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__array__" in obj:
+        return arrays[obj["__array__"]]
+    if "__scalar__" in obj:
+        return arrays[obj["__scalar__"]][()]
+    if "__generator__" in obj:
+        state = decode_state(obj["__generator__"], arrays)
+        rng = np.random.Generator(BIT_GENERATORS[state["bit_generator"]]())
+        rng.bit_generator.state = state
+        return rng
+    return {k: decode_state(v, arrays) for k, v in obj.items()}
 
 
 def save_checkpoint(path: Path, key: dict, state: dict) -> None:
-    """Everything a course needs to go on after the phase just finished, written atomically."""
-    blob = pickle.dumps({"version": CHECKPOINT_VERSION, "key": key, "state": state}, protocol=pickle.HIGHEST_PROTOCOL)
-    write_atomic(path, lambda f: f.write(blob))
+    """Everything a course needs to go on after the phase just finished, written atomically. The model and
+    the submask analysis (objects in `state`) keep what they declare (their state methods)."""
+    state = {**state, "model": state["model"].state(), "submask": state["submask"] and state["submask"].state()}
+    arrays = {}
+    doc = {"version": CHECKPOINT_VERSION, "key": key, "state": encode_state(state, arrays, {})}
+    arrays[CHECKPOINT_DOC] = np.array(json.dumps(doc))
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
-def load_checkpoint(path: Path | None, key: dict) -> dict | None:
-    """The state saved at the last phase end of this very job (same seed, variant and settings), or None.
-    A checkpoint of anything else, or one that cannot be read, is ignored (the job starts over)."""
+def load_checkpoint(path: Path | None, key: dict, build) -> dict | None:
+    """The state saved at the last phase end of this very job (same seed, variant, headline role and settings),
+    with the model and submask analysis that `build()` makes afresh brought to it; or None. A checkpoint of
+    anything else, or one that cannot be read, is named in a note and left (the job starts over, and
+    overwrites it at its first phase end)."""
     if path is None or not path.is_file():
         return None
     try:
-        doc = pickle.loads(path.read_bytes())
-    except Exception:                           # truncated or foreign: start over, it is rewritten
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+        doc = json.loads(str(arrays.pop(CHECKPOINT_DOC)[()]))
+        if doc.get("version") != CHECKPOINT_VERSION or doc.get("key") != key:
+            raise ValueError("saved by another job, other settings or another version of the program")
+        state = decode_state(doc["state"], arrays)
+        model, submask = build()
+        model.load_state(state["model"])
+        if submask:
+            submask.load_state(state["submask"])
+    except CHECKPOINT_ERRORS as e:
+        print(f"note: {path}: not a checkpoint of this job ({e}); the job starts over", file=sys.stderr, flush=True)
         return None
-    ok = isinstance(doc, dict) and doc.get("version") == CHECKPOINT_VERSION and doc.get("key") == key
-    return doc["state"] if ok else None
+    return {**state, "model": model, "submask": submask}
 
 
 def run_course(seed: int, spec: str, config: dict, headline: bool, progress: bool = False,
@@ -2074,10 +2197,14 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     order_rng = np.random.default_rng(streams[2])
     epochs = config["epochs"]
     orders = [[order_rng.permutation(len(p.y)) for _ in range(epochs)] for p in phases]
-    model = Model(parse_variant(spec), config, streams)
+
+    def build() -> tuple:                       # the model and the headline's submask analysis, as they start
+        new = Model(parse_variant(spec), config, streams)
+        return new, (SubmaskAnalysis(new, tasks, streams[7], weighted=config.get("knn_weighted", False))
+                     if headline else None)
+    model, submask = build()
     W1_init = model.params[0].copy() if headline else None
     sleep_rng, slept = np.random.default_rng(streams[6]), []
-    submask = SubmaskAnalysis(model, tasks, streams[7], weighted=config.get("knn_weighted", False)) if headline else None
     n_points = len(phases) * epochs + 1
     curve = set(curve_points(len(phases), epochs)) if headline else set()
     test = not config.get("no_test", False)
@@ -2086,14 +2213,13 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     with_val = config.get("val_per_class", 0) > 0
     val_R, val_last = np.full_like(R, np.nan), np.full((epochs, len(tasks)), np.nan)
     freq, start = None, 1
-    key = {"seed": seed, "variant": spec, "headline": headline, "settings": experiment_settings(config)}
-    state = load_checkpoint(checkpoint, key)
+    key = {"seed": seed, "variant": spec, "headline": headline,
+           "settings": settings_digest(experiment_settings(config))}
+    state = load_checkpoint(checkpoint, key, build)
     if state:                                   # go on after the last phase the checkpoint finished
         model, sleep_rng, slept, submask = state["model"], state["sleep_rng"], state["slept"], state["submask"]
         curves, R, val_R, val_last, freq, W1_init = (state[k] for k in ("curves", "R", "val_R", "val_last",
                                                                          "freq", "W1_init"))
-        if submask:
-            submask.tasks = tasks
         start = state["next_point"]
     elif headline:
         curves[0] = [evaluate(model, t)[0] for t in tasks]
@@ -2150,7 +2276,8 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
             print(f"seed {seed}  {stage}  epoch {e + 1}/{epochs}  {spec:<10} loss {loss:.4f}  {accs}", flush=True)
     if progress and model.failed:
         print(f"seed {seed}  {spec}: {failure_text(model.failed)}", flush=True)
-    out = {"seed": seed, "variant": spec, "summary": summarize(R, freq if test else None, model.failed),
+    out = {"seed": seed, "variant": spec, "settings_digest": key["settings"],
+           "summary": summarize(R, freq if test else None, model.failed),
            "timings": {"train_s": model.train_s, "eval_s": model.eval_s}}
     if with_val:
         out["summary"]["val_R"], out["summary"]["val_last"] = nan_to_none(val_R), nan_to_none(val_last)
@@ -2689,6 +2816,37 @@ def write_atomic(path: Path, write) -> None:
     write_together({path: write})
 
 
+def create_exclusive(path: Path, data: bytes) -> bool:
+    """Create `path` holding `data` unless it exists; True if this call created it. Written to a temporary file
+    and hard-linked into place (which fails if the path exists), so of processes racing to create one file
+    exactly one does, and the others read it whole. Without hard links (some filesystems), an exclusive open."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        umask = os.umask(0)
+        os.umask(umask)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o666 & ~umask)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            except OSError:
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                except FileExistsError:
+                    return False
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            return True
+        finally:
+            os.unlink(tmp)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e}); choose another path") from None
+
+
 def is_program_output(path: str) -> bool:
     """A tracked file the program and its scripts write (results, snapshots, figures, study aggregates),
     as opposed to code: changes to these do not make the code differ from its commit."""
@@ -2739,6 +2897,14 @@ def experiment_settings(config: dict) -> dict:
     return {k: v for k, v in {**ADDED_SETTINGS, **config}.items() if k not in NOT_SETTINGS}
 
 
+def settings_digest(settings: dict) -> str:
+    """A fingerprint of experiment settings (a config's, or a run folder's), which every job file and checkpoint
+    records: equal when RunDir.require finds no difference (flags newer than a folder at the values it ran
+    with; a setting that is None the same as one left out)."""
+    full = {k: v for k, v in {**ADDED_SETTINGS, **settings}.items() if v is not None}
+    return hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def slug(spec: str) -> str:
     """A variant spec as a file name part: lwta:k=4 -> lwta_k=4."""
     return re.sub(r"[^A-Za-z0-9.=%-]+", "_", spec)
@@ -2767,8 +2933,13 @@ def join_arrays(obj, arrays):
     return {k: join_arrays(v, arrays) for k, v in obj.items()} if isinstance(obj, dict) else obj
 
 
+class SettingsMismatch(OutputError):
+    """A run folder of other settings than the command's, or than another folder's (exit 2, as a bad flag)."""
+
+
 class RunDir:
-    """A run folder: run.json (the settings and the task table) and one job file per (seed, variant)."""
+    """A run folder: run.json (the settings and the task table) and one job file per (seed, variant), which
+    records the digest of the settings it was computed with."""
 
     def __init__(self, path: Path, config: dict | None = None):
         self.path = path
@@ -2778,13 +2949,15 @@ class RunDir:
                 raise OutputError(f"{path}: not a run folder (no {RUN_FILE}); make one with --run-dir")
             if path.exists() and not path.is_dir():
                 raise OutputError(f"{path}: exists and is not a folder; choose another --run-dir")
-            write_atomic(meta, lambda f: f.write(json.dumps(
-                {"settings": experiment_settings(config), "tasks": task_table(config)}, indent=1).encode()))
+            # of processes starting at once on a new folder one creates run.json; all read it back below
+            create_exclusive(meta, json.dumps({"settings": experiment_settings(config), "tasks": task_table(config)},
+                                              indent=1).encode())
         try:
             held = json.loads(meta.read_text())
             self.settings, self.tasks = {**ADDED_SETTINGS, **held["settings"]}, held["tasks"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise OutputError(f"{meta}: unreadable ({e}); it is not a run folder written by this program") from None
+        self.digest = settings_digest(self.settings)
         if config is not None:
             self.require(experiment_settings(config), "now")
 
@@ -2793,8 +2966,8 @@ class RunDir:
         diff = [f"{k}: {self.settings.get(k)!r} in the folder, {settings.get(k)!r} {where}"
                 for k in sorted(set(self.settings) | set(settings)) if self.settings.get(k) != settings.get(k)]
         if diff:
-            raise OutputError(f"{self.path}: holds jobs of a different configuration ({'; '.join(diff)}); "
-                              "use another folder")
+            raise SettingsMismatch(f"{self.path}: holds jobs of a different configuration ({'; '.join(diff)}); "
+                                   "use another folder")
 
     def file(self, seed: int, spec: str, suffix: str) -> Path:
         """A job's file: seed00003_lwta_k=4.json (.npz: its arrays; .ckpt: its checkpoint while unfinished)."""
@@ -2812,6 +2985,9 @@ class RunDir:
     def save(self, result: dict) -> None:
         """Arrays first, then the JSON that marks the job finished; each written atomically."""
         seed, spec = result["seed"], result["variant"]
+        if result.get("settings_digest") != self.digest:
+            raise OutputError(f"{self.path}: job {spec!r} seed {seed} was computed with other settings than the "
+                              "folder's; not saved")
         doc, arrays = split_arrays(result)
         if arrays:
             write_atomic(self.file(seed, spec, ".npz"), lambda f: np.savez_compressed(f, **arrays))
@@ -2825,6 +3001,7 @@ class RunDir:
             doc = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise OutputError(f"{path}: unreadable job file ({e})") from None
+        self.check_job(path, doc)
         arrays_path = path.with_suffix(".npz")
         if not refers_to_arrays(doc):
             return doc
@@ -2839,6 +3016,20 @@ class RunDir:
             return join_arrays(doc, arrays)
         except KeyError as e:
             raise OutputError(f"{arrays_path}: lacks the array {e.args[0]} that {path.name} refers to") from None
+
+    def check_job(self, path: Path, doc) -> None:
+        """A job file holds the job its name says, computed with the folder's settings (by their digest)."""
+        seed, spec = (doc.get("seed"), doc.get("variant")) if isinstance(doc, dict) else (None, None)
+        if not (isinstance(seed, int) and isinstance(spec, str)):
+            raise OutputError(f"{path}: not a job file (no seed and variant)")
+        if path.name not in (self.file(seed, spec, ".json").name, self.legacy_file(seed, spec, ".json").name):
+            raise OutputError(f"{path}: holds {spec!r} seed {seed}, whose file is {self.file(seed, spec, '.json').name}")
+        if "settings_digest" not in doc:
+            raise OutputError(f"{path}: records no settings digest (written by an older version of the program), so "
+                              "what it was computed with is unknown")
+        if doc["settings_digest"] != self.digest:
+            raise OutputError(f"{path}: computed with other settings (digest {doc['settings_digest']}) than the "
+                              f"folder's {RUN_FILE} ({self.digest})")
 
     def load(self, seed: int, spec: str, headline: bool) -> dict | None:
         """A finished job, or None if it is not here (or lacks the curves the headline seed needs)."""
@@ -3495,20 +3686,32 @@ class Interrupted(Exception):
         self.code = 128 + signum
 
 
+INTERRUPTED = threading.Event()    # a signal has arrived in this call of main
+
+
 def _raise_interrupted(signum, frame):
+    """The first signal stops the command; another while it stops (a study passing on the Ctrl-C this
+    process also got from the terminal) is ignored, so the stop is not itself interrupted."""
+    if INTERRUPTED.is_set():
+        return
+    INTERRUPTED.set()
     STOP.set()
     raise Interrupted(signum)
 
 
 def main(argv: list | None = None) -> int:
-    """Run (or with --aggregate, merge) and report. Exit 0 ok, 1 data/output error, 2 bad flag, 3 a run
-    failed, 130/143 interrupted."""
+    """Run (or with --aggregate, merge) and report. Exit 0 ok, 1 data/output error, 2 bad flag (or a run folder
+    of other settings), 3 a run failed, 130/143 interrupted."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    INTERRUPTED.clear()
     old_handlers = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = aggregate_main(argv) if "--aggregate" in argv else run_main(argv)
         stop_resource_tracker()                 # (after an interruption it exits with the interpreter)
         return code
+    except SettingsMismatch as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except (DataError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -8,8 +8,10 @@ studies/<study>/<setting>.json. The statistics are the module's own (paired, see
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,9 +35,39 @@ def positive_int(s: str) -> int:
     return int(s)
 
 
+STOPPED_BY = []                    # the signal that stopped the study, once one has arrived
+
+
+def stop_on_signal(signum, frame) -> None:
+    """SIGINT or SIGTERM (Ctrl-C; kill, timeout or a job manager, often to this process alone): leave at once,
+    through the `finally` blocks that pass the signal on to the running compete_to_compute.py and wait for it
+    (run_setting) or terminate the pool's workers (tuning.run_pool). Nothing is written after it; outputs are
+    written whole or not at all. A second signal while the children stop is ignored."""
+    if not STOPPED_BY:
+        STOPPED_BY.append(signum)
+        raise SystemExit(128 + signum)
+
+
+def say_stopped() -> None:
+    """At exit, once every child has stopped: what the signal did, in one line."""
+    if STOPPED_BY:
+        print(f"interrupted by {signal.Signals(STOPPED_BY[0]).name}: stopped every running job and waited for it; "
+              f"nothing more was written (finished jobs are kept in {RUNS}: running the study again resumes)",
+              file=sys.stderr, flush=True)
+
+
+def stop_child(proc: subprocess.Popen) -> None:
+    """A child still running when the study stops (a signal, or an error here) gets the signal (SIGTERM if
+    none) and is waited for: it stops within a minibatch, writes nothing, and does not outlive the study."""
+    if proc.poll() is None:
+        proc.send_signal(STOPPED_BY[0] if STOPPED_BY else signal.SIGTERM)
+        proc.wait()
+
+
 def parse_study_args(doc: str, argv: list | None = None, extra=None) -> argparse.Namespace:
     """Every study script's command line (`extra(parser)` adds a study's own flags). Nothing runs before it
-    has been read."""
+    has been read. Read from the script's own command line (argv None), it also makes SIGINT and SIGTERM
+    stop the study and everything it started (stop_on_signal)."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
     p.add_argument("--seeds", type=positive_int, default=None,
@@ -50,6 +82,10 @@ def parse_study_args(doc: str, argv: list | None = None, extra=None) -> argparse
     if extra:
         extra(p)
     OPTIONS.__dict__.update(vars(p.parse_args(argv)))
+    if argv is None:                            # run as a program: a signal stops it and everything it started
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, stop_on_signal)
+        atexit.register(say_stopped)
     return OPTIONS
 
 
@@ -96,13 +132,16 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
            "--workers", str(OPTIONS.workers)]
     t0, start = time.perf_counter(), finished_jobs(runs, seeds)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    while proc.poll() is None:
-        try:
-            proc.wait(timeout=PROGRESS_EVERY_S)
-        except subprocess.TimeoutExpired:
-            done, elapsed = finished_jobs(runs, seeds), time.perf_counter() - t0
-            left = (f", about {duration(elapsed / (done - start) * (jobs - done))} left" if done > start else "")
-            print(f"[{study}] {label}: {done}/{jobs} jobs, {duration(elapsed)}{left}", flush=True)
+    try:
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=PROGRESS_EVERY_S)
+            except subprocess.TimeoutExpired:
+                done, elapsed = finished_jobs(runs, seeds), time.perf_counter() - t0
+                left = (f", about {duration(elapsed / (done - start) * (jobs - done))} left" if done > start else "")
+                print(f"[{study}] {label}: {done}/{jobs} jobs, {duration(elapsed)}{left}", flush=True)
+    finally:
+        stop_child(proc)
     if proc.returncode not in (0, 3):           # 3: finished, some runs failed (counted in the results)
         sys.exit(f"[{study}] {label}: compete_to_compute.py exited {proc.returncode}")
     return json.loads(out.read_text())

@@ -91,6 +91,23 @@ def synthetic(tmp_path, monkeypatch):
     c.test_split.cache_clear()
 
 
+def synthetic_program(folder: Path) -> Path:
+    """folder/compete_to_compute.py: the program reading the `synthetic` fixture's data set as 'mnist', for tests
+    that run it in processes of their own. Beside it, synthetic_pin.py, which any script there imports first
+    to read that data set too (spawned worker processes run it again, as they import their parent's script)."""
+    spec = c.DATASETS["mnist"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "synthetic_pin.py").write_text(
+        "import sys\nfrom dataclasses import replace\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\nimport compete_to_compute as c  # noqa: E402\n"
+        f"c.DATASETS['mnist'] = replace(c.DATASETS['mnist'], sha256={spec.sha256!r}, "
+        f"train_class_counts={spec.train_class_counts!r}, mirrors=('http://127.0.0.1:9/',))\n")
+    program = folder / "compete_to_compute.py"
+    program.write_text("import sys\nimport synthetic_pin\n\nif __name__ == '__main__':\n"
+                       "    sys.exit(synthetic_pin.c.main())\n")
+    return program
+
+
 TINY = ["--hidden", "32", "--epochs", "2", "--n-train-per-class", "30", "--quiet"]
 
 
@@ -102,7 +119,7 @@ def tiny_args(tmp_path, data_dir, *extra):
 
 def whole_and_resumed(config, spec, task, ckpt, monkeypatch, headline=False) -> tuple:
     """A job run whole, and the same job stopped at the start of `task` (its checkpoint then holds the
-    tasks before) and run again from that checkpoint: (whole, resumed)."""
+    tasks before) and run again from that checkpoint, which must go on from `task`: (whole, resumed)."""
     whole = c.run_course(0, spec, config, headline=headline)
     real_train = c.train_epoch
 
@@ -115,8 +132,12 @@ def whole_and_resumed(config, spec, task, ckpt, monkeypatch, headline=False) -> 
     with pytest.raises(c.Stopped):
         c.run_course(0, spec, config, headline=headline, checkpoint=ckpt)
     assert ckpt.is_file()
+    trained = []
+    monkeypatch.setattr(c, "train_epoch", lambda *a: trained.append(a[-1]["task"]) or real_train(*a))
+    resumed = c.run_course(0, spec, config, headline=headline, checkpoint=ckpt)
     monkeypatch.setattr(c, "train_epoch", real_train)
-    return whole, c.run_course(0, spec, config, headline=headline, checkpoint=ckpt)
+    assert min(trained) == task                 # the checkpoint was used: the tasks before were not trained again
+    return whole, resumed
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import MNIST_DIR, ROOT, c, needs_mnist, tiny_args
+from conftest import MNIST_DIR, ROOT, c, needs_mnist, synthetic_program, tiny_args
 
 
 def results(path):
@@ -71,7 +71,7 @@ def test_a_folder_of_another_configuration_is_refused_naming_the_settings(synthe
     assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1", "--run-dir", str(folder))) == 0
     capsys.readouterr()
     assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1", "--run-dir", str(folder), "--lr", "0.1",
-                            "--epochs", "3")) == 1
+                            "--epochs", "3")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds jobs of a different configuration" in err
     assert "epochs: 2 in the folder, 3 now" in err and "lr: 0.05 in the folder, 0.1 now" in err
@@ -87,7 +87,7 @@ def test_a_folder_from_before_an_optional_setting_existed_resumes_only_without_i
     assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1", "--run-dir", str(folder))) == 0
     capsys.readouterr()
     assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1", "--run-dir", str(folder),
-                            "--max-norm", "3")) == 1
+                            "--max-norm", "3")) == 2
     assert "max_norm: None in the folder, 3.0 now" in capsys.readouterr().err
 
 
@@ -98,7 +98,7 @@ def test_aggregate_refuses_folders_of_different_configurations(synthetic, tmp_pa
                                 "--run-dir", str(tmp_path / name))) == 0
     capsys.readouterr()
     assert c.main(["--aggregate", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m.json"),
-                   "--snapshots", str(tmp_path / "m.npz")]) == 1
+                   "--snapshots", str(tmp_path / "m.npz")]) == 2
     err = capsys.readouterr().err
     assert "lr: 0.05 in the folder, 0.1 in " in err and not (tmp_path / "m.json").exists()
 
@@ -125,8 +125,8 @@ def test_seeds_missing_a_variant_are_left_out_and_said(synthetic, tmp_path, caps
 
 def test_job_files_round_trip_exactly(tmp_path):
     store = c.RunDir.__new__(c.RunDir)
-    store.path = tmp_path
-    result = {"seed": 3, "variant": "lwta:k=4", "summary": {"acc": 0.1 + 0.2, "R": [[0.9, None]], "failed": None},
+    store.path, store.digest = tmp_path, "0123"
+    result = {"seed": 3, "variant": "lwta:k=4", "settings_digest": "0123", "summary": {"acc": 0.1 + 0.2, "R": [[0.9, None]], "failed": None},
               "timings": {"train_s": 1.5}, "curves": np.array([[np.nan, 0.5]]),
               "units": {"W1": np.arange(6, dtype=np.float32).reshape(2, 3), "freq": np.zeros((1, 1, 3))}}
     store.save(result)
@@ -182,3 +182,89 @@ def test_interrupt_keeps_every_finished_job_and_a_rerun_completes(tmp_path):
     assert not (tmp_path / "r.json").exists()
     q = run_cli([*args[:args.index("--n-seeds") + 1], "3", *args[args.index("--n-seeds") + 2:], "--quiet"], tmp_path)
     assert q.wait(timeout=120) == 0
+
+
+# ---------------------------------------------------------------------------------------------- issue 26
+@pytest.mark.robustness
+def test_two_processes_starting_at_once_on_a_new_folder_with_other_settings_one_refused(synthetic, tmp_path):
+    program = synthetic_program(tmp_path / "bin")
+    folder = tmp_path / "runs"
+    procs = [subprocess.Popen([sys.executable, str(program), *tiny_args(tmp_path / e, synthetic, "--epochs", e,
+                                                                          "--run-dir", str(folder), "--workers", "1")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for e in ("1", "2")]
+    done = [(p.communicate(timeout=120)[1], p.returncode)[::-1] for p in procs]
+    assert sorted(code for code, _ in done) == [0, 2], done
+    won = json.loads((folder / "run.json").read_text())["settings"]["epochs"]
+    code, err = next(d for d in done if d[0] == 2)
+    other = 3 - won
+    assert err == (f"error: {folder}: holds jobs of a different configuration (epochs: {won} in the folder, {other} "
+                   "now); use another folder\n")
+    assert c.main(["--aggregate", str(folder), "--out", str(tmp_path / "m.json"),
+                   "--snapshots", str(tmp_path / "m.npz")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["config"]["epochs"] == won
+
+
+@pytest.mark.robustness
+def test_the_loser_of_the_race_for_run_json_reads_the_winners_settings(synthetic, tmp_path, monkeypatch):
+    """The race made certain: the second process checked for run.json before the first created it."""
+    folder = tmp_path / "runs"
+    first, second = (c.parse_config(tiny_args(tmp_path, synthetic, "--epochs", e, "--run-dir", str(folder)))[0]
+                     for e in ("1", "2"))
+    c.RunDir(folder, first)
+    real_is_file = c.Path.is_file
+    monkeypatch.setattr(c.Path, "is_file", lambda p: p.name != c.RUN_FILE and real_is_file(p))
+    with pytest.raises(c.SettingsMismatch, match="epochs: 1 in the folder, 2 now"):
+        c.RunDir(folder, second)
+    assert json.loads((folder / "run.json").read_text())["settings"]["epochs"] == 1
+    assert not [p for p in folder.iterdir() if p.name != "run.json"]           # no temporary file left
+
+
+def test_run_json_is_created_exclusively_without_hard_links_too(tmp_path, monkeypatch):
+    assert c.create_exclusive(tmp_path / "a", b"1") and not c.create_exclusive(tmp_path / "a", b"2")
+    monkeypatch.setattr(c.os, "link", lambda *a: (_ for _ in ()).throw(PermissionError(1, "no hard links")))
+    assert c.create_exclusive(tmp_path / "b", b"1") and not c.create_exclusive(tmp_path / "b", b"2")
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes() == b"1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+@pytest.mark.robustness
+@pytest.mark.parametrize("change", ["another digest", "no digest", "another seed's name"])
+def test_resume_and_aggregate_refuse_a_job_file_of_other_settings_or_name_naming_it(change, synthetic, tmp_path,
+                                                                                    capsys):
+    folder = tmp_path / "runs"
+    args = tiny_args(tmp_path, synthetic, "--n-seeds", "2", "--workers", "1", "--run-dir", str(folder))
+    assert c.main(args) == 0
+    path = folder / "seed00001_lwta.json"
+    doc = json.loads(path.read_text())
+    if change == "another digest":          # e.g. copied in from a folder of other settings
+        doc["settings_digest"] = "0" * 16
+        why = "computed with other settings (digest 0000000000000000) than the folder's run.json"
+    elif change == "no digest":             # a job file written before job files recorded their settings
+        del doc["settings_digest"]
+        why = "records no settings digest (written by an older version of the program)"
+    else:                                   # seed 1's file holding seed 0's job
+        doc = json.loads((folder / "seed00000_lwta.json").read_text())
+        doc.pop("curves"), doc.pop("units")
+        why = "holds 'lwta' seed 0, whose file is seed00000_lwta.json"
+    path.write_text(json.dumps(doc))
+    capsys.readouterr()
+    for command in (args, ["--aggregate", str(folder), "--out", str(tmp_path / "m.json"),
+                           "--snapshots", str(tmp_path / "m.npz")]):
+        assert c.main(command) == 1
+        err = capsys.readouterr().err
+        assert f"{path}: {why}" in err and "1 broken job file(s); delete them" in err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_every_job_file_records_the_digest_of_its_settings(synthetic, tmp_path):
+    folder = tmp_path / "runs"
+    assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1", "--run-dir", str(folder))) == 0
+    config = c.parse_config(tiny_args(tmp_path, synthetic, "--workers", "1", "--run-dir", str(folder)))[0]
+    digest = c.settings_digest(c.experiment_settings(config))
+    assert [json.loads(p.read_text())["settings_digest"] for p in sorted(folder.glob("seed*.json"))] == [digest] * 3
+    assert c.RunDir(folder).digest == digest
+    other = c.parse_config(tiny_args(tmp_path, synthetic, "--workers", "1", "--lr", "0.1"))[0]
+    assert c.settings_digest(c.experiment_settings(other)) != digest
+    store = c.RunDir(folder)
+    with pytest.raises(c.OutputError, match="computed with other settings than the folder's; not saved"):
+        store.save({**store.load(0, "relu", headline=True), "settings_digest": "0" * 16})

@@ -1,12 +1,16 @@
 """Issue 17, item 3: every study script reads its command line first (--help, --seeds, --workers,
 --dry-run) and shows progress."""
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from conftest import MNIST_DIR, ROOT, needs_mnist
+from conftest import MNIST_DIR, ROOT, c, needs_mnist, synthetic_program
 
 STUDY_SCRIPTS = sorted((ROOT / "studies").glob("[0-9][0-9]_*.py"))
 sys.path.insert(0, str(ROOT / "studies"))
@@ -54,3 +58,135 @@ def test_seeds_and_dry_run_are_honoured_and_progress_is_shown(tmp_path, monkeypa
     assert "jobs, " in printed and "/6 jobs" in printed                        # progress while it ran
     common.parse_study_args("test", [])                                        # back to the defaults
     assert json.loads((tmp_path / "studies" / "t" / "tiny.json").read_text())["seeds"] == [0, 1, 2]
+
+
+# ---------------------------------------------------------------------------- issue 26, item 3: signals
+SETTING_STUDY = '''"""A study like studies/01_toy.py, on the synthetic data: one setting, then its summary."""
+import sys
+from pathlib import Path
+
+import synthetic_pin  # noqa: F401  (the synthetic data set, here and in the child compete_to_compute.py)
+sys.path.insert(0, {studies!r})
+import common  # noqa: E402
+
+if __name__ == "__main__":
+    here = Path(__file__).resolve().parent       # the child is here/compete_to_compute.py, the outputs here too
+    common.ROOT, common.STUDIES, common.RUNS = here, here / "studies", here / "runs"
+    common.PROGRESS_EVERY_S = 0.2
+    common.parse_study_args(__doc__)
+    doc = common.run_setting("t", "tiny", {flags!r}, 1000)
+    common.write_study("t", "a study", {{"tiny": doc}}, [], figure=False)
+'''
+
+POOL_STUDY = '''"""A study like studies/10_tuned_default.py, on the synthetic data: a pool of search jobs, then an output."""
+import sys
+from pathlib import Path
+
+import synthetic_pin  # noqa: F401  (the synthetic data set, here and in every spawned worker)
+sys.path.insert(0, {studies!r})
+import common  # noqa: E402
+import tuning  # noqa: E402
+
+if __name__ == "__main__":
+    here = Path(__file__).resolve().parent
+    common.parse_study_args(__doc__)
+    config = tuning.job_config({flags!r}, ["relu", "lwta"], {{"lr": 0.05, "momentum": 0.9, "epochs": 2}}, 5)
+    store = synthetic_pin.c.RunDir(here / "runs" / "t", config)
+    tuning.run_pool(tuning.pending(store, config, list(range(1000)), ["relu", "lwta"]), "search")
+    common.write_text(here / "studies" / "t" / "tuned.json", ["written after the search"])
+'''
+
+
+def descendants(pid: int) -> set:
+    """The live (not zombie) processes below pid, read from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:                                     # gone meanwhile
+            continue
+        if fields[0] != "Z":
+            parents.setdefault(int(fields[1]), set()).add(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        kids = parents.get(todo.pop(), set()) - found
+        found |= kids
+        todo += kids
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def signal_study(script: Path, args: list, sig: int, started) -> tuple:
+    """Run a study script until `started()`, send `sig` to it alone; (exit code, stderr, its children then)."""
+    proc = subprocess.Popen([sys.executable, str(script), *args], cwd=script.parent, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not started() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[1]
+    kids = descendants(proc.pid)
+    os.kill(proc.pid, sig)
+    err = proc.communicate(timeout=120)[1]
+    deadline = time.monotonic() + 20                        # multiprocessing's resource tracker leaves last
+    while any(alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc.returncode, err, kids
+
+
+def written(folder: Path) -> dict:
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.robustness
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_a_study_alone_stops_its_child_and_nothing_is_rewritten(sig, synthetic, tmp_path):
+    bin_ = synthetic_program(tmp_path / "bin").parent
+    flags = ["--data-dir", str(synthetic), "--hidden", "16", "--epochs", "2", "--n-train-per-class", "30",
+             "--models", "relu,lwta"]
+    script = bin_ / "study.py"
+    script.write_text(SETTING_STUDY.format(studies=str(ROOT / "studies"), flags=flags))
+    outputs = bin_ / "studies" / "t"
+    outputs.mkdir(parents=True)
+    for name in ("tiny.json", "summary.md"):                # what an earlier, complete run left
+        (outputs / name).write_text("the committed output\n")
+    before = written(outputs)
+    code, err, kids = signal_study(script, ["--workers", "1"], sig,
+                                   lambda: any((bin_ / "runs" / "t" / "tiny").glob("seed*.json")))
+    assert code == 128 + sig and "Traceback" not in err
+    assert kids and not [k for k in kids if alive(k)]       # the compete_to_compute.py child stopped too
+    lines = err.splitlines()
+    assert lines[-1].startswith(f"interrupted by {signal.Signals(sig).name}: stopped every running job and waited")
+    assert all(line.startswith(f"interrupted by {signal.Signals(sig).name}: stopped; ") for line in lines[:-1])
+    assert len(lines) <= 2                                  # the child's own line, if it got that far, and the study's
+    assert written(outputs) == before                       # nothing (re)written, then or later
+    assert not [p for p in bin_.rglob("*.tmp")]
+
+
+@pytest.mark.robustness
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_sigterm_to_a_tuned_study_alone_stops_its_workers_and_nothing_is_written(synthetic, tmp_path):
+    bin_ = synthetic_program(tmp_path / "bin").parent
+    flags = ["--data-dir", str(synthetic), "--hidden", "16", "--n-train-per-class", "25"]
+    script = bin_ / "study.py"
+    script.write_text(POOL_STUDY.format(studies=str(ROOT / "studies"), flags=flags))
+    code, err, kids = signal_study(script, ["--workers", "2"], signal.SIGTERM,
+                                   lambda: len(list((bin_ / "runs" / "t").glob("seed*.json"))) >= 2)
+    assert code == 143 and err.count("\n") == 1 and err.startswith("interrupted by SIGTERM: stopped every running")
+    assert len(kids) >= 2 and not [k for k in kids if alive(k)]      # the pool's workers (and resource tracker)
+    assert not (bin_ / "studies").exists() and not [p for p in bin_.rglob("*.tmp")]
+
+
+def test_a_second_signal_while_the_program_stops_is_ignored():
+    c.INTERRUPTED.clear()
+    with pytest.raises(c.Interrupted):
+        c._raise_interrupted(signal.SIGINT, None)
+    assert c._raise_interrupted(signal.SIGINT, None) is None       # the study's forwarded copy of the Ctrl-C
+    c.INTERRUPTED.clear()
+    c.STOP.clear()

@@ -46,7 +46,8 @@ def parse_study_args(doc: str, argv: list | None = None, extra=None) -> argparse
     p.add_argument("--dry-run", action="store_true",
                    help="print each setting's command line and estimated cost; run nothing, write nothing")
     p.add_argument("--redraw", action="store_true",
-                   help="rebuild the study's tables and figures from its committed aggregates; run nothing")
+                   help="rebuild the study's tables and figures from its committed aggregates; run nothing (a tuned "
+                        "study's frontier.png is drawn from its run folders and is kept)")
     if extra:
         extra(p)
     OPTIONS.__dict__.update(vars(p.parse_args(argv)))

@@ -204,7 +204,9 @@ def evaluation(table: dict, picks: dict, variants: list, seeds: list) -> dict | 
 def run_study(study: str, title: str, args: list, variants: list, n_configs: int, epochs: int,
               tune_seeds: int, val: int, fixed: bool, notes: list) -> dict:
     """Search, select, evaluate (each resumable), then write studies/<study>/{tuned.json, summary.md,
-    frontier.png}."""
+    frontier.png}. With --redraw, only summary.md again from the committed tuned.json."""
+    if OPTIONS.redraw:
+        return redraw(study, notes)
     configs = configurations(n_configs, epochs)
     tune = list(range(TUNE_SEED, TUNE_SEED + tune_seeds))
     evals = list(range(OPTIONS.seeds or EVAL_SEEDS))
@@ -258,6 +260,21 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
         frontier_figure(points, variants, doc, out / "frontier.png")
     write_text(out / "summary.md", summary_lines(doc, notes))
     print("\n".join(summary_lines(doc, notes)))
+    return doc
+
+
+def redraw(study: str, notes: list) -> dict:
+    """--redraw: summary.md from the committed tuned.json; nothing runs. frontier.png stays as committed:
+    its points are in the run folders' job files, which tuned.json does not hold."""
+    path = ROOT / "studies" / study / "tuned.json"
+    if not path.is_file():
+        sys.exit(f"[{study}] redraw: studies/{study}/tuned.json does not exist yet; run the study first")
+    doc = json.loads(path.read_text())
+    lines = summary_lines(doc, notes)
+    write_text(path.parent / "summary.md", lines)
+    print("\n".join(lines))
+    print(f"[{study}] redraw: summary.md rewritten from tuned.json; frontier.png kept as committed (its points "
+          "are in the run folders' job files)")
     return doc
 
 

@@ -54,3 +54,33 @@ def test_seeds_and_dry_run_are_honoured_and_progress_is_shown(tmp_path, monkeypa
     assert "jobs, " in printed and "/6 jobs" in printed                        # progress while it ran
     common.parse_study_args("test", [])                                        # back to the defaults
     assert json.loads((tmp_path / "studies" / "t" / "tiny.json").read_text())["seeds"] == [0, 1, 2]
+
+
+TUNED = [p for p in STUDY_SCRIPTS if "run_study(" in p.read_text()]
+
+
+def keep_options(monkeypatch):
+    """Study flags are module state: put them back after the test."""
+    for k, v in vars(common.OPTIONS).items():
+        monkeypatch.setattr(common.OPTIONS, k, v)
+
+
+@pytest.mark.parametrize("script", TUNED, ids=[p.stem for p in TUNED])
+def test_redraw_of_a_tuned_study_runs_nothing_and_rewrites_its_summary_from_tuned_json(script, tmp_path,
+                                                                                       monkeypatch, capsys):
+    import runpy
+    import shutil
+    import tuning
+    keep_options(monkeypatch)
+    monkeypatch.setattr(tuning, "ROOT", tmp_path)
+    for name in ("run_pool", "job_config", "configurations"):       # any of these would start work
+        monkeypatch.setattr(tuning, name, lambda *a, **k: pytest.fail("--redraw started the study"))
+    monkeypatch.setattr(sys, "argv", [str(script), "--redraw"])
+    with pytest.raises(SystemExit, match="tuned.json does not exist yet"):
+        runpy.run_path(str(script), run_name="__main__")
+    (tmp_path / "studies" / script.stem).mkdir(parents=True)
+    shutil.copy(ROOT / "studies" / script.stem / "tuned.json", tmp_path / "studies" / script.stem)
+    runpy.run_path(str(script), run_name="__main__")
+    committed = (ROOT / "studies" / script.stem / "summary.md").read_text()
+    assert (tmp_path / "studies" / script.stem / "summary.md").read_text() == committed
+    assert "frontier.png kept as committed" in capsys.readouterr().out

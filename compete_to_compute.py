@@ -3150,7 +3150,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "results file (default viz/snapshots.npz)")
     a("--headline-seed", type=nonnegative_int, default=None,
       help="the seed evaluated after every epoch, whose curves, weights and submasks the figures draw "
-           "(default: the first seed); a run-folder job of another seed skips that work")
+           "(default: the first seed): one of the seeds run, or with --run-dir one the folder holds; a run-folder "
+           "job of another seed skips that work")
     a("--run-dir", default=None,
       help="run folder: each finished (seed, variant) job is saved there at once; rerunning skips finished "
            "jobs (see also --aggregate DIR [DIR ...])")
@@ -3184,6 +3185,20 @@ def method_problem(variant: Variant, args) -> str | None:
     if variant.methods.get("replay", {}).get("replay", 0) > n:
         return f"replay={variant.methods['replay']['replay']} keeps more images per class than a task has ({n})"
     return None
+
+
+def seed_range(first: int, n: int) -> str:
+    return f"seed {first}" if n == 1 else f"seeds {first}-{first + n - 1}"
+
+
+def headline_seed_problem(args) -> str | None:
+    """Why --headline-seed cannot be drawn from this run: without a run folder (which may hold it from
+    another command) it must be one of the seeds run."""
+    h = args.headline_seed
+    if h is None or args.run_dir or args.seed <= h < args.seed + args.n_seeds:
+        return None
+    return (f"{h} is not among the {seed_range(args.seed, args.n_seeds)} this command runs; give one of "
+            "them, or leave the flag out")
 
 
 def parse_config(argv: list | None) -> tuple:
@@ -3227,6 +3242,8 @@ def parse_config(argv: list | None) -> tuple:
         if "momentum_carry" in given_flags(parser, argv or []):
             parser.error("argument --momentum-carry: not allowed with --joint (one phase: nothing to carry)")
         args.momentum_carry = False             # a recipe's carry means nothing for a single phase
+    if problem := headline_seed_problem(args):
+        parser.error(f"argument --headline-seed: {problem}")
     if args.n_train_first and args.n_train_per_class:
         parser.error("argument --n-train-first: not allowed with --n-train-per-class (one subsample or the other)")
     if args.n_train_first and args.val_per_class:
@@ -3344,6 +3361,17 @@ def print_jobs(results: list, folder: Path) -> int:
     return 3 if any(r["summary"]["failed"] for r in results) else 0
 
 
+def folder_headline_problem(config: dict) -> str | None:
+    """With --run-dir and --out, a headline seed the command does not run must be in the folder already."""
+    h, folder, models = config["headline_seed"], Path(config["run_dir"]), config["models"]
+    if config["seed"] <= h < config["seed"] + config["n_seeds"]:
+        return None
+    if (folder / RUN_FILE).is_file() and all(RunDir(folder).load(h, v, headline=True) for v in models):
+        return None
+    return (f"{h} is not among the {seed_range(config['seed'], config['n_seeds'])} this command runs, and "
+            f"{folder} does not hold its finished jobs with curves; run that seed too, or leave the flag out")
+
+
 def run_main(argv: list) -> int:
     config, quiet = parse_config(argv)
     problem = memory_problem(config, available_memory())
@@ -3358,6 +3386,9 @@ def run_main(argv: list) -> int:
         store = RunDir(Path(config["run_dir"]), config)
         return print_jobs(run_jobs(config, not quiet, store, job_provenance(env)), store.path)
     out, snapshots = Path(config["out"]), Path(config["snapshots"])
+    if config["run_dir"] and (problem := folder_headline_problem(config)):
+        print(f"compete_to_compute.py: error: argument --headline-seed: {problem}", file=sys.stderr)
+        return 2
     check_outputs(out, snapshots, config["run_dir"])
     t_start = time.perf_counter()
     tasks = task_table(config)

@@ -74,10 +74,12 @@ def finished_jobs(folder: Path, seeds: int) -> int:
     return sum(1 for p in folder.glob("seed*.json") if int(p.name[4:9]) < seeds)
 
 
-def run_setting(study: str, label: str, args: list, seeds: int, folder: str | None = None) -> dict:
+def run_setting(study: str, label: str, args: list, seeds: int, folder: str | None = None,
+                missing_ok: bool = False) -> dict | None:
     """Run (or resume) one setting over seeds 0..seeds-1 and return its aggregated results.json, showing
-    progress (jobs done, time, time left) while it runs. With --dry-run, print the command and its cost and
-    return the committed aggregate instead (or stop if there is none).
+    progress (jobs done, time, time left) while it runs. With --dry-run or --redraw, print the command and
+    its cost and return the committed aggregate instead; if there is none, stop (or with `missing_ok`, say
+    the setting is skipped and return None).
 
     `folder` lets two studies share the jobs of an identical setting (same flags, same seeds)."""
     seeds = OPTIONS.seeds or seeds
@@ -87,6 +89,9 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
     print(f"[{study}] {label}: python compete_to_compute.py {' '.join(args)} --n-seeds {seeds}  "
           f"({cost_text(jobs, flops)})", flush=True)
     if OPTIONS.dry_run or OPTIONS.redraw:
+        if not out.is_file() and missing_ok:
+            print(f"[{study}] {label}: skipped, studies/{study}/{out.name} does not exist yet (not run)", flush=True)
+            return None
         if not out.is_file():
             sys.exit(f"[{study}] {'dry run' if OPTIONS.dry_run else 'redraw'}: {out} does not exist yet, and what "
                      "follows depends on it; stopping here")

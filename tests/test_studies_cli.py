@@ -84,3 +84,30 @@ def test_redraw_of_a_tuned_study_runs_nothing_and_rewrites_its_summary_from_tune
     committed = (ROOT / "studies" / script.stem / "summary.md").read_text()
     assert (tmp_path / "studies" / script.stem / "summary.md").read_text() == committed
     assert "frontier.png kept as committed" in capsys.readouterr().out
+
+
+@needs_mnist
+@pytest.mark.parametrize("flag", ["--redraw", "--dry-run"])
+def test_recipes_redraw_and_dry_run_skip_the_settings_not_run_yet_and_say_so(flag, tmp_path, monkeypatch, capsys):
+    import runpy
+    import shutil
+    keep_options(monkeypatch)
+    monkeypatch.setenv("MNIST_DIR", MNIST_DIR)                       # the costs count the recipes' images
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    monkeypatch.setattr(common, "STUDIES", tmp_path / "studies")
+    monkeypatch.setattr(common, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(common.subprocess, "Popen", lambda *a, **k: pytest.fail("a setting was run"))
+    shutil.copytree(ROOT / "studies" / "15_recipes", tmp_path / "studies" / "15_recipes",
+                    ignore=shutil.ignore_patterns("*.md", "*.png"))
+    monkeypatch.setattr(sys, "argv", ["15_recipes.py", flag])
+    runpy.run_path(str(ROOT / "studies" / "15_recipes.py"), run_name="__main__")     # no SystemExit
+    printed = capsys.readouterr().out
+    assert "sdm_200_epochs: skipped, studies/15_recipes/sdm_200_epochs.json does not exist yet" in printed
+    assert "sdm_500_epochs: skipped" in printed and "sdm_100_epochs: skipped" not in printed
+    written = tmp_path / "studies" / "15_recipes" / "recipes.md"
+    if flag == "--dry-run":
+        assert not written.exists()
+    else:                                        # every committed setting redrawn, the skipped ones absent
+        table = written.read_text()
+        assert all(f"| {label} |" in table for label in ("src", "src joint", "sdm 100 epochs", "kwta 5 epochs"))
+        assert "| sdm 200 epochs |" not in table and (tmp_path / "studies" / "15_recipes" / "budget.png").is_file()

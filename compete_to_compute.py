@@ -3113,7 +3113,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--lr", type=float_in(0, math.inf, True, True, "a positive number"), default=0.05,
       help="learning rate (default %(default)s)")
     a("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
-      help="sgd (with --momentum) or adam (with --adam-betas, --adam-eps) (default %(default)s)")
+      help="sgd (with --momentum) or adam (with --adam-betas, --adam-eps, and an --lr of its own) (default "
+           "%(default)s); the other optimizer's flags are refused")
     a("--momentum", type=float_in(0, 1, False, True, "a number in [0, 1)"), default=0.9,
       help="SGD momentum, reset at each task (default %(default)s)")
     a("--adam-betas", type=beta_pair, default=[0.9, 0.999],
@@ -3187,6 +3188,24 @@ def method_problem(variant: Variant, args) -> str | None:
     return None
 
 
+OPTIMIZER_FLAGS = {"sgd": ("momentum",), "adam": ("adam_betas", "adam_eps")}
+
+
+def optimizer_problem(parser: argparse.ArgumentParser, args, argv: list) -> str | None:
+    """A flag of the other optimizer given (it would be ignored), or Adam left at SGD's default learning
+    rate (no --lr, none from the recipe, and a variant without its own lr key)."""
+    user = given_flags(parser, argv)
+    for name, dests in OPTIMIZER_FLAGS.items():
+        for dest in sorted(user & set(dests) if name != args.optimizer else ()):
+            return (f"argument --{dest.replace('_', '-')}: {name} only, and --optimizer is {args.optimizer}: leave "
+                    f"it out or give --optimizer {name}")
+    recipe = given_flags(parser, list(RECIPES[args.recipe].flags)) if args.recipe else set()
+    if args.optimizer == "adam" and "lr" not in user | recipe and any(parse_variant(v).lr is None for v in args.models):
+        return (f"argument --optimizer: adam would keep SGD's default --lr {args.lr:g} (Adam is usually run near "
+                "0.001): give --lr")
+    return None
+
+
 def seed_range(first: int, n: int) -> str:
     return f"seed {first}" if n == 1 else f"seeds {first}-{first + n - 1}"
 
@@ -3242,6 +3261,8 @@ def parse_config(argv: list | None) -> tuple:
         if "momentum_carry" in given_flags(parser, argv or []):
             parser.error("argument --momentum-carry: not allowed with --joint (one phase: nothing to carry)")
         args.momentum_carry = False             # a recipe's carry means nothing for a single phase
+    if problem := optimizer_problem(parser, args, sys.argv[1:] if argv is None else argv):
+        parser.error(problem)
     if problem := headline_seed_problem(args):
         parser.error(f"argument --headline-seed: {problem}")
     if args.n_train_first and args.n_train_per_class:

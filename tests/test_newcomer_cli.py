@@ -38,3 +38,28 @@ def test_with_a_run_folder_the_headline_seed_may_come_from_the_folder_but_must_b
     assert c.main(job) == 0                                  # the headline seed's jobs, as a run-folder job
     assert c.main(both) == 0
     assert json.loads((tmp_path / "out" / "results.json").read_text())["headline"]["seed"] == 5
+
+
+# ---------------------------------------------------------------------------------------------- 8
+@pytest.mark.robustness
+@pytest.mark.parametrize("flags,message", [
+    (["--optimizer", "adam", "--lr", "0.001", "--momentum", "0.5"], "argument --momentum: sgd only, and --optimizer is adam"),
+    (["--recipe", "kwta-permuted", "--momentum", "0"], "argument --momentum: sgd only, and --optimizer is adam"),
+    (["--adam-betas", "0.9,0.99"], "argument --adam-betas: adam only, and --optimizer is sgd"),
+    (["--optimizer", "sgd", "--adam-eps", "1e-6"], "argument --adam-eps: adam only, and --optimizer is sgd"),
+    (["--recipe", "src-mnist", "--adam-eps", "1e-6"], "argument --adam-eps: adam only, and --optimizer is sgd"),
+    (["--optimizer", "adam"], "argument --optimizer: adam would keep SGD's default --lr 0.05"),
+    (["--optimizer", "adam", "--models", "relu:lr=0.001,lwta"], "argument --optimizer: adam would keep"),
+])
+def test_a_flag_of_the_other_optimizer_or_adam_at_sgds_rate_is_refused_naming_the_flag(flags, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        c.parse_config(flags)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--optimizer", "adam", "--lr", "0.001", "--adam-eps", "1e-6"],
+                                   ["--optimizer", "adam", "--models", "relu:lr=0.001,lwta:lr=0.002"],
+                                   ["--recipe", "kwta-permuted"], ["--recipe", "kwta-permuted", "--adam-eps", "1e-7"],
+                                   ["--recipe", "src-mnist", "--momentum", "0.9"], ["--momentum", "0.5"]])
+def test_each_optimizers_own_flags_are_accepted(flags):
+    assert c.parse_config(flags)[0]["optimizer"] in ("sgd", "adam")

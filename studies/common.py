@@ -114,6 +114,12 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
     return json.loads(out.read_text())
 
 
+def seed_count(*docs) -> str:
+    """How many seeds the aggregates hold ("20", or "1-3" when settings differ): titles say what ran."""
+    n = sorted({len(d["seeds"]) for d in docs})
+    return str(n[0]) if len(n) == 1 else f"{n[0]}-{n[-1]}"
+
+
 def per_seed(doc: dict, variant: str, metric: str) -> dict:
     """seed -> metric value of one variant (failed runs left out)."""
     return {r["seed"]: r["summary"][variant][metric] for r in doc["per_seed"]
@@ -172,6 +178,12 @@ def write_text(path: Path, lines: list) -> None:
     if OPTIONS.dry_run:
         return
     c.write_atomic(path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
+
+
+def show(lines: list) -> None:
+    """Print a study's tables, unless this is a dry run (which prints only the plan)."""
+    if not OPTIONS.dry_run:
+        print("\n".join(lines))
 
 
 def forest(ax, rows: list, title: str) -> None:
@@ -253,5 +265,4 @@ def write_study(study: str, title: str, docs: dict, notes: list, figure: bool = 
     write_text(ROOT / "studies" / study / "summary.md", lines)
     if figure:
         study_figure(docs, ROOT / "studies" / study / "figure.png", title)
-    if not OPTIONS.dry_run:
-        print("\n".join(lines))
+    show(lines)

@@ -11,5 +11,6 @@ VARIANTS = "relu,lwta:k=2,lwta:k=4,maxout:k=2,topk:k=5%,topk:k=10%,topk:k=20%"
 if __name__ == "__main__":
     parse_study_args(__doc__)
     doc = run_setting(STUDY, "toy", ["--models", VARIANTS], SEEDS)
-    write_study(STUDY, f"Study 1: every competitor at the default scale ({seed_count(doc)} seeds)", {"default protocol": doc},
+    write_study(STUDY, f"Study 1: every competitor at the default scale ({seed_count(doc)} seeds)",
+                {"default protocol": doc},
                 ["Each variant against relu, paired by seed (positive forgetting difference = forgets more)."])

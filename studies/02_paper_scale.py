@@ -30,6 +30,7 @@ if __name__ == "__main__":
     parse_study_args(__doc__)
     slow = run_setting(STUDY, "lr0.005", [*SCALE, *STABLE, *VARIANTS], SEEDS, "paper_scale_lr0.005")
     fast = run_setting(STUDY, "lr0.05", [*SCALE, *VARIANTS], SEEDS, "paper_scale")
-    write_study(STUDY, f"Study 2: 3 x 1000 units, 1000 images per class, 10 epochs per task ({seed_count(slow, fast)} seeds)",
+    write_study(STUDY, "Study 2: 3 x 1000 units, 1000 images per class, 10 epochs per task "
+                f"({seed_count(slow, fast)} seeds)",
                 {"lr 0.005, max-norm 3": slow, "lr 0.05 (the default), no max-norm": fast},
                 ["Each variant against relu, paired by seed."])

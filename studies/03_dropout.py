@@ -40,5 +40,6 @@ if __name__ == "__main__":
     notes = ["Effect of dropout on each variant (with dropout minus without, paired by seed), "
              "at lr 0.005 with max-norm 3:", "", *effect_rows(plain, drop), "",
              "The same at lr 0.05 without max-norm:", "", *effect_rows(plain_fast, drop_fast)]
-    write_study(STUDY, f"Study 3: the paper's dropout at the scale of study 2 ({seed_count(plain, drop, plain_fast, drop_fast)} seeds)",
+    write_study(STUDY, "Study 3: the paper's dropout at the scale of study 2 "
+                f"({seed_count(plain, drop, plain_fast, drop_fast)} seeds)",
                 {"with dropout, lr 0.005, max-norm 3": drop, "with dropout, lr 0.05, no max-norm": drop_fast}, notes)

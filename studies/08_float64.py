@@ -9,8 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import ROOT, colour, parse_study_args, per_seed, run_setting, save_figure, seed_count, show, variant_table, \
-    write_text  # noqa: E402
+from common import ROOT, colour, parse_study_args, per_seed, run_setting, save_figure, seed_count, show, \
+    variant_table, write_text  # noqa: E402
 
 STUDY, SEEDS, VARIANTS = "08_float64", 20, ["relu", "lwta", "topk"]
 
@@ -37,7 +37,8 @@ def main():
         ax.set_xlabel("forgetting, float32")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("forgetting, float64")
-    fig.suptitle(f"The same seeds in float32 and float64 ({seed_count(f32, f64)} seeds; diagonal = identical)", fontsize=11)
+    fig.suptitle(f"The same seeds in float32 and float64 ({seed_count(f32, f64)} seeds; diagonal = identical)",
+                 fontsize=11)
     lines += ["", "## Verdicts against relu in each precision", "", "### float32", ""] + variant_table(f32)
     lines += ["", "### float64", ""] + variant_table(f64)
     save_figure(fig, ROOT / "studies" / STUDY / "figure.png")

@@ -3393,6 +3393,18 @@ def folder_headline_problem(config: dict) -> str | None:
             f"{folder} does not hold its finished jobs with curves; run that seed too, or leave the flag out")
 
 
+def more_seeds_note(config: dict, runs: list, folder: Path, out: Path) -> str | None:
+    """One line when the aggregate of a run folder holds seeds this command did not run."""
+    asked = range(config["seed"], config["seed"] + config["n_seeds"])
+    extra = [r["seed"] for r in runs if r["seed"] not in asked]
+    if not extra:
+        return None
+    listed = ", ".join(map(str, extra[:8])) + (", ..." if len(extra) > 8 else "")
+    ran = seed_range(config["seed"], config["n_seeds"])
+    return (f"note: {out} aggregates all {len(runs)} seeds {folder} holds: the {ran} this command ran and "
+            f"{len(extra)} more ({listed}); give another --run-dir for these alone")
+
+
 def run_main(argv: list) -> int:
     config, quiet = parse_config(argv)
     problem = memory_problem(config, available_memory())
@@ -3422,6 +3434,8 @@ def run_main(argv: list) -> int:
         if missing:
             print(f"{store.path}: seeds {missing} lack some variants and are left out", file=sys.stderr)
     runs = group_by_seed(results, config["models"])
+    if store and (note := more_seeds_note(config, runs, store.path, out)):
+        print(note, file=sys.stderr)
     if store:
         config = folder_config(experiment_settings(config), runs, out, snapshots, config["run_dir"], config["recipe"])
     timings = {"data_load_s": t_loaded - t_start, "experiment_s": t_trained - t_loaded,

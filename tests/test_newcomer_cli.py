@@ -43,7 +43,8 @@ def test_with_a_run_folder_the_headline_seed_may_come_from_the_folder_but_must_b
 # ---------------------------------------------------------------------------------------------- 8
 @pytest.mark.robustness
 @pytest.mark.parametrize("flags,message", [
-    (["--optimizer", "adam", "--lr", "0.001", "--momentum", "0.5"], "argument --momentum: sgd only, and --optimizer is adam"),
+    (["--optimizer", "adam", "--lr", "0.001", "--momentum", "0.5"],
+     "argument --momentum: sgd only, and --optimizer is adam"),
     (["--recipe", "kwta-permuted", "--momentum", "0"], "argument --momentum: sgd only, and --optimizer is adam"),
     (["--adam-betas", "0.9,0.99"], "argument --adam-betas: adam only, and --optimizer is sgd"),
     (["--optimizer", "sgd", "--adam-eps", "1e-6"], "argument --adam-eps: adam only, and --optimizer is sgd"),
@@ -63,3 +64,21 @@ def test_a_flag_of_the_other_optimizer_or_adam_at_sgds_rate_is_refused_naming_th
                                    ["--recipe", "src-mnist", "--momentum", "0.9"], ["--momentum", "0.5"]])
 def test_each_optimizers_own_flags_are_accepted(flags):
     assert c.parse_config(flags)[0]["optimizer"] in ("sgd", "adam")
+
+
+# --------------------------------------------------------------------------------------------- 12
+def test_an_aggregate_of_more_seeds_than_asked_says_so_in_one_line(synthetic, tmp_path, capsys):
+    folder = tmp_path / "runs"
+    flags = ["--data-dir", str(synthetic), *TINY, "--workers", "1", "--run-dir", str(folder)]
+    assert c.main([*flags, "--n-seeds", "2"]) == 0
+    assert c.main([*flags, "--n-seeds", "2", "--out", str(tmp_path / "two.json"),
+                   "--snapshots", str(tmp_path / "two.npz")]) == 0
+    assert "note:" not in capsys.readouterr().err                    # the folder holds just the seeds asked
+    assert c.main([*flags, "--seed", "2", "--n-seeds", "2"]) == 0
+    capsys.readouterr()
+    assert c.main([*flags, "--n-seeds", "2", "--out", str(tmp_path / "r.json"), "--snapshots",
+                   str(tmp_path / "s.npz")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {tmp_path / 'r.json'} aggregates all 4 seeds {folder} holds: the seeds 0-1 this "
+                     "command ran and 2 more (2, 3); give another --run-dir for these alone"]
+    assert json.loads((tmp_path / "r.json").read_text())["config"]["n_seeds"] == 4

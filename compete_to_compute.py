@@ -2924,6 +2924,23 @@ def print_aggregate(agg: dict, n_seeds: int) -> None:
                   f"{p['worse']}; sign test p {_fmt_p(p['sign_test_p'])}{detect}; {p['verdict']}")
 
 
+def print_validation(runs: list, config: dict) -> None:
+    """With --val-per-class: each variant's validation scores (the numbers to choose hyperparameters on),
+    mean over the seeds that did not fail."""
+    if not config.get("val_per_class"):
+        return
+    print(f"\nvalidation images ({config['val_per_class']} per class and task, held out of the training images), "
+          "mean over seeds:")
+    for v in config["models"]:
+        val = [r["summary"][v]["val_R"] for r in runs if not r["summary"][v]["failed"]]
+        if not val:
+            print(f"  {v:<12} every run failed")
+            continue
+        acc = np.mean([np.mean([a for a in R[-1] if a is not None]) for R in val])
+        print(f"  {v:<12} ACC {acc:.4f}; task 1 after task 1 {np.mean([R[0][0] for R in val]):.4f} "
+              f"({len(val)} seed(s))")
+
+
 # ============================================================================ command line
 def positive_int(s: str) -> int:
     try:
@@ -3327,6 +3344,7 @@ def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv
     print_table(headline, config, tasks)
     if doc["aggregate"]:
         print_aggregate(doc["aggregate"], len(runs))
+    print_validation(runs, config)
     print(f"\nwrote {out} and {snapshots} in {timings['total_s']:.2f} s "
           f"({doc['flops']['total'] / 1e9:.0f} GFLOP of matrix products)")
     failed = [(r["seed"], v, s["failed"]) for r in runs for v, s in r["summary"].items() if s["failed"]]

@@ -82,3 +82,17 @@ def test_an_aggregate_of_more_seeds_than_asked_says_so_in_one_line(synthetic, tm
     assert notes == [f"note: {tmp_path / 'r.json'} aggregates all 4 seeds {folder} holds: the seeds 0-1 this "
                      "command ran and 2 more (2, 3); give another --run-dir for these alone"]
     assert json.loads((tmp_path / "r.json").read_text())["config"]["n_seeds"] == 4
+
+
+# --------------------------------------------------------------------------------------------- 13
+def test_validation_scores_are_printed_beside_the_tables(synthetic, tmp_path, capsys):
+    assert c.main(tiny_args(tmp_path, synthetic, "--n-seeds", "2", "--workers", "1")) == 0
+    assert "validation images" not in capsys.readouterr().out
+    assert c.main(tiny_args(tmp_path, synthetic, "--n-seeds", "2", "--workers", "1", "--val-per-class", "5")) == 0
+    printed = capsys.readouterr().out.split("validation images (5 per class and task", 1)[1].splitlines()[1:]
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    for line, v in zip(printed, doc["config"]["models"]):
+        val = [r["summary"][v]["val_R"] for r in doc["per_seed"]]
+        acc, first = (sum(x) / len(x) for x in ([sum(R[-1]) / len(R[-1]) for R in val], [R[0][0] for R in val]))
+        assert line == f"  {v:<12} ACC {acc:.4f}; task 1 after task 1 {first:.4f} (2 seed(s))"
+    assert len(printed) >= 3

@@ -81,17 +81,22 @@ def run_pool(jobs: list, progress: str) -> None:
     """Run (store, seed, variant, config) jobs in WORKERS processes, saving each as it finishes."""
     if not jobs:
         return
-    t0 = time.perf_counter()
+    t0, saved = time.perf_counter(), 0
     work = [(seed, spec, config, False) for _, seed, spec, config in jobs]
     pool = multiprocessing.get_context("spawn").Pool(min(OPTIONS.workers, len(work)), initializer=c._worker_init)
     try:
         for done, (r, job) in enumerate(zip(pool.imap(c._worker_run, work), jobs), 1):  # in order: job -> store
             job[0].save(r)
+            saved = done
             if done % 20 == 0 or done == len(work):
                 elapsed = time.perf_counter() - t0
                 print(f"  {progress}: {done}/{len(work)} jobs, {duration(elapsed)}, about "
                       f"{duration(elapsed / done * (len(work) - done))} left", flush=True)
         pool.close()
+    except KeyboardInterrupt:                   # Ctrl-C (the workers ignore it): one line, not a traceback
+        print(f"interrupted: stopped; {saved} of {len(work)} {progress} jobs saved in {RUNS.relative_to(ROOT)}/, "
+              "no study output written; run the study again to resume", file=sys.stderr)
+        sys.exit(130)
     finally:
         pool.terminate()
         pool.join()

@@ -2085,7 +2085,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
             stage = "joint" if config["joint"] else f"task {ph + 1}/{len(phases)}"
             print(f"seed {seed}  {stage}  epoch {e + 1}/{epochs}  {spec:<10} loss {loss:.4f}  {accs}", flush=True)
     if progress and model.failed:
-        print(f"seed {seed}  {spec}: {failure_text(model.failed)}", flush=True)
+        print(f"seed {seed}  {spec}: {failure_text(model.failed, epochs)}", flush=True)
     out = {"seed": seed, "variant": spec, "summary": summarize(R, freq if test else None, model.failed),
            "timings": {"train_s": model.train_s, "eval_s": model.eval_s}}
     if with_val:
@@ -2104,9 +2104,11 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     return out
 
 
-def failure_text(failed: dict) -> str:
+def failure_text(failed: dict, epochs: int) -> str:
+    """Where a course failed, its epoch counted within the task (the record counts from the start)."""
     where = f"task {failed['task']}, " if failed["task"] else "joint training, "
-    return f"failed ({failed['reason']}) in {where}epoch {failed['epoch']}: {failed['detail']}"
+    return (f"failed ({failed['reason']}) in {where}epoch {(failed['epoch'] - 1) % epochs + 1} of {epochs}: "
+            f"{failed['detail']}")
 
 
 def _worker_init() -> None:
@@ -2879,7 +2881,7 @@ def print_table(headline: dict, config: dict, tasks: list) -> None:
           "(mean over tasks)")
     for v, s in summary.items():
         if s["failed"]:
-            print(f"{v:<{width}}{failure_text(s['failed'])}")
+            print(f"{v:<{width}}{failure_text(s['failed'], config['epochs'])}")
             continue
         active = " ".join(f"{np.mean([a[layer] for a in s['active']]):.3f}" for layer in range(config["depth"]))
         print(f"{v:<{width}}{s['acc']:>8.4f}{fmt(s['forgetting'], '>12.4f'):>12}{fmt(s['bwt'], '>+9.4f'):>9}"
@@ -3390,11 +3392,12 @@ def job_provenance(env: dict) -> dict:
     return {k: env.get(k) for k in ("git_commit", "git_dirty", "numpy")}
 
 
-def print_jobs(results: list, folder: Path) -> int:
+def print_jobs(results: list, folder: Path, epochs: int) -> int:
     """One line per job of a run-folder command without a results file. Exit 3 if any failed."""
     for r in sorted(results, key=lambda r: (r["seed"], r["variant"])):
         s = r["summary"]
-        text = failure_text(s["failed"]) if s["failed"] else f"ACC {s['acc']:.4f}, forgetting {fmt(s['forgetting'])}"
+        text = (failure_text(s["failed"], epochs) if s["failed"] else
+                f"ACC {s['acc']:.4f}, forgetting {fmt(s['forgetting'])}")
         print(f"seed {r['seed']} {r['variant']}: {text}")
     print(f"saved in {folder}; python compete_to_compute.py --aggregate {folder} writes the aggregate")
     return 3 if any(r["summary"]["failed"] for r in results) else 0
@@ -3435,7 +3438,7 @@ def run_main(argv: list) -> int:
     env = environment()
     if config["out"] is None:                   # a run-folder job: only the job files
         store = RunDir(Path(config["run_dir"]), config)
-        return print_jobs(run_jobs(config, not quiet, store, job_provenance(env)), store.path)
+        return print_jobs(run_jobs(config, not quiet, store, job_provenance(env)), store.path, config["epochs"])
     out, snapshots = Path(config["out"]), Path(config["snapshots"])
     if config["run_dir"] and (problem := folder_headline_problem(config)):
         print(f"compete_to_compute.py: error: argument --headline-seed: {problem}", file=sys.stderr)

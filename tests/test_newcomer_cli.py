@@ -96,3 +96,15 @@ def test_validation_scores_are_printed_beside_the_tables(synthetic, tmp_path, ca
         acc, first = (sum(x) / len(x) for x in ([sum(R[-1]) / len(R[-1]) for R in val], [R[0][0] for R in val]))
         assert line == f"  {v:<12} ACC {acc:.4f}; task 1 after task 1 {first:.4f} (2 seed(s))"
     assert len(printed) >= 3
+
+
+# --------------------------------------------------------------------------------------------- 15
+def test_a_failure_is_placed_by_its_epoch_within_the_task():
+    import visualize_compete_to_compute as viz
+    failed = {"reason": "diverged", "task": 4, "epoch": 16, "detail": "the training loss became non-finite"}
+    assert c.failure_text(failed, 5) == "failed (diverged) in task 4, epoch 1 of 5: the training loss became non-finite"
+    assert c.failure_text({**failed, "epoch": 20}, 5).startswith("failed (diverged) in task 4, epoch 5 of 5:")
+    assert c.failure_text({**failed, "task": None, "epoch": 7}, 10).startswith("failed (diverged) in joint "
+                                                                               "training, epoch 7 of 10:")
+    assert viz.failure_text(failed, {"config": {"epochs": 5}}) == "diverged: task 4, epoch 1 of 5"
+    assert failed["epoch"] == 16                                     # the record keeps the count from the start

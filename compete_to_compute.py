@@ -3493,7 +3493,8 @@ def aggregate_main(argv: list) -> int:
 
 
 def named_outputs(argv: list) -> str:
-    """The output files a command line names (for messages written before or without parsing it)."""
+    """What became of the output files a command line names (for messages written before or without
+    parsing it)."""
     def value(flag: str, default: str | None) -> str | None:
         for i, token in enumerate(argv):
             if token == flag and i + 1 < len(argv):
@@ -3503,7 +3504,7 @@ def named_outputs(argv: list) -> str:
         return default
     out = value("--out", None if value("--run-dir", None) else "results.json")
     snapshots = value("--snapshots", "viz/snapshots.npz")
-    return f"{out} and {snapshots} were" if out else "no results file was due; nothing was"
+    return f"{out} and {snapshots} were not written (earlier ones are untouched)" if out else "no results file was due"
 
 
 class Interrupted(Exception):
@@ -3535,8 +3536,8 @@ def main(argv: list | None = None) -> int:
         return 1
     except (Interrupted, KeyboardInterrupt) as e:
         sig = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
-        print(f"interrupted by {sig}: stopped; {named_outputs(argv)} not written (earlier ones are untouched); "
-              "a --run-dir keeps every finished job", file=sys.stderr)
+        print(f"interrupted by {sig}: stopped; {named_outputs(argv)}; a --run-dir keeps every finished job",
+              file=sys.stderr)
         return sig.code
     finally:
         for s, h in old_handlers.items():

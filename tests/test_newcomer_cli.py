@@ -108,3 +108,20 @@ def test_a_failure_is_placed_by_its_epoch_within_the_task():
                                                                                "training, epoch 7 of 10:")
     assert viz.failure_text(failed, {"config": {"epochs": 5}}) == "diverged: task 4, epoch 1 of 5"
     assert failed["epoch"] == 16                                     # the record keeps the count from the start
+
+
+# --------------------------------------------------------------------------------------------- 16
+@pytest.mark.robustness
+@pytest.mark.parametrize("argv,said", [
+    (["--run-dir", "runs"], "interrupted by SIGTERM: stopped; no results file was due; a --run-dir keeps every "
+                            "finished job\n"),
+    (["--out", "r.json"], "interrupted by SIGTERM: stopped; r.json and viz/snapshots.npz were not written (earlier "
+                          "ones are untouched); a --run-dir keeps every finished job\n")])
+def test_the_interruption_message_reads_right_with_and_without_a_results_file(argv, said, monkeypatch, capsys):
+    import signal
+
+    def terminated(argv):
+        raise c.Interrupted(signal.SIGTERM)
+    monkeypatch.setattr(c, "run_main", terminated)
+    assert c.main(argv) == 143
+    assert capsys.readouterr().err == said

@@ -3080,8 +3080,15 @@ def recipe_defaults(parser: argparse.ArgumentParser, name: str, argv: list) -> a
     return argparse.Namespace(**{dest: getattr(recipe, dest) for dest in keep - user})
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose error is one short usage line and the error, not the usage of every flag."""
+
+    def error(self, message: str):
+        self.exit(2, f"usage: {self.prog} [flags] (--help describes them)\n{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         allow_abbrev=False,
         description="MLP variants (ReLU, LWTA, Top-K, ...) trained on a sequence of tasks: how much of the "
                     "earlier tasks does each forget?")
@@ -3466,7 +3473,7 @@ def run_main(argv: list) -> int:
 
 def aggregate_main(argv: list) -> int:
     """--aggregate DIR [DIR ...]: merge run folders of one configuration into results.json, no training."""
-    p = argparse.ArgumentParser(prog="compete_to_compute.py", allow_abbrev=False,
+    p = Parser(prog="compete_to_compute.py", allow_abbrev=False,
                                 description="Merge run folders written by separate processes or machines.")
     p.add_argument("--aggregate", nargs="+", metavar="DIR", required=True,
                    help="run folders of one configuration (written with --run-dir)")

@@ -36,8 +36,7 @@ def positive_int(s: str) -> int:
 def parse_study_args(doc: str, argv: list | None = None, extra=None) -> argparse.Namespace:
     """Every study script's command line (`extra(parser)` adds a study's own flags). Nothing runs before it
     has been read."""
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                allow_abbrev=False)
+    p = c.Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("--seeds", type=positive_int, default=None,
                    help="seeds per setting (the evaluation seeds of a tuned study) instead of the study's own; "
                         "the outputs then hold that many")

@@ -125,3 +125,29 @@ def test_the_interruption_message_reads_right_with_and_without_a_results_file(ar
     monkeypatch.setattr(c, "run_main", terminated)
     assert c.main(argv) == 143
     assert capsys.readouterr().err == said
+
+
+# --------------------------------------------------------------------------------------------- 17
+@pytest.mark.robustness
+@pytest.mark.parametrize("argv,error", [
+    (["--bogus"], "error: unrecognized arguments: --bogus"),
+    (["--lr", "0"], "error: argument --lr: must be a positive number, got '0'"),
+    (["--permuted", "1"], "error: argument --permuted: needs at least 2 tasks, got 1"),
+    (["--aggregate"], "error: argument --aggregate: expected at least one argument")])
+def test_a_bad_flag_prints_a_short_usage_line_and_the_error_only(argv, error, capsys):
+    with pytest.raises(SystemExit) as e:
+        c.main(argv)
+    lines = capsys.readouterr().err.splitlines()
+    assert e.value.code == 2 and len(lines) == 2
+    assert lines[0].startswith("usage: ") and "--help" in lines[0] and lines[1].endswith(error)
+
+
+@pytest.mark.robustness
+def test_a_bad_study_flag_prints_two_lines():
+    import subprocess
+    import sys
+    from conftest import ROOT
+    done = subprocess.run([sys.executable, str(ROOT / "studies" / "01_toy.py"), "--seeds", "0"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 2
+    assert done.stderr.splitlines()[1] == "01_toy.py: error: argument --seeds: must be a positive integer, got '0'"

@@ -126,8 +126,11 @@ def data_folder(dataset: str, data_dir: str | None) -> Path:
 
 def parse_idx(raw: bytes, path: Path) -> np.ndarray:
     """Decode an IDX file from its header: magic (0, 0, dtype 0x08, ndim), then ndim big-endian sizes."""
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 3):
-        found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else "a file shorter than 4 bytes"
+    if len(raw) < 4:
+        raise DataError(f"{path}: not an IDX file ({len(raw)} bytes, too short to hold the 4-byte magic number); "
+                        "replace it with the original file")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 3):
+        found = int.from_bytes(raw[:4], "big")
         raise DataError(f"{path}: not an IDX file of unsigned bytes (magic number {found}, expected "
                         f"{IDX_LABELS_MAGIC} for labels or {IDX_IMAGES_MAGIC} for images); "
                         "replace it with the original file")
@@ -943,6 +946,12 @@ def allowed_keys(name: str) -> str:
     return ", ".join(f"{k} ({meaning}; default {default})" for k, (_, default, meaning) in keys.items())
 
 
+def only_with(keys: list, condition: str) -> str:
+    """'sleep_iters applies only with sleep=1; ...': keys given without the key that turns them on."""
+    verb = "applies" if len(keys) == 1 else "apply"
+    return f"{', '.join(keys)} {verb} only with {condition}; give that too, or leave {', '.join(keys)} out"
+
+
 def parse_variant(spec: str) -> Variant:
     """`lwta:k=4:dropout=0.5` -> Variant. Raises ValueError naming the spec and what is allowed."""
     name, *pairs = spec.split(":")
@@ -968,14 +977,13 @@ def parse_variant(spec: str) -> Variant:
                              "as in the original); leave bias out or give bias=0")
         common["bias"] = 0
     elif any(k.startswith("sleep_") for k in values):
-        raise ValueError(f"{spec!r}: {', '.join(k for k in values if k.startswith('sleep_'))} only apply "
-                         "with sleep=1")
+        raise ValueError(f"{spec!r}: {only_with([k for k in values if k.startswith('sleep_')], 'sleep=1')}")
     methods = {}
     for method, cls in METHODS.items():         # a method is on when its strength (its first key) is not 0
         if values.get(method):
             methods[method] = {k: values.get(k, default) for k, (_, default, _) in cls.keys.items()}
         elif extra := sorted((set(cls.keys) - {method}) & values.keys()):
-            raise ValueError(f"{spec!r}: {', '.join(extra)} only apply with {method} > 0")
+            raise ValueError(f"{spec!r}: {only_with(extra, f'{method} > 0')}")
     return Variant(spec, name, params, **common, methods=methods)
 
 
@@ -2585,6 +2593,9 @@ def check_output_path(path: Path) -> None:
         raise OutputError(f"{path}: is a folder; give the path of a file")
     if path.exists() and not path.is_file():
         raise OutputError(f"{path}: exists and is not a regular file; choose another path")
+    above = next(p for p in path.parents if p.exists())                # the deepest folder that exists
+    if not above.is_dir():
+        raise OutputError(f"{path}: cannot write here ({above} is a file, not a folder); choose another path")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -151,3 +151,32 @@ def test_a_bad_study_flag_prints_two_lines():
                           text=True, timeout=60)
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 2
     assert done.stderr.splitlines()[1] == "01_toy.py: error: argument --seeds: must be a positive integer, got '0'"
+
+
+# --------------------------------------------------------------------------------------------- 18
+@pytest.mark.robustness
+@pytest.mark.parametrize("under", ["x.json", "deeper/x.json"])
+def test_an_output_under_a_file_is_called_that(under, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(c.OutputError) as e:
+        c.check_output_path(tmp_path / "a_file" / under)
+    assert str(e.value) == (f"{tmp_path / 'a_file' / under}: cannot write here ({tmp_path / 'a_file'} is a file, "
+                            "not a folder); choose another path")
+
+
+@pytest.mark.robustness
+@pytest.mark.parametrize("raw", [b"", b"\x00\x00\x08"])
+def test_a_file_too_short_for_a_magic_number_says_how_short(raw, tmp_path):
+    with pytest.raises(c.DataError) as e:
+        c.parse_idx(raw, tmp_path / "t.idx")
+    assert str(e.value) == (f"{tmp_path / 't.idx'}: not an IDX file ({len(raw)} bytes, too short to hold the 4-byte "
+                            "magic number); replace it with the original file")
+
+
+@pytest.mark.parametrize("spec,said", [
+    ("relu:sleep_iters=5", "sleep_iters applies only with sleep=1; give that too, or leave sleep_iters out"),
+    ("relu:si_xi=0.1", "si_xi applies only with si > 0; give that too, or leave si_xi out")])
+def test_a_key_without_the_key_that_turns_it_on_is_named_in_good_grammar(spec, said):
+    with pytest.raises(ValueError) as e:
+        c.parse_variant(spec)
+    assert str(e.value) == f"{spec!r}: {said}"

@@ -369,13 +369,15 @@ def head_mask(classes, scenario: str) -> np.ndarray:
     return head
 
 
-def task_label(classes, permutation: int | None) -> str:
-    """A plain name: "digits 0-4", "digits 0,2,4", "permutation 1 (identity)"."""
+def task_label(classes, permutation: int | None, dataset: str = "mnist") -> str:
+    """A plain name: "digits 0-4", "digits 0,2,4", "permutation 1 (identity)"; classes of a data set
+    other than MNIST's digits: "classes 0-4"."""
     if permutation is not None:
         return f"permutation {permutation}" + (" (identity)" if permutation == 1 else "")
     c = sorted(classes)
     run = len(c) > 2 and c == list(range(c[0], c[-1] + 1))
-    return f"digit{'s' if len(c) > 1 else ''} " + (f"{c[0]}-{c[-1]}" if run else ",".join(map(str, c)))
+    word = ("digit", "digits") if dataset == "mnist" else ("class", "classes")
+    return f"{word[len(c) > 1]} " + (f"{c[0]}-{c[-1]}" if run else ",".join(map(str, c)))
 
 
 def balanced_subsample(labels: np.ndarray, classes, per_class: int, rng, exclude=None) -> np.ndarray:
@@ -439,7 +441,7 @@ def _cached_tasks(seed: int, key: str) -> list:
         if config["normalize"]:
             x_train, x_test, x_val = (normalize(x, config["dataset"]) for x in (x_train, x_test, x_val))
         x_train, x_test, x_val = (x.astype(config["dtype"], copy=False) for x in (x_train, x_test, x_val))
-        tasks.append(Task(task_label(classes, permutation), tuple(classes),
+        tasks.append(Task(task_label(classes, permutation, config["dataset"]), tuple(classes),
                           head_mask(classes, config["scenario"]), x_train, labels[rows].astype(np.int64),
                           x_test, y_test, permutation, x_val, labels[val_rows].astype(np.int64)))
     return tasks

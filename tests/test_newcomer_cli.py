@@ -1,5 +1,6 @@
 """Issue 26, a newcomer's day round two: the command-line items. Each case here failed before its fix."""
 import json
+import os
 
 import pytest
 
@@ -180,3 +181,18 @@ def test_a_key_without_the_key_that_turns_it_on_is_named_in_good_grammar(spec, s
     with pytest.raises(ValueError) as e:
         c.parse_variant(spec)
     assert str(e.value) == f"{spec!r}: {said}"
+
+
+# --------------------------------------------------------------------------------------------- 19
+def test_task_labels_say_digits_only_for_mnist():
+    assert c.task_label([0, 1, 2, 3, 4], None) == "digits 0-4"
+    assert c.task_label([0, 1, 2, 3, 4], None, "fashion-mnist") == "classes 0-4"
+    assert c.task_label([7], None, "fashion-mnist") == "class 7"
+    assert c.task_label([0, 2], None, "fashion-mnist") == "classes 0,2"
+    assert c.task_label(range(10), 2, "fashion-mnist") == "permutation 2"
+
+
+@pytest.mark.skipif(not os.environ.get("FASHION_MNIST_DIR"), reason="set FASHION_MNIST_DIR to the Fashion-MNIST files")
+def test_fashion_mnist_runs_label_their_tasks_as_classes():
+    config, _ = c.parse_config(["--dataset", "fashion-mnist", "--data-dir", os.environ["FASHION_MNIST_DIR"]])
+    assert [t["label"] for t in c.task_table(config)] == ["classes 0-4", "classes 5-9"]

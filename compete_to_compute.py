@@ -3120,7 +3120,10 @@ def build_parser() -> argparse.ArgumentParser:
            "comparisons (default %(default)s). Keys (default): " + ("; ".join(
                f"{name} " + ", ".join(f"{k} ({d})" for k, (_, d, _) in cls.keys.items())
                for name, cls in ACTIVATIONS.items() if cls.keys) + "; any variant: " + ", ".join(
-               f"{k} ({d})" for k, (_, d, _) in VARIANT_KEYS.items())).replace("%", "%%"))
+               f"{k} ({'--lr' if k == 'lr' else d})" for k, (_, d, _) in VARIANT_KEYS.items())
+           + "; methods against forgetting, any variant, on when the first key of each is > 0: " + "; ".join(
+               ", ".join(f"{k} ({d})" for k, (_, d, _) in cls.keys.items()) for cls in METHODS.values())
+           ).replace("%", "%%"))
     a("--tasks", type=task_groups, default=None,
       help="class groups in training order, e.g. 01,23,45,67,89 (default 01234,56789)")
     a("--permuted", type=positive_int, default=None,

@@ -196,3 +196,25 @@ def test_task_labels_say_digits_only_for_mnist():
 def test_fashion_mnist_runs_label_their_tasks_as_classes():
     config, _ = c.parse_config(["--dataset", "fashion-mnist", "--data-dir", os.environ["FASHION_MNIST_DIR"]])
     assert [t["label"] for t in c.task_table(config)] == ["classes 0-4", "classes 5-9"]
+
+
+# --------------------------------------------------------------------------------------------- 20
+def test_main_help_lists_every_method_key_and_the_variant_lr_key(capsys):
+    with pytest.raises(SystemExit):
+        c.build_parser().parse_args(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())                  # argparse wraps lines
+    for key in ("ewc", "ewc_online", "si", "si_xi", "l2", "replay"):
+        assert f" {key} (" in shown, key
+    assert "lr (--lr)" in shown
+
+
+@pytest.mark.parametrize("script", ["16_methods_class_incremental", "17_methods_permuted"])
+def test_the_methods_studies_help_says_what_each_rule_means(script):
+    import subprocess
+    import sys
+    from conftest import ROOT
+    shown = subprocess.run([sys.executable, str(ROOT / "studies" / f"{script}.py"), "--help"], capture_output=True,
+                           text=True, timeout=60).stdout
+    shown = " ".join(shown.split())
+    assert "two: two tasks: best mean validation accuracy on tasks 1-2 right after task 2" in shown
+    assert "all: all tasks: best validation ACC at the end" in shown

@@ -218,3 +218,17 @@ def test_the_methods_studies_help_says_what_each_rule_means(script):
     shown = " ".join(shown.split())
     assert "two: two tasks: best mean validation accuracy on tasks 1-2 right after task 2" in shown
     assert "all: all tasks: best validation ACC at the end" in shown
+
+
+# --------------------------------------------------------------------------------------------- 23
+def test_the_results_page_captions_match_the_committed_results():
+    import re
+    from conftest import ROOT
+    doc = json.loads((ROOT / "results.json").read_text())
+    page = " ".join((ROOT / "docs" / "results.md").read_text().split())
+    spread = {v: [r["summary"][v]["forgetting"] for r in doc["per_seed"]] for v in ("relu", "topk")}
+    assert (f"spread (ReLU {min(spread['relu']):.3f}-{max(spread['relu']):.3f}, Top-K {min(spread['topk']):.3f}-"
+            f"{max(spread['topk']):.3f})") in page
+    said = float(re.search(r"After epoch 2 every variant is at (0\.\d+) or more on Task 1", page).group(1))
+    at_epoch_2 = min(curve[2][0] for curve in doc["headline"]["curves"].values())
+    assert f"{at_epoch_2:.4f}".startswith(f"{said}") and at_epoch_2 >= said

@@ -3350,15 +3350,43 @@ def headline_of(runs: list) -> dict:
     return found
 
 
+PATH_FLAGS = {"--out": 1, "--snapshots": 1, "--run-dir": 1, "--data-dir": 1, "--aggregate": -1}  # -1: all that follow
+PATH_KEYS = ("out", "snapshots", "run_dir", "data_dir")
+
+
+def in_repository(path: str) -> str:
+    """A path as the outputs record it: relative to the repository when it lies inside it (so committed
+    outputs name no machine's folders), else as given."""
+    p = Path(path).resolve()
+    return str(p.relative_to(HERE)) if p.is_relative_to(HERE) else path
+
+
+def recorded_command(argv: list) -> list:
+    """The command line as the outputs record it: every path flag's value through in_repository."""
+    out, paths = [], 0                          # paths: how many tokens to come are paths (-1: until a flag)
+    for token in argv:
+        name, eq, value = token.partition("=")
+        if token.startswith("--"):
+            paths = 0 if eq else PATH_FLAGS.get(name, 0)
+            out.append(f"{name}={in_repository(value)}" if eq and name in PATH_FLAGS else token)
+        elif paths:
+            out.append(in_repository(token))
+            paths = -1 if paths == -1 else paths - 1
+        else:
+            out.append(token)
+    return out
+
+
 def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv: list, out: Path,
            snapshots: Path) -> int:
     """Write results.json and the snapshots together, print the tables. Exit 3 if any run failed."""
     t0 = time.perf_counter()
     headline = headline_of(runs)
-    arrays = snapshot_arrays(headline, config, tasks)
+    shown = {**config, **{k: in_repository(config[k]) for k in PATH_KEYS if config.get(k)}}   # as recorded
+    arrays = snapshot_arrays(headline, shown, tasks)
     where = {json.dumps(p, sort_keys=True) for r in runs for p in r.get("computed_at", {}).values()}
     env = {**env, "jobs_computed_at": [json.loads(p) for p in sorted(where)]}     # each distinct one, once
-    doc = results_document(config, runs, tasks, env, timings, count_flops(config, tasks), argv)
+    doc = results_document(shown, runs, tasks, env, timings, count_flops(config, tasks), recorded_command(argv))
     timings["output_s"] = time.perf_counter() - t0
     timings["total_s"] = timings.get("total_s", 0.0) + timings["output_s"]
     text = json.dumps(doc, indent=1, allow_nan=False)

@@ -232,3 +232,55 @@ def test_the_results_page_captions_match_the_committed_results():
     said = float(re.search(r"After epoch 2 every variant is at (0\.\d+) or more on Task 1", page).group(1))
     at_epoch_2 = min(curve[2][0] for curve in doc["headline"]["curves"].values())
     assert f"{at_epoch_2:.4f}".startswith(f"{said}") and at_epoch_2 >= said
+
+
+# --------------------------------------------------------------------------------------------- 25
+MACHINE_PATH = r"(?<![\w.~])/(?:work|root|home|Users)/"       # folders of the machine a file was made on
+
+
+def committed_files() -> list:
+    import subprocess
+    from conftest import ROOT
+    done = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True)
+    if done.returncode:
+        pytest.skip("not a git checkout: the committed files are unknown")
+    return [ROOT / name for name in done.stdout.decode().split("\0") if name]
+
+
+def test_no_committed_file_names_a_machines_folders():
+    import re
+    import numpy as np
+    found = []
+    for path in committed_files():
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                text = " ".join(str(z[k]) for k in z.files if z[k].dtype.kind in "US")
+        else:
+            raw = path.read_bytes()
+            if b"\0" in raw[:8192]:                  # images and other binary files
+                continue
+            text = raw.decode("utf-8", "replace")
+        found += [f"{path.name}: {m.group(0)}..." for m in re.finditer(MACHINE_PATH, text)][:1]
+    assert not found, f"absolute paths in committed files: {found}"
+
+
+def test_outputs_record_paths_inside_the_repository_relative_to_it(synthetic, tmp_path, monkeypatch):
+    import numpy as np
+    monkeypatch.setattr(c, "HERE", tmp_path)                          # the repository, here
+    out, snaps, folder = tmp_path / "studies" / "r.json", tmp_path / "studies" / "s.npz", tmp_path / "runs" / "x"
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    assert c.main(["--data-dir", str(synthetic), *TINY, "--workers", "1", "--out", str(out),
+                   f"--snapshots={snaps}"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["command"][2:4] == ["--data-dir", "data"] and doc["command"][-3:] == [
+        "--out", "studies/r.json", "--snapshots=studies/s.npz"]
+    assert {k: doc["config"][k] for k in ("out", "snapshots", "run_dir", "data_dir")} == {
+        "out": "studies/r.json", "snapshots": "studies/s.npz", "run_dir": None, "data_dir": "data"}
+    with np.load(snaps, allow_pickle=False) as z:
+        assert json.loads(str(z["config_json"])) == doc["config"]
+    assert c.main(["--data-dir", str(synthetic), *TINY, "--workers", "1", "--run-dir", str(folder)]) == 0
+    assert c.main(["--aggregate", str(folder), "--out", str(outside / "r.json"), "--snapshots",
+                   str(outside / "s.npz")]) == 0
+    doc = json.loads((outside / "r.json").read_text())
+    assert doc["command"] == ["python", "compete_to_compute.py", "--aggregate", "runs/x", "--out",
+                              str(outside / "r.json"), "--snapshots", str(outside / "s.npz")]   # outside: as given

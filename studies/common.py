@@ -205,12 +205,14 @@ def forest(ax, rows: list, title: str) -> None:
 
 
 def save_figure(fig, path: Path) -> None:
-    if OPTIONS.dry_run:
-        return
+    """Write the figure (not in a dry run) and close it: a script that draws many keeps none open."""
     import io
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    c.write_atomic(path, lambda f: f.write(buf.getvalue()))
+    import matplotlib.pyplot as plt
+    if not OPTIONS.dry_run:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        c.write_atomic(path, lambda f: f.write(buf.getvalue()))
+    plt.close(fig)
 
 
 # One colour per variant in every figure: the figure script's mapping (by spec, never by position).

@@ -125,8 +125,11 @@ def data_folder(dataset: str, data_dir: str | None) -> Path:
 
 def parse_idx(raw: bytes, path: Path) -> np.ndarray:
     """Decode an IDX file from its header: magic (0, 0, dtype 0x08, ndim), then ndim big-endian sizes."""
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 3):
-        found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else "a file shorter than 4 bytes"
+    if len(raw) < 4:
+        raise DataError(f"{path}: not an IDX file ({len(raw)} bytes, too short to hold the 4-byte magic number); "
+                        "replace it with the original file")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 3):
+        found = int.from_bytes(raw[:4], "big")
         raise DataError(f"{path}: not an IDX file of unsigned bytes (magic number {found}, expected "
                         f"{IDX_LABELS_MAGIC} for labels or {IDX_IMAGES_MAGIC} for images); "
                         "replace it with the original file")
@@ -365,13 +368,15 @@ def head_mask(classes, scenario: str) -> np.ndarray:
     return head
 
 
-def task_label(classes, permutation: int | None) -> str:
-    """A plain name: "digits 0-4", "digits 0,2,4", "permutation 1 (identity)"."""
+def task_label(classes, permutation: int | None, dataset: str = "mnist") -> str:
+    """A plain name: "digits 0-4", "digits 0,2,4", "permutation 1 (identity)"; classes of a data set
+    other than MNIST's digits: "classes 0-4"."""
     if permutation is not None:
         return f"permutation {permutation}" + (" (identity)" if permutation == 1 else "")
     c = sorted(classes)
     run = len(c) > 2 and c == list(range(c[0], c[-1] + 1))
-    return f"digit{'s' if len(c) > 1 else ''} " + (f"{c[0]}-{c[-1]}" if run else ",".join(map(str, c)))
+    word = ("digit", "digits") if dataset == "mnist" else ("class", "classes")
+    return f"{word[len(c) > 1]} " + (f"{c[0]}-{c[-1]}" if run else ",".join(map(str, c)))
 
 
 def balanced_subsample(labels: np.ndarray, classes, per_class: int, rng, exclude=None) -> np.ndarray:
@@ -435,7 +440,7 @@ def _cached_tasks(seed: int, key: str) -> list:
         if config["normalize"]:
             x_train, x_test, x_val = (normalize(x, config["dataset"]) for x in (x_train, x_test, x_val))
         x_train, x_test, x_val = (x.astype(config["dtype"], copy=False) for x in (x_train, x_test, x_val))
-        tasks.append(Task(task_label(classes, permutation), tuple(classes),
+        tasks.append(Task(task_label(classes, permutation, config["dataset"]), tuple(classes),
                           head_mask(classes, config["scenario"]), x_train, labels[rows].astype(np.int64),
                           x_test, y_test, permutation, x_val, labels[val_rows].astype(np.int64)))
     return tasks
@@ -966,6 +971,12 @@ def allowed_keys(name: str) -> str:
     return ", ".join(f"{k} ({meaning}; default {default})" for k, (_, default, meaning) in keys.items())
 
 
+def only_with(keys: list, condition: str) -> str:
+    """'sleep_iters applies only with sleep=1; ...': keys given without the key that turns them on."""
+    verb = "applies" if len(keys) == 1 else "apply"
+    return f"{', '.join(keys)} {verb} only with {condition}; give that too, or leave {', '.join(keys)} out"
+
+
 def parse_variant(spec: str) -> Variant:
     """`lwta:k=4:dropout=0.5` -> Variant. Raises ValueError naming the spec and what is allowed."""
     name, *pairs = spec.split(":")
@@ -991,14 +1002,13 @@ def parse_variant(spec: str) -> Variant:
                              "as in the original); leave bias out or give bias=0")
         common["bias"] = 0
     elif any(k.startswith("sleep_") for k in values):
-        raise ValueError(f"{spec!r}: {', '.join(k for k in values if k.startswith('sleep_'))} only apply "
-                         "with sleep=1")
+        raise ValueError(f"{spec!r}: {only_with([k for k in values if k.startswith('sleep_')], 'sleep=1')}")
     methods = {}
     for method, cls in METHODS.items():         # a method is on when its strength (its first key) is not 0
         if values.get(method):
             methods[method] = {k: values.get(k, default) for k, (_, default, _) in cls.keys.items()}
         elif extra := sorted((set(cls.keys) - {method}) & values.keys()):
-            raise ValueError(f"{spec!r}: {', '.join(extra)} only apply with {method} > 0")
+            raise ValueError(f"{spec!r}: {only_with(extra, f'{method} > 0')}")
     return Variant(spec, name, params, **common, methods=methods)
 
 
@@ -2275,7 +2285,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
             stage = "joint" if config["joint"] else f"task {ph + 1}/{len(phases)}"
             print(f"seed {seed}  {stage}  epoch {e + 1}/{epochs}  {spec:<10} loss {loss:.4f}  {accs}", flush=True)
     if progress and model.failed:
-        print(f"seed {seed}  {spec}: {failure_text(model.failed)}", flush=True)
+        print(f"seed {seed}  {spec}: {failure_text(model.failed, epochs)}", flush=True)
     out = {"seed": seed, "variant": spec, "settings_digest": key["settings"],
            "summary": summarize(R, freq if test else None, model.failed),
            "timings": {"train_s": model.train_s, "eval_s": model.eval_s}}
@@ -2296,9 +2306,11 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     return out
 
 
-def failure_text(failed: dict) -> str:
+def failure_text(failed: dict, epochs: int) -> str:
+    """Where a course failed, its epoch counted within the task (the record counts from the start)."""
     where = f"task {failed['task']}, " if failed["task"] else "joint training, "
-    return f"failed ({failed['reason']}) in {where}epoch {failed['epoch']}: {failed['detail']}"
+    return (f"failed ({failed['reason']}) in {where}epoch {(failed['epoch'] - 1) % epochs + 1} of {epochs}: "
+            f"{failed['detail']}")
 
 
 def _worker_init() -> None:
@@ -2779,6 +2791,9 @@ def check_output_path(path: Path) -> None:
         raise OutputError(f"{path}: is a folder; give the path of a file")
     if path.exists() and not path.is_file():
         raise OutputError(f"{path}: exists and is not a regular file; choose another path")
+    above = next(p for p in path.parents if p.exists())                # the deepest folder that exists
+    if not above.is_dir():
+        raise OutputError(f"{path}: cannot write here ({above} is a file, not a folder); choose another path")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -3140,7 +3155,7 @@ def print_table(headline: dict, config: dict, tasks: list) -> None:
           "(mean over tasks)")
     for v, s in summary.items():
         if s["failed"]:
-            print(f"{v:<{width}}{failure_text(s['failed'])}")
+            print(f"{v:<{width}}{failure_text(s['failed'], config['epochs'])}")
             continue
         active = " ".join(f"{np.mean([a[layer] for a in s['active']]):.3f}" for layer in range(config["depth"]))
         print(f"{v:<{width}}{s['acc']:>8.4f}{fmt(s['forgetting'], '>12.4f'):>12}{fmt(s['bwt'], '>+9.4f'):>9}"
@@ -3183,6 +3198,23 @@ def print_aggregate(agg: dict, n_seeds: int) -> None:
             detect = f"; detectable ±{p['detectable_diff']:.3f}" if p["detectable_diff"] else ""
             print(f"  {v:<12} {d['mean']:+.4f}{ci}; better on {p['better']}, tie {p['ties']}, worse on "
                   f"{p['worse']}; sign test p {_fmt_p(p['sign_test_p'])}{detect}; {p['verdict']}")
+
+
+def print_validation(runs: list, config: dict) -> None:
+    """With --val-per-class: each variant's validation scores (the numbers to choose hyperparameters on),
+    mean over the seeds that did not fail."""
+    if not config.get("val_per_class"):
+        return
+    print(f"\nvalidation images ({config['val_per_class']} per class and task, held out of the training images), "
+          "mean over seeds:")
+    for v in config["models"]:
+        val = [r["summary"][v]["val_R"] for r in runs if not r["summary"][v]["failed"]]
+        if not val:
+            print(f"  {v:<12} every run failed")
+            continue
+        acc = np.mean([np.mean([a for a in R[-1] if a is not None]) for R in val])
+        print(f"  {v:<12} ACC {acc:.4f}; task 1 after task 1 {np.mean([R[0][0] for R in val]):.4f} "
+              f"({len(val)} seed(s))")
 
 
 # ============================================================================ command line
@@ -3322,8 +3354,15 @@ def recipe_defaults(parser: argparse.ArgumentParser, name: str, argv: list) -> a
     return argparse.Namespace(**{dest: getattr(recipe, dest) for dest in keep - user})
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose error is one short usage line and the error, not the usage of every flag."""
+
+    def error(self, message: str):
+        self.exit(2, f"usage: {self.prog} [flags] (--help describes them)\n{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         allow_abbrev=False,
         description="MLP variants (ReLU, LWTA, Top-K, ...) trained on a sequence of tasks: how much of the "
                     "earlier tasks does each forget?")
@@ -3342,7 +3381,10 @@ def build_parser() -> argparse.ArgumentParser:
            "comparisons (default %(default)s). Keys (default): " + ("; ".join(
                f"{name} " + ", ".join(f"{k} ({d})" for k, (_, d, _) in cls.keys.items())
                for name, cls in ACTIVATIONS.items() if cls.keys) + "; any variant: " + ", ".join(
-               f"{k} ({d})" for k, (_, d, _) in VARIANT_KEYS.items())).replace("%", "%%"))
+               f"{k} ({'--lr' if k == 'lr' else d})" for k, (_, d, _) in VARIANT_KEYS.items())
+           + "; methods against forgetting, any variant, on when the first key of each is > 0: " + "; ".join(
+               ", ".join(f"{k} ({d})" for k, (_, d, _) in cls.keys.items()) for cls in METHODS.values())
+           ).replace("%", "%%"))
     a("--tasks", type=task_groups, default=None,
       help="class groups in training order, e.g. 01,23,45,67,89 (default 01234,56789)")
     a("--permuted", type=positive_int, default=None,
@@ -3374,7 +3416,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--lr", type=float_in(0, math.inf, True, True, "a positive number"), default=0.05,
       help="learning rate (default %(default)s)")
     a("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
-      help="sgd (with --momentum) or adam (with --adam-betas, --adam-eps) (default %(default)s)")
+      help="sgd (with --momentum) or adam (with --adam-betas, --adam-eps, and an --lr of its own) (default "
+           "%(default)s); the other optimizer's flags are refused")
     a("--momentum", type=float_in(0, 1, False, True, "a number in [0, 1)"), default=0.9,
       help="SGD momentum, reset at each task (default %(default)s)")
     a("--adam-betas", type=beta_pair, default=[0.9, 0.999],
@@ -3411,7 +3454,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "results file (default viz/snapshots.npz)")
     a("--headline-seed", type=nonnegative_int, default=None,
       help="the seed evaluated after every epoch, whose curves, weights and submasks the figures draw "
-           "(default: the first seed); a run-folder job of another seed skips that work")
+           "(default: the first seed): one of the seeds run, or with --run-dir one the folder holds; a run-folder "
+           "job of another seed skips that work")
     a("--run-dir", default=None,
       help="run folder: each finished (seed, variant) job is saved there at once; rerunning skips finished "
            "jobs (see also --aggregate DIR [DIR ...])")
@@ -3445,6 +3489,38 @@ def method_problem(variant: Variant, args) -> str | None:
     if variant.methods.get("replay", {}).get("replay", 0) > n:
         return f"replay={variant.methods['replay']['replay']} keeps more images per class than a task has ({n})"
     return None
+
+
+OPTIMIZER_FLAGS = {"sgd": ("momentum",), "adam": ("adam_betas", "adam_eps")}
+
+
+def optimizer_problem(parser: argparse.ArgumentParser, args, argv: list) -> str | None:
+    """A flag of the other optimizer given (it would be ignored), or Adam left at SGD's default learning
+    rate (no --lr, none from the recipe, and a variant without its own lr key)."""
+    user = given_flags(parser, argv)
+    for name, dests in OPTIMIZER_FLAGS.items():
+        for dest in sorted(user & set(dests) if name != args.optimizer else ()):
+            return (f"argument --{dest.replace('_', '-')}: {name} only, and --optimizer is {args.optimizer}: leave "
+                    f"it out or give --optimizer {name}")
+    recipe = given_flags(parser, list(RECIPES[args.recipe].flags)) if args.recipe else set()
+    if args.optimizer == "adam" and "lr" not in user | recipe and any(parse_variant(v).lr is None for v in args.models):
+        return (f"argument --optimizer: adam would keep SGD's default --lr {args.lr:g} (Adam is usually run near "
+                "0.001): give --lr")
+    return None
+
+
+def seed_range(first: int, n: int) -> str:
+    return f"seed {first}" if n == 1 else f"seeds {first}-{first + n - 1}"
+
+
+def headline_seed_problem(args) -> str | None:
+    """Why --headline-seed cannot be drawn from this run: without a run folder (which may hold it from
+    another command) it must be one of the seeds run."""
+    h = args.headline_seed
+    if h is None or args.run_dir or args.seed <= h < args.seed + args.n_seeds:
+        return None
+    return (f"{h} is not among the {seed_range(args.seed, args.n_seeds)} this command runs; give one of "
+            "them, or leave the flag out")
 
 
 def parse_config(argv: list | None) -> tuple:
@@ -3488,6 +3564,10 @@ def parse_config(argv: list | None) -> tuple:
         if "momentum_carry" in given_flags(parser, argv or []):
             parser.error("argument --momentum-carry: not allowed with --joint (one phase: nothing to carry)")
         args.momentum_carry = False             # a recipe's carry means nothing for a single phase
+    if problem := optimizer_problem(parser, args, sys.argv[1:] if argv is None else argv):
+        parser.error(problem)
+    if problem := headline_seed_problem(args):
+        parser.error(f"argument --headline-seed: {problem}")
     if args.n_train_first and args.n_train_per_class:
         parser.error("argument --n-train-first: not allowed with --n-train-per-class (one subsample or the other)")
     if args.n_train_first and args.val_per_class:
@@ -3531,15 +3611,43 @@ def headline_of(runs: list) -> dict:
     return found
 
 
+PATH_FLAGS = {"--out": 1, "--snapshots": 1, "--run-dir": 1, "--data-dir": 1, "--aggregate": -1}  # -1: all that follow
+PATH_KEYS = ("out", "snapshots", "run_dir", "data_dir")
+
+
+def in_repository(path: str) -> str:
+    """A path as the outputs record it: relative to the repository when it lies inside it (so committed
+    outputs name no machine's folders), else as given."""
+    p = Path(path).resolve()
+    return str(p.relative_to(HERE)) if p.is_relative_to(HERE) else path
+
+
+def recorded_command(argv: list) -> list:
+    """The command line as the outputs record it: every path flag's value through in_repository."""
+    out, paths = [], 0                          # paths: how many tokens to come are paths (-1: until a flag)
+    for token in argv:
+        name, eq, value = token.partition("=")
+        if token.startswith("--"):
+            paths = 0 if eq else PATH_FLAGS.get(name, 0)
+            out.append(f"{name}={in_repository(value)}" if eq and name in PATH_FLAGS else token)
+        elif paths:
+            out.append(in_repository(token))
+            paths = -1 if paths == -1 else paths - 1
+        else:
+            out.append(token)
+    return out
+
+
 def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv: list, out: Path,
            snapshots: Path) -> int:
     """Write results.json and the snapshots together, print the tables. Exit 3 if any run failed."""
     t0 = time.perf_counter()
     headline = headline_of(runs)
-    arrays = snapshot_arrays(headline, config, tasks)
+    shown = {**config, **{k: in_repository(config[k]) for k in PATH_KEYS if config.get(k)}}   # as recorded
+    arrays = snapshot_arrays(headline, shown, tasks)
     where = {json.dumps(p, sort_keys=True) for r in runs for p in r.get("computed_at", {}).values()}
     env = {**env, "jobs_computed_at": [json.loads(p) for p in sorted(where)]}     # each distinct one, once
-    doc = results_document(config, runs, tasks, env, timings, count_flops(config, tasks), argv)
+    doc = results_document(shown, runs, tasks, env, timings, count_flops(config, tasks), recorded_command(argv))
     timings["output_s"] = time.perf_counter() - t0
     timings["total_s"] = timings.get("total_s", 0.0) + timings["output_s"]
     text = json.dumps(doc, indent=1, allow_nan=False)
@@ -3550,6 +3658,7 @@ def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv
     print_table(headline, config, tasks)
     if doc["aggregate"]:
         print_aggregate(doc["aggregate"], len(runs))
+    print_validation(runs, config)
     print(f"\nwrote {out} and {snapshots} in {timings['total_s']:.2f} s "
           f"({doc['flops']['total'] / 1e9:.0f} GFLOP of matrix products)")
     failed = [(r["seed"], v, s["failed"]) for r in runs for v, s in r["summary"].items() if s["failed"]]
@@ -3595,14 +3704,38 @@ def job_provenance(env: dict) -> dict:
     return {k: env.get(k) for k in ("git_commit", "git_dirty", "numpy")}
 
 
-def print_jobs(results: list, folder: Path) -> int:
+def print_jobs(results: list, folder: Path, epochs: int) -> int:
     """One line per job of a run-folder command without a results file. Exit 3 if any failed."""
     for r in sorted(results, key=lambda r: (r["seed"], r["variant"])):
         s = r["summary"]
-        text = failure_text(s["failed"]) if s["failed"] else f"ACC {s['acc']:.4f}, forgetting {fmt(s['forgetting'])}"
+        text = (failure_text(s["failed"], epochs) if s["failed"] else
+                f"ACC {s['acc']:.4f}, forgetting {fmt(s['forgetting'])}")
         print(f"seed {r['seed']} {r['variant']}: {text}")
     print(f"saved in {folder}; python compete_to_compute.py --aggregate {folder} writes the aggregate")
     return 3 if any(r["summary"]["failed"] for r in results) else 0
+
+
+def folder_headline_problem(config: dict) -> str | None:
+    """With --run-dir and --out, a headline seed the command does not run must be in the folder already."""
+    h, folder, models = config["headline_seed"], Path(config["run_dir"]), config["models"]
+    if config["seed"] <= h < config["seed"] + config["n_seeds"]:
+        return None
+    if (folder / RUN_FILE).is_file() and all(RunDir(folder).load(h, v, headline=True) for v in models):
+        return None
+    return (f"{h} is not among the {seed_range(config['seed'], config['n_seeds'])} this command runs, and "
+            f"{folder} does not hold its finished jobs with curves; run that seed too, or leave the flag out")
+
+
+def more_seeds_note(config: dict, runs: list, folder: Path, out: Path) -> str | None:
+    """One line when the aggregate of a run folder holds seeds this command did not run."""
+    asked = range(config["seed"], config["seed"] + config["n_seeds"])
+    extra = [r["seed"] for r in runs if r["seed"] not in asked]
+    if not extra:
+        return None
+    listed = ", ".join(map(str, extra[:8])) + (", ..." if len(extra) > 8 else "")
+    ran = seed_range(config["seed"], config["n_seeds"])
+    return (f"note: {out} aggregates all {len(runs)} seeds {folder} holds: the {ran} this command ran and "
+            f"{len(extra)} more ({listed}); give another --run-dir for these alone")
 
 
 def run_main(argv: list) -> int:
@@ -3617,8 +3750,11 @@ def run_main(argv: list) -> int:
     env = environment()
     if config["out"] is None:                   # a run-folder job: only the job files
         store = RunDir(Path(config["run_dir"]), config)
-        return print_jobs(run_jobs(config, not quiet, store, job_provenance(env)), store.path)
+        return print_jobs(run_jobs(config, not quiet, store, job_provenance(env)), store.path, config["epochs"])
     out, snapshots = Path(config["out"]), Path(config["snapshots"])
+    if config["run_dir"] and (problem := folder_headline_problem(config)):
+        print(f"compete_to_compute.py: error: argument --headline-seed: {problem}", file=sys.stderr)
+        return 2
     check_outputs(out, snapshots, config["run_dir"])
     t_start = time.perf_counter()
     tasks = task_table(config)
@@ -3631,6 +3767,8 @@ def run_main(argv: list) -> int:
         if missing:
             print(f"{store.path}: seeds {missing} lack some variants and are left out", file=sys.stderr)
     runs = group_by_seed(results, config["models"])
+    if store and (note := more_seeds_note(config, runs, store.path, out)):
+        print(note, file=sys.stderr)
     if store:
         config = folder_config(experiment_settings(config), runs, out, snapshots, config["run_dir"], config["recipe"])
     timings = {"data_load_s": t_loaded - t_start, "experiment_s": t_trained - t_loaded,
@@ -3640,7 +3778,7 @@ def run_main(argv: list) -> int:
 
 def aggregate_main(argv: list) -> int:
     """--aggregate DIR [DIR ...]: merge run folders of one configuration into results.json, no training."""
-    p = argparse.ArgumentParser(prog="compete_to_compute.py", allow_abbrev=False,
+    p = Parser(prog="compete_to_compute.py", allow_abbrev=False,
                                 description="Merge run folders written by separate processes or machines.")
     p.add_argument("--aggregate", nargs="+", metavar="DIR", required=True,
                    help="run folders of one configuration (written with --run-dir)")
@@ -3667,7 +3805,8 @@ def aggregate_main(argv: list) -> int:
 
 
 def named_outputs(argv: list) -> str:
-    """The output files a command line names (for messages written before or without parsing it)."""
+    """What became of the output files a command line names (for messages written before or without
+    parsing it)."""
     def value(flag: str, default: str | None) -> str | None:
         for i, token in enumerate(argv):
             if token == flag and i + 1 < len(argv):
@@ -3677,7 +3816,7 @@ def named_outputs(argv: list) -> str:
         return default
     out = value("--out", None if value("--run-dir", None) else "results.json")
     snapshots = value("--snapshots", "viz/snapshots.npz")
-    return f"{out} and {snapshots} were" if out else "no results file was due; nothing was"
+    return f"{out} and {snapshots} were not written (earlier ones are untouched)" if out else "no results file was due"
 
 
 class Interrupted(Exception):
@@ -3721,8 +3860,8 @@ def main(argv: list | None = None) -> int:
         return 1
     except (Interrupted, KeyboardInterrupt) as e:
         sig = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
-        print(f"interrupted by {sig}: stopped; {named_outputs(argv)} not written (earlier ones are untouched); "
-              "a --run-dir keeps every finished job", file=sys.stderr)
+        print(f"interrupted by {sig}: stopped; {named_outputs(argv)}; a --run-dir keeps every finished job",
+              file=sys.stderr)
         return sig.code
     finally:
         for s, h in old_handlers.items():

@@ -333,9 +333,12 @@ def seed_of(snap: dict):
     return snap["config"].get("seed", 0)
 
 
-def failure_text(failed: dict) -> str:
+def failure_text(failed: dict, snap: dict) -> str:
+    """Where a variant failed, its epoch counted within the task (the record counts from the start)."""
     where = f"task {failed['task']}, " if failed.get("task") else ""
-    return f"{failed.get('reason', 'failed')}: {where}epoch {failed.get('epoch')}"
+    e, epochs = failed.get("epoch"), snap["config"].get("epochs")
+    at = f"epoch {(e - 1) % epochs + 1} of {epochs}" if e and epochs else f"epoch {e}"
+    return f"{failed.get('reason', 'failed')}: {where}{at}"
 
 
 def phase_spans(snap: dict) -> list:
@@ -487,7 +490,7 @@ class CurvePlot:
         self.names = []
         for v in snap["variants"]:
             failed = snap["summary"][v].get("failed")
-            self.names.append(v + (f"\n({failure_text(failed)})" if failed else ""))
+            self.names.append(v + (f"\n({failure_text(failed, snap)})" if failed else ""))
             handles.append(Line2D([], [], color=col[v], lw=2.5, label=self.names[-1]))
         if not self.grid and T > 1:
             handles.append(Line2D([], [], lw=0, label=" "))
@@ -508,7 +511,7 @@ class CurvePlot:
         for v in self.snap["variants"]:
             s = self.snap["summary"][v]
             if s.get("failed"):
-                out.append(f"{v}: {failure_text(s['failed'])}")
+                out.append(f"{v}: {failure_text(s['failed'], self.snap)}")
                 continue
             f = s.get("forgetting")
             out.append(f"{v}: ACC {s['acc']:.3f}" + ("" if f is None else f", forgetting {f:.3f}"))
@@ -631,7 +634,7 @@ def plot_accuracy_matrix(snap: dict, out: Path) -> None:
         ax.set_ylabel("after training task i" if not snap["joint"] else "", fontsize=9)
         s = snap["summary"][v]
         if s.get("failed"):
-            sub = failure_text(s["failed"])
+            sub = failure_text(s["failed"], snap)
         else:
             f = s.get("forgetting")
             sub = f"ACC {s['acc']:.3f}" + ("" if f is None else f", forgetting {f:.3f}")
@@ -909,7 +912,7 @@ def plot_receptive_fields(snap: dict, out_dir: Path) -> tuple:
         lines = [f"{v}: first-layer receptive fields of units 0-{n - 1} (the same units in every variant)",
                  f"median relative change of a first-layer unit since initialisation: {moved}{broken}"]
         if failed:
-            lines.insert(1, failure_text(failed) + ("; black = inf/nan weights" if overlays else ""))
+            lines.insert(1, failure_text(failed, snap) + ("; black = inf/nan weights" if overlays else ""))
         title.set_text(wrapped("\n".join(lines), W_IN, 11.5))
         title.set_color(text_color(v))
         buf = io.BytesIO()

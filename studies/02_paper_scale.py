@@ -19,7 +19,7 @@ The learning-rate pilot, seed 0, at this scale (--models relu,lwta:k=2,maxout:k=
     lr 0.01, max-norm 3  maxout with dropout learns nothing
     lr 0.005, max-norm 3 all six train (ACC 0.958-0.972)
 """
-from common import parse_study_args, run_setting, write_study
+from common import parse_study_args, run_setting, seed_count, write_study
 
 STUDY, SEEDS = "02_paper_scale", 20
 SCALE = ["--hidden", "1000", "--depth", "3", "--n-train-per-class", "1000", "--epochs", "10"]
@@ -30,6 +30,7 @@ if __name__ == "__main__":
     parse_study_args(__doc__)
     slow = run_setting(STUDY, "lr0.005", [*SCALE, *STABLE, *VARIANTS], SEEDS, "paper_scale_lr0.005")
     fast = run_setting(STUDY, "lr0.05", [*SCALE, *VARIANTS], SEEDS, "paper_scale")
-    write_study(STUDY, f"Study 2: 3 x 1000 units, 1000 images per class, 10 epochs per task ({SEEDS} seeds)",
+    write_study(STUDY, "Study 2: 3 x 1000 units, 1000 images per class, 10 epochs per task "
+                f"({seed_count(slow, fast)} seeds)",
                 {"lr 0.005, max-norm 3": slow, "lr 0.05 (the default), no max-norm": fast},
                 ["Each variant against relu, paired by seed."])

@@ -4,7 +4,8 @@ The scale and settings of study 2 (lr 0.005, max-norm 3); its runs without dropo
 for the effect of dropout on each variant. At study 2's default-rate setting (lr 0.05, no max-norm)
 dropout is run too: there LWTA and maxout diverge.
 """
-from common import c, ci, detectable, p_text, paired_across, parse_study_args, run_setting, write_study
+from common import c, ci, detectable, p_text, paired_across, parse_study_args, run_setting, seed_count, \
+    write_study
 
 STUDY, SEEDS = "03_dropout", 20
 SCALE = ["--hidden", "1000", "--depth", "3", "--n-train-per-class", "1000", "--epochs", "10"]
@@ -39,5 +40,6 @@ if __name__ == "__main__":
     notes = ["Effect of dropout on each variant (with dropout minus without, paired by seed), "
              "at lr 0.005 with max-norm 3:", "", *effect_rows(plain, drop), "",
              "The same at lr 0.05 without max-norm:", "", *effect_rows(plain_fast, drop_fast)]
-    write_study(STUDY, f"Study 3: the paper's dropout at the scale of study 2 ({SEEDS} seeds)",
+    write_study(STUDY, "Study 3: the paper's dropout at the scale of study 2 "
+                f"({seed_count(plain, drop, plain_fast, drop_fast)} seeds)",
                 {"with dropout, lr 0.005, max-norm 3": drop, "with dropout, lr 0.05, no max-norm": drop_fast}, notes)

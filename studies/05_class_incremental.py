@@ -4,7 +4,7 @@ The setting where the SDM Top-K MLP and sleep replay consolidation claim their g
 all five tasks at once is the upper bound. Default network and budget (2 x 400, 500 images per class,
 5 epochs per task); the papers trained far longer (SDM: 500 epochs per task).
 """
-from common import ci, parse_study_args, run_setting, write_study
+from common import ci, parse_study_args, run_setting, seed_count, write_study
 
 STUDY, SEEDS = "05_class_incremental", 20
 TASKS = ["--tasks", "01,23,45,67,89", "--scenario", "class"]
@@ -19,5 +19,5 @@ if __name__ == "__main__":
     for v, m in joint["aggregate"]["variants"].items():
         s = seq["aggregate"]["variants"][v]
         notes.append(f"| {v} | {ci(m['acc'])} | {ci(s['acc'])} |")
-    write_study(STUDY, f"Study 5: class-incremental split MNIST, 5 tasks ({SEEDS} seeds)",
+    write_study(STUDY, f"Study 5: class-incremental split MNIST, 5 tasks ({seed_count(seq, joint)} seeds)",
                 {"sequential": seq, "joint (upper bound)": joint}, notes)

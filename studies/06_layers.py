@@ -9,14 +9,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import ROOT, c, ci, colour, parse_study_args, run_setting, save_figure, write_text  # noqa: E402
+from common import ROOT, c, ci, colour, parse_study_args, run_setting, save_figure, seed_count, show, \
+    write_text  # noqa: E402
 
 STUDY, SEEDS, VARIANTS = "06_layers", 20, ["relu", "lwta"]
 
 
 def main():
     doc = run_setting(STUDY, "depth3", ["--depth", "3", "--models", ",".join(VARIANTS)], SEEDS)
-    lines = [f"# Study 6: task selectivity per layer (depth 3, {SEEDS} seeds)", "",
+    lines = [f"# Study 6: task selectivity per layer (depth 3, {seed_count(doc)} seeds)", "",
              "Share of units with selectivity index > 0.5, mean [95% CI] over seeds; last column: layer 3 minus "
              "layer 1, paired by seed.", "",
              "| variant | layer 1 | layer 2 | layer 3 | layer 3 − layer 1 | verdict |", "|---|---|---|---|---|---|"]
@@ -36,12 +37,12 @@ def main():
     ax.set_xticks([1, 2, 3], ["layer 1", "layer 2", "layer 3"])
     ax.set_ylabel("share of task-selective units")
     ax.set_ylim(bottom=0)
-    ax.set_title(f"Task selectivity per hidden layer ({SEEDS} seeds, mean and 95% CI)", fontsize=10)
+    ax.set_title(f"Task selectivity per hidden layer ({seed_count(doc)} seeds, mean and 95% CI)", fontsize=10)
     ax.legend(frameon=False, fontsize=9, loc="upper right")
     ax.grid(alpha=0.3)
     save_figure(fig, ROOT / "studies" / STUDY / "figure.png")
     write_text(ROOT / "studies" / STUDY / "summary.md", lines)
-    print("\n".join(lines))
+    show(lines)
 
 
 if __name__ == "__main__":

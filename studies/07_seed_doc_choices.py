@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common import ROOT, c, ci, colour, detectable, forest, p_text, paired_across, parse_study_args, run_setting, \
-    save_figure, variant_table, write_text  # noqa: E402
+    save_figure, seed_count, show, variant_table, write_text  # noqa: E402
 
 STUDY, SEEDS, VARIANTS = "07_seed_doc_choices", 20, ["relu", "lwta", "topk"]
 SETTINGS = {"default": [], "momentum carried": ["--momentum-carry"], "LeCun init": ["--init", "lecun"],
@@ -22,7 +22,8 @@ SHARED = {"default": "default_relu_lwta_topk"}      # the same jobs serve study 
 def main():
     docs = {label: run_setting(STUDY, label.replace(" ", "_"), ["--models", ",".join(VARIANTS), *args], SEEDS,
                                SHARED.get(label)) for label, args in SETTINGS.items()}
-    lines = [f"# Study 7: momentum carried across the switch, and LeCun initialisation ({SEEDS} seeds)", "",
+    n = seed_count(*docs.values())
+    lines = [f"# Study 7: momentum carried across the switch, and LeCun initialisation ({n} seeds)", "",
              "Effect of each setting on each variant's forgetting and ACC: setting minus default, paired by seed.", "",
              "| setting | variant | forgetting (setting) | forgetting − default | Wilcoxon p (Holm) | detectable | "
              "ACC − default | verdict (forgetting) |", "|---|---|---|---|---|---|---|---|"]
@@ -43,11 +44,11 @@ def main():
         lines += ["", f"## Within the setting '{label}': each variant against relu", ""] + variant_table(doc)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     fig.subplots_adjust(left=0.3, right=0.97, top=0.9, bottom=0.13)
-    forest(ax, rows, f"Effect on forgetting (setting − default, {SEEDS} seeds, 95% CI)")
+    forest(ax, rows, f"Effect on forgetting (setting − default, {n} seeds, 95% CI)")
     ax.set_xlabel("change in forgetting (positive = forgets more)")
     save_figure(fig, ROOT / "studies" / STUDY / "figure.png")
     write_text(ROOT / "studies" / STUDY / "summary.md", lines)
-    print("\n".join(lines))
+    show(lines)
 
 
 if __name__ == "__main__":

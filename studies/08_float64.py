@@ -9,7 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import ROOT, colour, parse_study_args, per_seed, run_setting, save_figure, variant_table, write_text  # noqa: E402
+from common import ROOT, colour, parse_study_args, per_seed, run_setting, save_figure, seed_count, show, \
+    variant_table, write_text  # noqa: E402
 
 STUDY, SEEDS, VARIANTS = "08_float64", 20, ["relu", "lwta", "topk"]
 
@@ -18,7 +19,7 @@ def main():
     models = ["--models", ",".join(VARIANTS)]
     f32 = run_setting(STUDY, "float32", models, SEEDS, "default_relu_lwta_topk")
     f64 = run_setting(STUDY, "float64", [*models, "--dtype", "float64"], SEEDS)
-    lines = [f"# Study 8: the same {SEEDS} seeds in float32 and float64", "",
+    lines = [f"# Study 8: the same {seed_count(f32, f64)} seeds in float32 and float64", "",
              "Per seed: |forgetting in float32 − forgetting in float64|.", "",
              "| variant | median | 90th percentile | largest | seeds apart by > 0.01 |", "|---|---|---|---|---|"]
     fig, axes = plt.subplots(1, len(VARIANTS), figsize=(10, 3.6), sharex=True, sharey=True)
@@ -36,12 +37,13 @@ def main():
         ax.set_xlabel("forgetting, float32")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("forgetting, float64")
-    fig.suptitle(f"The same seeds in float32 and float64 ({SEEDS} seeds; diagonal = identical)", fontsize=11)
+    fig.suptitle(f"The same seeds in float32 and float64 ({seed_count(f32, f64)} seeds; diagonal = identical)",
+                 fontsize=11)
     lines += ["", "## Verdicts against relu in each precision", "", "### float32", ""] + variant_table(f32)
     lines += ["", "### float64", ""] + variant_table(f64)
     save_figure(fig, ROOT / "studies" / STUDY / "figure.png")
     write_text(ROOT / "studies" / STUDY / "summary.md", lines)
-    print("\n".join(lines))
+    show(lines)
 
 
 if __name__ == "__main__":

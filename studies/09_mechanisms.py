@@ -8,7 +8,7 @@ with ReLU, LWTA and maxout. (k-winners on permuted MNIST is study 4.)
 """
 import re
 
-from common import parse_study_args, run_setting, write_study
+from common import parse_study_args, run_setting, seed_count, write_study
 
 STUDY, SEEDS = "09_mechanisms", 10
 SPLIT = ["--tasks", "01,23,45,67,89", "--scenario", "class"]
@@ -38,4 +38,4 @@ if __name__ == "__main__":
             continue
         for t, (k, f) in enumerate(zip(s["knn_acc"], s["softmax_acc"]), start=1):
             notes.append(f"| {v} | {t} | {k:.4f} | {f:.4f} | {k - f:+.4f} |")
-    write_study(STUDY, f"The seed documents' mechanisms ({SEEDS} seeds)", docs, notes)
+    write_study(STUDY, f"The seed documents' mechanisms ({seed_count(*docs.values())} seeds)", docs, notes)

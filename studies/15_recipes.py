@@ -134,5 +134,7 @@ if __name__ == "__main__":
     parse_study_args(__doc__)
     docs = {}
     for label, (args, seeds) in SETTINGS.items():       # outputs rewritten after each setting
-        docs[label] = run_setting(STUDY, label.replace(" ", "_"), args, seeds)
-        write_outputs(docs)
+        doc = run_setting(STUDY, label.replace(" ", "_"), args, seeds, missing_ok=True)  # None: not run yet
+        if doc is not None:
+            docs[label] = doc
+            write_outputs(docs)

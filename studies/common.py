@@ -68,8 +68,7 @@ def parse_study_args(doc: str, argv: list | None = None, extra=None) -> argparse
     """Every study script's command line (`extra(parser)` adds a study's own flags). Nothing runs before it
     has been read. Read from the script's own command line (argv None), it also makes SIGINT and SIGTERM
     stop the study and everything it started (stop_on_signal)."""
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                allow_abbrev=False)
+    p = c.Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("--seeds", type=positive_int, default=None,
                    help="seeds per setting (the evaluation seeds of a tuned study) instead of the study's own; "
                         "the outputs then hold that many")
@@ -78,7 +77,8 @@ def parse_study_args(doc: str, argv: list | None = None, extra=None) -> argparse
     p.add_argument("--dry-run", action="store_true",
                    help="print each setting's command line and estimated cost; run nothing, write nothing")
     p.add_argument("--redraw", action="store_true",
-                   help="rebuild the study's tables and figures from its committed aggregates; run nothing")
+                   help="rebuild the study's tables and figures from its committed aggregates; run nothing (a tuned "
+                        "study's frontier.png is drawn from its run folders and is kept)")
     if extra:
         extra(p)
     OPTIONS.__dict__.update(vars(p.parse_args(argv)))
@@ -109,10 +109,12 @@ def finished_jobs(folder: Path, seeds: int) -> int:
     return sum(1 for p in folder.glob("seed*.json") if int(p.name[4:9]) < seeds)
 
 
-def run_setting(study: str, label: str, args: list, seeds: int, folder: str | None = None) -> dict:
+def run_setting(study: str, label: str, args: list, seeds: int, folder: str | None = None,
+                missing_ok: bool = False) -> dict | None:
     """Run (or resume) one setting over seeds 0..seeds-1 and return its aggregated results.json, showing
-    progress (jobs done, time, time left) while it runs. With --dry-run, print the command and its cost and
-    return the committed aggregate instead (or stop if there is none).
+    progress (jobs done, time, time left) while it runs. With --dry-run or --redraw, print the command and
+    its cost and return the committed aggregate instead; if there is none, stop (or with `missing_ok`, say
+    the setting is skipped and return None).
 
     `folder` lets two studies share the jobs of an identical setting (same flags, same seeds)."""
     seeds = OPTIONS.seeds or seeds
@@ -122,6 +124,9 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
     print(f"[{study}] {label}: python compete_to_compute.py {' '.join(args)} --n-seeds {seeds}  "
           f"({cost_text(jobs, flops)})", flush=True)
     if OPTIONS.dry_run or OPTIONS.redraw:
+        if not out.is_file() and missing_ok:
+            print(f"[{study}] {label}: skipped, studies/{study}/{out.name} does not exist yet (not run)", flush=True)
+            return None
         if not out.is_file():
             sys.exit(f"[{study}] {'dry run' if OPTIONS.dry_run else 'redraw'}: {out} does not exist yet, and what "
                      "follows depends on it; stopping here")
@@ -145,6 +150,12 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
     if proc.returncode not in (0, 3):           # 3: finished, some runs failed (counted in the results)
         sys.exit(f"[{study}] {label}: compete_to_compute.py exited {proc.returncode}")
     return json.loads(out.read_text())
+
+
+def seed_count(*docs) -> str:
+    """How many seeds the aggregates hold ("20", or "1-3" when settings differ): titles say what ran."""
+    n = sorted({len(d["seeds"]) for d in docs})
+    return str(n[0]) if len(n) == 1 else f"{n[0]}-{n[-1]}"
 
 
 def per_seed(doc: dict, variant: str, metric: str) -> dict:
@@ -207,6 +218,12 @@ def write_text(path: Path, lines: list) -> None:
     c.write_atomic(path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
 
 
+def show(lines: list) -> None:
+    """Print a study's tables, unless this is a dry run (which prints only the plan)."""
+    if not OPTIONS.dry_run:
+        print("\n".join(lines))
+
+
 def forest(ax, rows: list, title: str) -> None:
     """rows: (label, colour, describe-dict of a paired difference). Mean and 95% interval per row."""
     from matplotlib.ticker import MaxNLocator
@@ -227,12 +244,14 @@ def forest(ax, rows: list, title: str) -> None:
 
 
 def save_figure(fig, path: Path) -> None:
-    if OPTIONS.dry_run:
-        return
+    """Write the figure (not in a dry run) and close it: a script that draws many keeps none open."""
     import io
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    c.write_atomic(path, lambda f: f.write(buf.getvalue()))
+    import matplotlib.pyplot as plt
+    if not OPTIONS.dry_run:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        c.write_atomic(path, lambda f: f.write(buf.getvalue()))
+    plt.close(fig)
 
 
 # One colour per variant in every figure: the figure script's mapping (by spec, never by position).
@@ -286,5 +305,4 @@ def write_study(study: str, title: str, docs: dict, notes: list, figure: bool = 
     write_text(ROOT / "studies" / study / "summary.md", lines)
     if figure:
         study_figure(docs, ROOT / "studies" / study / "figure.png", title)
-    if not OPTIONS.dry_run:
-        print("\n".join(lines))
+    show(lines)

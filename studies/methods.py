@@ -40,7 +40,8 @@ def rules_flag(parser) -> None:
     """The methods studies' own flag: evaluate and report only some selection rules (the others' jobs can be
     run later; what was run is kept)."""
     parser.add_argument("--rules", default=",".join(RULES), type=rule_list,
-                        help="selection rules to evaluate and report, comma-separated (default: %(default)s)")
+                        help="selection rules to evaluate and report, comma-separated (default: %(default)s): "
+                             + "; ".join(f"{r}: {text}" for r, text in RULES.items()))
 
 
 def rule_list(s: str) -> list:

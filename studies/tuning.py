@@ -87,17 +87,22 @@ def run_pool(jobs: list, progress: str) -> None:
     """Run (store, seed, variant, config) jobs in WORKERS processes, saving each as it finishes."""
     if not jobs:
         return
-    t0 = time.perf_counter()
+    t0, saved = time.perf_counter(), 0
     work = [(seed, spec, config, False) for _, seed, spec, config in jobs]
     pool = multiprocessing.get_context("spawn").Pool(min(OPTIONS.workers, len(work)), initializer=c._worker_init)
     try:
         for done, (r, job) in enumerate(zip(pool.imap(c._worker_run, work), jobs), 1):  # in order: job -> store
             job[0].save(r)
+            saved = done
             if done % 20 == 0 or done == len(work):
                 elapsed = time.perf_counter() - t0
                 print(f"  {progress}: {done}/{len(work)} jobs, {duration(elapsed)}, about "
                       f"{duration(elapsed / done * (len(work) - done))} left", flush=True)
         pool.close()
+    except KeyboardInterrupt:                   # Ctrl-C (the workers ignore it): one line, not a traceback
+        print(f"interrupted: stopped; {saved} of {len(work)} {progress} jobs saved in {RUNS.relative_to(ROOT)}/, "
+              "no study output written; run the study again to resume", file=sys.stderr)
+        sys.exit(130)
     finally:
         pool.terminate()
         pool.join()
@@ -210,7 +215,9 @@ def evaluation(table: dict, picks: dict, variants: list, seeds: list) -> dict | 
 def run_study(study: str, title: str, args: list, variants: list, n_configs: int, epochs: int,
               tune_seeds: int, val: int, fixed: bool, notes: list) -> dict:
     """Search, select, evaluate (each resumable), then write studies/<study>/{tuned.json, summary.md,
-    frontier.png}."""
+    frontier.png}. With --redraw, only summary.md again from the committed tuned.json."""
+    if OPTIONS.redraw:
+        return redraw(study, notes)
     configs = configurations(n_configs, epochs)
     tune = list(range(TUNE_SEED, TUNE_SEED + tune_seeds))
     evals = list(range(OPTIONS.seeds or EVAL_SEEDS))
@@ -266,6 +273,21 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
         frontier_figure(points, variants, doc, out / "frontier.png")
     write_text(out / "summary.md", summary_lines(doc, notes))
     print("\n".join(summary_lines(doc, notes)))
+    return doc
+
+
+def redraw(study: str, notes: list) -> dict:
+    """--redraw: summary.md from the committed tuned.json; nothing runs. frontier.png stays as committed:
+    its points are in the run folders' job files, which tuned.json does not hold."""
+    path = ROOT / "studies" / study / "tuned.json"
+    if not path.is_file():
+        sys.exit(f"[{study}] redraw: studies/{study}/tuned.json does not exist yet; run the study first")
+    doc = json.loads(path.read_text())
+    lines = summary_lines(doc, notes)
+    write_text(path.parent / "summary.md", lines)
+    print("\n".join(lines))
+    print(f"[{study}] redraw: summary.md rewritten from tuned.json; frontier.png kept as committed (its points "
+          "are in the run folders' job files)")
     return doc
 
 

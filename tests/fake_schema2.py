@@ -1,5 +1,5 @@
 """Synthetic schema-2 outputs of compete_to_compute.py (viz/snapshots.npz and results.json), for the
-figure tests: plausible random numbers laid out exactly as /work/scratch/SCHEMA2.md describes, made in
+figure tests: plausible random numbers laid out exactly as docs/schema.md describes, made in
 milliseconds and without training anything.
 
     paths = write_fake_run(tmp_path, variants=("relu", "lwta", "topk"), T=2, E=2, n_seeds=3)

@@ -88,10 +88,11 @@ def test_specs_that_differ_after_a_dot_keep_their_own_job_files(synthetic, tmp_p
 
 # ---------------------------------------------------------------------------------------------- 12
 def test_the_interruption_message_names_the_files_the_command_writes():
-    assert c.named_outputs(["--out", "x/r.json"]) == "x/r.json and viz/snapshots.npz were"
-    assert c.named_outputs(["--out=a.json", "--snapshots", "b.npz"]) == "a.json and b.npz were"
-    assert c.named_outputs([]) == "results.json and viz/snapshots.npz were"
-    assert c.named_outputs(["--run-dir", "runs"]) == "no results file was due; nothing was"
+    untouched = "were not written (earlier ones are untouched)"
+    assert c.named_outputs(["--out", "x/r.json"]) == f"x/r.json and viz/snapshots.npz {untouched}"
+    assert c.named_outputs(["--out=a.json", "--snapshots", "b.npz"]) == f"a.json and b.npz {untouched}"
+    assert c.named_outputs([]) == f"results.json and viz/snapshots.npz {untouched}"
+    assert c.named_outputs(["--run-dir", "runs"]) == "no results file was due"
 
 
 def test_help_lists_aggregate(capsys):

@@ -125,7 +125,7 @@ def test_bias_free_variant_keeps_biases_exactly_zero_through_training():
     assert c.parse_variant("relu").bias == 1 and "bias" not in c.parse_variant("relu").settings()
 
 
-BAD = [("relu:sleep=1:bias=1", "sleep needs a bias-free network"), ("relu:sleep_iters=5", "only apply with sleep=1"),
+BAD = [("relu:sleep=1:bias=1", "sleep needs a bias-free network"), ("relu:sleep_iters=5", "sleep_iters applies only with sleep=1"),
        ("relu:sleep=2", "must be 0 or 1"), ("relu:bias=x", "must be 0 or 1"),
        ("relu:sleep=1:sleep_iters=0", "integer >= 1")]
 

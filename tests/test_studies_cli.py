@@ -190,3 +190,99 @@ def test_a_second_signal_while_the_program_stops_is_ignored():
     assert c._raise_interrupted(signal.SIGINT, None) is None       # the study's forwarded copy of the Ctrl-C
     c.INTERRUPTED.clear()
     c.STOP.clear()
+
+
+TUNED = [p for p in STUDY_SCRIPTS if "run_study(" in p.read_text()]
+
+
+def keep_options(monkeypatch):
+    """Study flags are module state: put them back after the test."""
+    for k, v in vars(common.OPTIONS).items():
+        monkeypatch.setattr(common.OPTIONS, k, v)
+
+
+@pytest.mark.parametrize("script", TUNED, ids=[p.stem for p in TUNED])
+def test_redraw_of_a_tuned_study_runs_nothing_and_rewrites_its_summary_from_tuned_json(script, tmp_path,
+                                                                                       monkeypatch, capsys):
+    import runpy
+    import shutil
+    import tuning
+    keep_options(monkeypatch)
+    monkeypatch.setattr(tuning, "ROOT", tmp_path)
+    for name in ("run_pool", "job_config", "configurations"):       # any of these would start work
+        monkeypatch.setattr(tuning, name, lambda *a, **k: pytest.fail("--redraw started the study"))
+    monkeypatch.setattr(sys, "argv", [str(script), "--redraw"])
+    with pytest.raises(SystemExit, match="tuned.json does not exist yet"):
+        runpy.run_path(str(script), run_name="__main__")
+    (tmp_path / "studies" / script.stem).mkdir(parents=True)
+    shutil.copy(ROOT / "studies" / script.stem / "tuned.json", tmp_path / "studies" / script.stem)
+    runpy.run_path(str(script), run_name="__main__")
+    committed = (ROOT / "studies" / script.stem / "summary.md").read_text()
+    assert (tmp_path / "studies" / script.stem / "summary.md").read_text() == committed
+    assert "frontier.png kept as committed" in capsys.readouterr().out
+
+
+@needs_mnist
+@pytest.mark.parametrize("flag", ["--redraw", "--dry-run"])
+def test_recipes_redraw_and_dry_run_skip_the_settings_not_run_yet_and_say_so(flag, tmp_path, monkeypatch, capsys):
+    import runpy
+    import shutil
+    keep_options(monkeypatch)
+    monkeypatch.setenv("MNIST_DIR", MNIST_DIR)                       # the costs count the recipes' images
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    monkeypatch.setattr(common, "STUDIES", tmp_path / "studies")
+    monkeypatch.setattr(common, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(common.subprocess, "Popen", lambda *a, **k: pytest.fail("a setting was run"))
+    shutil.copytree(ROOT / "studies" / "15_recipes", tmp_path / "studies" / "15_recipes",
+                    ignore=shutil.ignore_patterns("*.md", "*.png"))
+    monkeypatch.setattr(sys, "argv", ["15_recipes.py", flag])
+    runpy.run_path(str(ROOT / "studies" / "15_recipes.py"), run_name="__main__")     # no SystemExit
+    printed = capsys.readouterr().out
+    assert "sdm_200_epochs: skipped, studies/15_recipes/sdm_200_epochs.json does not exist yet" in printed
+    assert "sdm_500_epochs: skipped" in printed and "sdm_100_epochs: skipped" not in printed
+    written = tmp_path / "studies" / "15_recipes" / "recipes.md"
+    if flag == "--dry-run":
+        assert not written.exists()
+    else:                                        # every committed setting redrawn, the skipped ones absent
+        table = written.read_text()
+        assert all(f"| {label} |" in table for label in ("src", "src joint", "sdm 100 epochs", "kwta 5 epochs"))
+        assert "| sdm 200 epochs |" not in table and (tmp_path / "studies" / "15_recipes" / "budget.png").is_file()
+
+
+def run_study_tiny(name: str, flags: list, tmp_path, monkeypatch) -> None:
+    """A fixed-rate study script run for real, each setting shrunk to a second or two, outputs in tmp_path."""
+    import runpy
+    keep_options(monkeypatch)
+    monkeypatch.setenv("MNIST_DIR", MNIST_DIR)
+    for name_, value in (("ROOT", tmp_path), ("STUDIES", tmp_path / "studies"), ("RUNS", tmp_path / "runs")):
+        monkeypatch.setattr(common, name_, value)
+    if not (tmp_path / "compete_to_compute.py").exists():               # the program run_setting starts
+        (tmp_path / "compete_to_compute.py").symlink_to(ROOT / "compete_to_compute.py")
+    real = common.run_setting
+    shrink = ["--hidden", "100", "--epochs", "2", "--n-train-per-class", "60"]
+    monkeypatch.setattr(common, "run_setting", lambda study, label, args, *a, **k: real(study, label,
+                                                                                       [*args, *shrink], *a, **k))
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", *flags])
+    runpy.run_path(str(ROOT / "studies" / f"{name}.py"), run_name="__main__")
+
+
+@needs_mnist
+@pytest.mark.parametrize("name,title", [("01_toy", "# Study 1: every competitor at the default scale (2 seeds)"),
+                                        ("06_layers", "# Study 6: task selectivity per layer (depth 3, 2 seeds)"),
+                                        ("08_float64", "# Study 8: the same 2 seeds in float32 and float64")])
+def test_a_study_run_with_fewer_seeds_is_titled_with_the_seeds_it_ran(name, title, tmp_path, monkeypatch):
+    run_study_tiny(name, ["--seeds", "2", "--workers", "1"], tmp_path, monkeypatch)
+    assert (tmp_path / "studies" / name / "summary.md").read_text().splitlines()[0] == title
+
+
+@needs_mnist
+@pytest.mark.parametrize("name", ["06_layers", "07_seed_doc_choices", "08_float64"])
+def test_a_dry_run_prints_the_plan_and_not_the_committed_tables(name, tmp_path, monkeypatch, capsys):
+    run_study_tiny(name, ["--seeds", "2", "--workers", "1"], tmp_path, monkeypatch)
+    before = {p: p.read_bytes() for p in (tmp_path / "studies" / name).iterdir()}
+    capsys.readouterr()
+    run_study_tiny(name, ["--seeds", "2", "--dry-run"], tmp_path, monkeypatch)
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"[{name}]") and "|" not in printed and "# Study" not in printed
+    assert all(line.startswith(f"[{name}]") for line in printed.splitlines())
+    assert {p: p.read_bytes() for p in (tmp_path / "studies" / name).iterdir()} == before

@@ -246,3 +246,28 @@ def test_the_studies_search_folders_are_separate_and_marked_no_test(synthetic, t
     assert [s.path.name for s in stores] == ["c00-search", "c01-search"]
     assert all(s.settings["no_test"] is True for s in stores)
     assert c.RunDir(tmp_path / "plain", config).settings["no_test"] is False
+
+
+@needs_mnist
+@pytest.mark.robustness
+def test_ctrl_c_in_a_tuned_study_says_one_line_and_exits_130(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tuning, "EPOCHS", (1,))
+    monkeypatch.setattr(tuning.OPTIONS, "workers", 1)
+    monkeypatch.setattr(tuning, "ROOT", tmp_path)
+    monkeypatch.setattr(tuning, "RUNS", tmp_path / "studies" / "runs")
+    saved, real_save = [], c.RunDir.save
+
+    def ctrl_c_at_the_third_job(self, result):
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+        real_save(self, result)
+        saved.append(result["seed"])
+    monkeypatch.setattr(c.RunDir, "save", ctrl_c_at_the_third_job)
+    with pytest.raises(SystemExit) as e:
+        tuning.run_study("tiny", "tiny", ["--data-dir", MNIST_DIR, "--hidden", "40", "--n-train-per-class", "100"],
+                         ["relu", "lwta"], n_configs=2, epochs=1, tune_seeds=2, val=10, fixed=True, notes=[])
+    assert e.value.code == 130
+    assert capsys.readouterr().err == ("interrupted: stopped; 2 of 8 search jobs saved in studies/runs/, no study "
+                                       "output written; run the study again to resume\n")
+    assert len(list((tmp_path / "studies" / "runs" / "tiny").glob("c*/seed*.json"))) == 2
+    assert not (tmp_path / "studies" / "tiny").exists()

@@ -348,7 +348,8 @@ def test_headline_numbers_are_pinned(tmp_path, monkeypatch, elsewhere):
         assert c.main(["--data-dir", MNIST_DIR, "--quiet", "--out", str(tmp_path / "r.json"),
                        "--snapshots", str(tmp_path / "s.npz")]) == 0
         check_pinned(tmp_path / "r.json")
-    assert any("checked within seed noise" in str(w.message) for w in caught) == elsewhere
+    pinned_here = {k: c.environment()[k] for k in PINNED_ENV} == PINNED_ENV    # False on the oldest versions
+    assert any("checked within seed noise" in str(w.message) for w in caught) == (elsewhere or not pinned_here)
 
 
 def check_pinned(path):

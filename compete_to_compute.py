@@ -560,8 +560,7 @@ class Activation:
         """Why these parameters cannot work at this width, or None."""
         return None
 
-    @classmethod
-    def caveat(cls, config: dict) -> str | None:
+    def caveat(self, config: dict) -> str | None:
         """A warning, printed before training, about settings this mechanism is known not to learn at."""
         return None
 
@@ -714,6 +713,14 @@ class TopK(Activation):
         return top_k(z, self.n_kept)
 
 
+def presentations(config: dict) -> int:
+    """At most how many training images a run shows (every task, every epoch), from its flags alone."""
+    counts = DATASETS[config.get("dataset", "mnist")].train_class_counts
+    per_task = [min(config["n_train_first"], sum(counts[c] for c in t)) if config["n_train_first"]
+                else config["n_train_per_class"] * len(t) for t in config["tasks"]]
+    return sum(per_task) * config["epochs"]
+
+
 def schedule(s: str) -> str:
     if s not in ("gaba", "anneal", "both"):
         raise ValueError(f"must be gaba, anneal or both, got {s!r}")
@@ -760,13 +767,18 @@ class SDM(Activation):
     def density(self):
         return self.n_kept / self.width
 
-    @classmethod
-    def caveat(cls, config):
+    def caveat(self, config):
         if config["depth"] > 1 or config["epochs"] < 10:
             return ("sdm trains slowly (unit-norm inputs and weights, plain SGD): its source trains one hidden "
                     "layer for 500 epochs per task (--recipe sdm-split-mnist); at --depth "
                     f"{config['depth']} and --epochs {config['epochs']} it is expected to fail or learn little "
                     "(docs/mechanisms.md)")
+        most = presentations(config)
+        if self.schedule != "anneal" and self.gaba > most:
+            return (f"sdm's gaba={self.gaba} is more firings than this run's at most {most:,} training images "
+                    "(every task, every epoch) can give a unit: no unit ever switches fully to inhibition; the "
+                    "recipe's 5,000,000 is for 500 epochs per task (study 15 scales it to 10,000 per epoch: give "
+                    f"--models with sdm:...:gaba={10_000 * config['epochs']})")
         return None
 
     def k_at(self, epoch: int) -> int:
@@ -2899,7 +2911,8 @@ def environment() -> dict:
 # Rerunning the same command skips what is there; separate processes or machines can fill one folder (or
 # several, merged by --aggregate), because a job's numbers depend only on its seed and the settings.
 RUN_FILE = "run.json"
-NOT_SETTINGS = ("seed", "n_seeds", "workers", "out", "snapshots", "data_dir", "run_dir", "recipe", "headline_seed")
+NOT_SETTINGS = ("seed", "n_seeds", "workers", "out", "snapshots", "data_dir", "run_dir", "recipe", "headline_seed",
+                "dry_run")
 ADDED_SETTINGS = {"max_norm": None, "val_per_class": 0, "n_train_first": None, "loss": "xent", "optimizer": "sgd",
                   "adam_betas": [0.9, 0.999], "adam_eps": 1e-8, "clip_grad_norm": None,
                   "knn_weighted": False, "normalize": False, "no_test": False}
@@ -3463,6 +3476,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="the headline seed's submask kNN votes weighted by 1 / (1 + Hamming distance) instead of one vote "
            "per neighbour (its k is chosen on validation images when --val-per-class gives some, else 5)")
     a("--quiet", action="store_true", help="no per-epoch progress lines")
+    a("--dry-run", action="store_true",
+      help="print the jobs, the matrix-product work and the time it should take here, then stop: nothing is "
+           "trained or written")
     a("--aggregate", nargs="+", metavar="DIR", default=None,
       help="instead of training: merge run folders of one configuration into --out and --snapshots "
            "(takes only those two and --quiet)")
@@ -3738,15 +3754,33 @@ def more_seeds_note(config: dict, runs: list, folder: Path, out: Path) -> str | 
             f"{len(extra)} more ({listed}); give another --run-dir for these alone")
 
 
+CORE_FLOPS = 60e9                  # matrix-product FLOP/s of one core here, as measured (benchmarks/README.md)
+
+
+def plan_text(config: dict) -> str:
+    """--dry-run: what the command would run, and about how long it would take on this machine's cores."""
+    flops = count_flops(config, task_table(config))["total"]
+    jobs = config["n_seeds"] * len(config["models"])
+    cores = min(config["workers"], jobs)
+    return (f"dry run: {jobs} job(s) ({config['n_seeds']} seed(s) x {len(config['models'])} variant(s)), "
+            f"{flops / 1e12:.2f} TFLOP of matrix products: at least {flops / (CORE_FLOPS * cores) / 60:.1f} min on "
+            f"{cores} core(s) at {CORE_FLOPS / 1e9:.0f} GFLOP/s each, and elementwise work makes real jobs 1.3-3 "
+            "times longer (benchmarks/README.md); nothing was run")
+
+
 def run_main(argv: list) -> int:
     config, quiet = parse_config(argv)
     problem = memory_problem(config, available_memory())
     if problem:
         print(f"compete_to_compute.py: error: {problem}", file=sys.stderr)
         return 2
-    for note in dict.fromkeys(ACTIVATIONS[parse_variant(v).activation].caveat(config) for v in config["models"]):
+    for note in dict.fromkeys(parse_variant(v).layers(config["hidden"], 1)[0].caveat(config)
+                              for v in config["models"]):
         if note:
             print(f"note: {note}", file=sys.stderr)
+    if config["dry_run"]:
+        print(plan_text(config))
+        return 0
     env = environment()
     if config["out"] is None:                   # a run-folder job: only the job files
         store = RunDir(Path(config["run_dir"]), config)

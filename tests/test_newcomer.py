@@ -273,4 +273,25 @@ def test_sdm_at_settings_it_cannot_learn_at_is_flagged_before_training(synthetic
     assert c.main(tiny_args(tmp_path, synthetic, "--models", "relu,sdm:k=4")) in (0, 3)
     err = capsys.readouterr().err
     assert "note: sdm trains slowly" in err and "--recipe sdm-split-mnist" in err
-    assert c.SDM.caveat({"depth": 1, "epochs": 50}) is None and c.ReLU.caveat({"depth": 2, "epochs": 1}) is None
+    flags = {"depth": 1, "epochs": 50, "tasks": [[0, 1]] * 5, "n_train_first": None, "n_train_per_class": 500}
+    assert c.SDM(100, **c.parse_variant("sdm").params).caveat(flags) is None
+    assert c.ReLU(100).caveat({**flags, "depth": 2, "epochs": 1}) is None
+
+
+def test_a_gaba_switch_the_run_can_never_complete_is_flagged_before_training(capsys):
+    """The SDM recipe's gaba=5,000,000 is set for 500 epochs per task: at 20 a unit can fire at most
+    5 tasks x ~12,000 images x 20 epochs = 1.2 million times, so the switch never completes."""
+    config = c.parse_config(["--recipe", "sdm-split-mnist", "--epochs", "20", "--data-dir", "unused"])[0]
+    layer = c.parse_variant(config["models"][-1]).layers(config["hidden"], 1)[0]
+    assert "gaba=5000000 is more firings than this run's at most 1,200,000" in layer.caveat(config)
+    assert "sdm:...:gaba=200000" in layer.caveat(config)
+    assert layer.caveat({**config, "epochs": 500}) is None                 # the recipe's own budget
+
+
+def test_a_dry_run_prints_the_plan_and_runs_and_writes_nothing(synthetic, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(c, "run_course", lambda *a, **k: pytest.fail("a dry run trained"))
+    assert c.main(tiny_args(tmp_path, synthetic, "--n-seeds", "2", "--dry-run")) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("dry run: 6 job(s) (2 seed(s) x 3 variant(s))") and "nothing was run" in out
+    assert not (tmp_path / "out").exists()
+    assert "dry_run" in c.NOT_SETTINGS                                     # it never changes a job's numbers

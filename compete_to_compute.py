@@ -3667,6 +3667,7 @@ def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv
     timings["output_s"] = time.perf_counter() - t0
     timings["total_s"] = timings.get("total_s", 0.0) + timings["output_s"]
     text = json.dumps(doc, indent=1, allow_nan=False)
+    replaced = replaced_run(out, doc["command"])
     write_together({snapshots: lambda f: np.savez_compressed(f, **arrays), out: lambda f: f.write(text.encode())})
     scenario = "joint training (upper bound), " if config["joint"] else ""
     print(f"\nseed {headline['seed']}: {scenario}{config['scenario']}-incremental, {len(tasks)} tasks, "
@@ -3677,12 +3678,24 @@ def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv
     print_validation(runs, config)
     print(f"\nwrote {out} and {snapshots} in {timings['total_s']:.2f} s "
           f"({doc['flops']['total'] / 1e9:.0f} GFLOP of matrix products)")
+    if replaced:
+        print(f"note: {out} held the results of another command, `{replaced}`, now replaced "
+              "(in a clone, `git checkout -- results.json viz/` brings the committed ones back)")
     failed = [(r["seed"], v, s["failed"]) for r in runs for v, s in r["summary"].items() if s["failed"]]
     if failed:
         print(f"warning: {len(failed)} run(s) failed and are left out of the statistics: "
               + "; ".join(f"{v} seed {s} {f['reason']}" for s, v, f in failed), file=sys.stderr)
         return 3
     return 0
+
+
+def replaced_run(out: Path, command: list) -> str | None:
+    """The command whose results an output file held, if another than this one (read before it is replaced)."""
+    try:
+        held = json.loads(out.read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return " ".join(map(str, held)) if isinstance(held, list) and held != command else None
 
 
 def job_timings(runs: list, models: list) -> dict:

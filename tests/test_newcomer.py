@@ -295,3 +295,15 @@ def test_a_dry_run_prints_the_plan_and_runs_and_writes_nothing(synthetic, tmp_pa
     assert out.startswith("dry run: 6 job(s) (2 seed(s) x 3 variant(s))") and "nothing was run" in out
     assert not (tmp_path / "out").exists()
     assert "dry_run" in c.NOT_SETTINGS                                     # it never changes a job's numbers
+
+
+def test_replacing_the_results_of_another_command_says_so(synthetic, tmp_path, capsys):
+    args = tiny_args(tmp_path, synthetic, "--epochs", "1")
+    assert c.main(args) in (0, 3)
+    assert "held the results of another command" not in capsys.readouterr().out     # nothing there before
+    assert c.main(args) in (0, 3)
+    assert "held the results of another command" not in capsys.readouterr().out     # the same command again
+    assert c.main([*args, "--n-seeds", "2"]) in (0, 3)
+    out = capsys.readouterr().out
+    assert "results.json held the results of another command, `python compete_to_compute.py" in out
+    assert "--epochs 1`, now replaced" in out

@@ -44,6 +44,7 @@ import urllib.request
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -505,6 +506,12 @@ def rate(s: str) -> float:
     return v
 
 
+def zero_or_one(s: str) -> int:
+    if s not in ("0", "1"):
+        raise ValueError(f"must be 0 or 1, got {s!r}")
+    return int(s)
+
+
 def real_in(lo: float, hi: float, what: str, lo_open: bool = False, hi_open: bool = False):
     """A parser of finite numbers in [lo, hi] (ends open as asked), described as `what` in errors."""
     def parse(s: str) -> float:
@@ -734,7 +741,9 @@ class SDM(Activation):
     Two schedules let every unit learn before competition starts, so fewer die; the paper gives them as
     alternatives and its public code's split-MNIST runs use the GABA switch alone (schedule=gaba, the
     default). GABA switch: each unit's factor clip(-1 + 2 count / N, -1, 1) turns the inhibition from
-    excitation into inhibition as it fires (count: training inputs it fired on; N = `gaba`). Annealing
+    excitation into inhibition as it fires (count: training inputs it fired on; N = `gaba`; with gaba_eval=1
+    also the inputs of the passes the source's counters see, which let test images move the switch, as there:
+    Model.source_passes). Annealing
     (schedule=anneal): k falls linearly from the layer width to its target over the first `anneal` epochs,
     with a factor of 1. schedule=both does both (this program's sdm before the schedule key existed).
     The inhibition is a constant to the gradient (detached, as in the original).
@@ -748,9 +757,13 @@ class SDM(Activation):
                        "schedule anneal/both: epochs over which k falls from --hidden (0: k from the start)"),
             "gaba": (int_at_least(0, "an integer >= 0"), 2000,
                      "schedule gaba/both: firings N that switch a unit from excited to inhibited "
-                     "(0: inhibited from the start)")}
+                     "(0: inhibited from the start)"),
+            "gaba_eval": (zero_or_one, 0, "1: the GABA counters also count the source's evaluation passes "
+                                          "(test images of the tasks seen so far after every epoch; EWC's "
+                                          "importance pass)")}
     optimizer = {"optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0}
     state_keys = ("k_now", "counts", "silent", "dead")
+    counting = False                   # set while a pass the source's counters count runs (Model.source_passes)
 
     def __init__(self, width, **params):
         super().__init__(width, **params)
@@ -808,10 +821,10 @@ class SDM(Activation):
             np.subtract(a, out, out=out)
             np.maximum(out, 0, out=out)
         fired = out > 0
-        if training:
+        if training or self.counting:
             per_unit = np.count_nonzero(fired, axis=0)
             self.counts += per_unit
-            if self.silent is not None:
+            if self.silent is not None and training:
                 self.silent &= per_unit == 0
         return out, fired & (z > 0)             # an excited unit with z <= 0 fires but has no gradient
 
@@ -916,10 +929,6 @@ class KWinners(Activation):
 
 
 ACTIVATIONS = {"relu": ReLU, "lwta": LWTA, "topk": TopK, "maxout": Maxout, "sdm": SDM, "kwinners": KWinners}
-def zero_or_one(s: str) -> int:
-    if s not in ("0", "1"):
-        raise ValueError(f"must be 0 or 1, got {s!r}")
-    return int(s)
 
 
 VARIANT_KEYS = {"dropout_in": (rate, 0.0, "input dropout rate while training"),
@@ -1157,6 +1166,32 @@ class Model:
         for layer in self.layers:
             layer.start_epoch(self.epochs)
         self.epochs += 1
+
+    @contextmanager
+    def counted(self):
+        """Forward passes inside are ones the SDM source's GABA counters count (sdm:gaba_eval=1), e.g. its
+        EWC importance pass; without gaba_eval nothing changes."""
+        layers = [layer for layer in self.layers if getattr(layer, "gaba_eval", 0)]
+        for layer in layers:
+            layer.counting = True
+        try:
+            yield
+        finally:
+            for layer in layers:
+                layer.counting = False
+
+    def source_passes(self, tasks: list, chunk: int = 1024) -> None:
+        """sdm:gaba_eval=1: after every epoch, the forward passes the SDM source makes on the test images of
+        the tasks seen so far (its per-epoch evaluation), for its GABA counters alone: nothing is measured, and
+        a job's numbers stay the same whatever this program itself measures."""
+        if not any(getattr(layer, "gaba_eval", 0) for layer in self.layers):
+            return
+        t0 = time.perf_counter()
+        with self.counted(), np.errstate(over="ignore", invalid="ignore"):
+            for t in tasks:
+                for s in range(0, len(t.x_test), chunk):
+                    self.forward(t.x_test[s:s + chunk])
+        self.train_s += time.perf_counter() - t0
 
     def report(self) -> dict:
         """The layers' mechanism measurements, {key: [one value per hidden layer]} ({} if none)."""
@@ -1442,8 +1477,9 @@ class EWC(Penalty):
         return self.ewc * (2 if self.ewc_fisher == "sdm" else 1)
 
     def end_phase(self, model, phase):
-        fisher = (sdm_importance(model, phase, self.rng) if self.ewc_fisher == "sdm"
-                  else diagonal_fisher(model, phase.x, phase.heads))
+        with model.counted():                   # the SDM source's GABA counters count this pass too
+            fisher = (sdm_importance(model, phase, self.rng) if self.ewc_fisher == "sdm"
+                      else diagonal_fisher(model, phase.x, phase.heads))
         anchor = snapshot(model.params)
         if self.terms:
             old, old_anchor = self.terms[0]
@@ -2259,6 +2295,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
         loss = train_epoch(model, phase.x[perm], phase.y[perm], phase.heads[perm], config, where)
         if model.failed:
             break
+        model.source_passes(tasks[:max(phase.tasks) + 1])
         if model.variant.sleep and e == epochs - 1:     # SRC: sleep after the phase, before it is tested
             slept.append(sleep_after_phase(model, phases[:ph + 1], sleep_rng))
         if e == epochs - 1 and ph < len(phases) - 1:   # what the next phases protect: after sleep, if any

@@ -114,3 +114,55 @@ def test_a_bad_variant_rate_is_refused_naming_the_key(spec, capsys):
     with pytest.raises(SystemExit) as e:
         config_of("--models", spec)
     assert e.value.code == 2 and "lr" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- the SDM source's GABA counters
+def sdm_model(spec, synthetic):
+    config = config_of("--data-dir", str(synthetic), "--hidden", "40", "--depth", "1", "--models", spec,
+                       "--n-train-per-class", "20")
+    config["data_dir"] = str(synthetic)
+    return c.Model(c.parse_variant(spec), config, c.seed_streams(0)), c.make_tasks(0, config)
+
+
+def _fired(model, x):
+    """How often each unit fires on x in a test-mode pass, by hand (nothing counted)."""
+    layer = model.layers[0]
+    z = layer.prepare_input(x.copy()) @ model.params[0] + model.params[1]
+    out, _ = layer.activate(z, training=False)
+    return np.count_nonzero(out > 0, axis=0)
+
+
+def test_gaba_eval_counts_the_sources_evaluation_passes_and_nothing_else(synthetic):
+    model, tasks = sdm_model("sdm:k=4:gaba=100:gaba_eval=1", synthetic)
+    layer = model.layers[0]
+    before = layer.counts.copy()
+    c.evaluate(model, tasks[0])                                        # this program's own measurement
+    np.testing.assert_array_equal(layer.counts, before)
+    want = sum(_fired(model, t.x_test) for t in tasks)
+    model.source_passes(tasks)                                         # the source's: test images of the tasks seen
+    np.testing.assert_array_equal(layer.counts - before, want)
+    assert want.sum() > 0 and not layer.counting
+    plain, _ = sdm_model("sdm:k=4:gaba=100", synthetic)
+    plain.source_passes(tasks)
+    assert not plain.layers[0].counts.any()                            # gaba_eval=0: the passes are not made
+
+
+def test_gaba_eval_counts_ewcs_importance_pass(synthetic):
+    model, tasks = sdm_model("sdm:k=4:gaba=100:gaba_eval=1:ewc=1:ewc_fisher=sdm", synthetic)
+    phase = c.training_phases(tasks, False)[0]
+    model.methods[0].end_phase(model, phase)
+    assert model.layers[0].counts.sum() > 0
+    plain, _ = sdm_model("sdm:k=4:gaba=100:ewc=1:ewc_fisher=sdm", synthetic)
+    plain.methods[0].end_phase(plain, phase)
+    assert not plain.layers[0].counts.any()
+
+
+def test_a_gaba_eval_job_is_the_same_whether_or_not_it_is_the_headline(synthetic):
+    config = config_of("--data-dir", str(synthetic), "--hidden", "40", "--depth", "1", "--epochs", "3",
+                       "--n-train-per-class", "20", "--models", "sdm:k=4:gaba=2000:gaba_eval=1")
+    config["data_dir"] = str(synthetic)
+    head = c.run_course(0, "sdm:k=4:gaba=2000:gaba_eval=1", config, headline=True)
+    other = c.run_course(0, "sdm:k=4:gaba=2000:gaba_eval=1", config, headline=False)
+    assert head["summary"]["R"] == other["summary"]["R"]
+    plain = c.run_course(0, "sdm:k=4:gaba=2000", {**config, "models": ["sdm:k=4:gaba=2000"]}, headline=True)
+    assert not np.array_equal(plain["units"]["W1"], head["units"]["W1"])  # the counted passes move the switch

@@ -1147,13 +1147,13 @@ def plot_winner_freq(snap: dict, out: Path) -> list:
 
 # ============================================================================ command line
 def plot_submasks(snap: dict, out: Path) -> list:
-    """Seed 004's analysis of the headline seed. Left: per task, kNN on the last hidden layer's submasks
+    """The analysis of Srivastava et al. (ICLR 2015, Table 1 and Fig. 4) on the headline seed. Left: per task, kNN on the last hidden layer's submasks
     against the softmax on the same test images (kNN - softmax, points). Right: the share of submask bits
     that flip from one epoch to the next, per hidden layer, task switches marked. Returns printed lines."""
     sub, variants, T = snap["submasks"], snap["variants"], snap["T"]
     col = colors(variants)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.4]})
-    fig.subplots_adjust(left=0.07, right=0.8, top=0.85, bottom=0.14, wspace=0.28)
+    fig.subplots_adjust(left=0.07, right=0.8, top=0.82, bottom=0.14, wspace=0.28)
     lines, width = ["submasks.png (kNN on last-layer submasks minus softmax, same test images):"], 0.8 / len(variants)
     for i, v in enumerate(variants):
         s = sub.get(v) or {}
@@ -1187,7 +1187,7 @@ def plot_submasks(snap: dict, out: Path) -> list:
     right.set_ylim(bottom=0)
     right.grid(alpha=0.3)
     right.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=LEGEND_FONT, frameon=False)
-    fig.suptitle(f"Submasks of the headline seed {seed_of(snap)} (Srivastava et al. 2015)", fontsize=11)
+    fig.suptitle(f"Submasks of the headline seed {seed_of(snap)} (as in Srivastava et al., ICLR 2015)", fontsize=11)
     save(fig, out)
     return lines
 

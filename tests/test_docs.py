@@ -119,7 +119,8 @@ READ_BY_USERS = [*PAGES, *sorted((ROOT / "studies").glob("*.md")), *sorted((ROOT
                  *(p for p in sorted((ROOT / "studies").glob("*/summary.md"))
                    if p.parent.name not in ("15_recipes", "18_sdm_ewc")),
                  ROOT / "compete_to_compute.py", ROOT / "visualize_compete_to_compute.py",
-                 ROOT / "make_compete_to_compute_gif.py"]
+                 ROOT / "make_compete_to_compute_gif.py", *sorted((ROOT / "benchmarks").glob("*.py")),
+                 ROOT / "benchmarks" / "README.md"]
 
 
 def test_nothing_users_read_points_at_documents_they_do_not_have():

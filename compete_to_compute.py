@@ -859,11 +859,12 @@ class KWinners(Activation):
     share. A unit's duty cycle is its recent firing rate (winners with a positive value), updated after
     each training batch over a window of duty_cycle_period inputs; boost_strength shrinks by
     boost_strength_factor every epoch. Testing uses k_inference = int(k k_inference_factor) winners.
-    A fixed random share weight_sparsity of each unit's incoming weights is non-zero (the seed project's
-    meaning; later nupic versions name the share of zeros `sparsity`), the rest kept zero after every
-    update; the masks come from the seed alone, so variants with equal settings share them. The defaults
-    are the seed project's (k_inference_factor 1.0, boost_strength_factor 1.0), not nupic.torch's class
-    defaults (1.5, 0.9).
+    A fixed random share weight_sparsity of each unit's incoming weights is non-zero (the meaning in
+    Pervasive-AI-Lab/sparse-dynamic-synapses, which applies these layers to continual learning, and in
+    nupic.torch before 2020; later nupic versions name the share of zeros `sparsity`), the rest kept zero
+    after every update; the masks come from the seed alone, so variants with equal settings share them.
+    The defaults are that project's configurations' (k_inference_factor 1.0, boost_strength_factor 1.0),
+    not nupic.torch's class defaults (1.5, 0.9).
     """
     keys = {"percent_on": (real_in(0, 1, "a number in (0, 1)", True, True), 0.1,
                            "share of the units that win while training"),
@@ -1776,16 +1777,19 @@ def learned_nothing(phase: Phase, tasks: list, row: list, freqs: list | None) ->
 # ============================================================================ sleep and submasks
 # Two things done to, or read from, a trained model between its training and its testing.
 #
-# Sleep replay consolidation (SRC; Tadros et al. 2022, seed 003). After each task the trained network,
+# Sleep replay consolidation (SRC; Tadros, Krishnan, Ramyaa & Bazhenov, "Sleep-like unsupervised replay
+# reduces catastrophic forgetting in artificial neural networks", Nature Communications 2022; code
+# tmtadros/SleepReplayConsolidation). After each task the trained network,
 # bias-free, runs for a while as a spiking network: each unit leaks and integrates the spikes of the
 # layer below through its trained weights and fires when its potential crosses a threshold; the input
 # pixels fire at random, at rates set by the mean training image of the tasks seen so far. A unit that
 # fires strengthens its weights from the inputs that fired with it and weakens those from the ones that
 # did not: an unsupervised replay that is meant to rebalance the weights towards the older tasks. The
 # definitions follow the authors' MATLAB code (MNIST/run_class_task_summary.m, sleep/sleepnn_old.m,
-# utils/normalize_nn_data.m, utils/create_masked_input.m); the README says what was uncertain.
+# utils/normalize_nn_data.m, utils/create_masked_input.m); docs/mechanisms.md says what was uncertain.
 #
-# Submasks (Srivastava et al. 2015, seed 004): which units of a hidden layer fire for an input, as a bit
+# Submasks (Srivastava, Masci, Gomez & Schmidhuber, "Understanding Locally Competitive Networks", ICLR
+# 2015): which units of a hidden layer fire for an input, as a bit
 # string. The analysis asks how much of the class the last hidden layer's submasks carry (kNN on them
 # against the softmax) and how quickly they settle while training (the share of bits that flip per epoch).
 
@@ -2035,7 +2039,7 @@ def flip_fraction(before: list, after: list) -> list:
 class SubmaskAnalysis:
     """The headline job's submask analysis. At the start of each phase a fixed sample of the phase's own
     training images is drawn from the seed; their submasks are recorded then and after every epoch, to see
-    how much each epoch of training reassigns on the data being trained on (as in seed 004, Fig. 4). At
+    how much each epoch of training reassigns on the data being trained on (as in Srivastava et al. 2015, Fig. 4). At
     the end, kNN on the submasks is set against the softmax."""
 
     def __init__(self, model: Model, tasks: list, seq: np.random.SeedSequence, n: int = FLIP_SAMPLE,
@@ -3352,8 +3356,10 @@ class Recipe:
 
 RECIPES = {
     "compete-to-compute": Recipe(
-        "Srivastava et al., NIPS 2013, as specified by seed document 000 (this program's defaults)", (),
-        "seed document 000: seed 0 forgetting ReLU 0.072, LWTA 0.022; 10 seeds 0.045 vs 0.043 (n.s.)"),
+        "Srivastava, Masci, Kazerounian, Gomez & Schmidhuber, Compete to Compute, NIPS 2013, as reproduced in "
+        "numpy by npow/schmidhuber-problems, compete-to-compute/ (its defaults are this program's)", (),
+        "npow/schmidhuber-problems, compete-to-compute/README.md: seed 0 forgetting ReLU 0.072, LWTA 0.022; "
+        "10 seeds 0.045 vs 0.043 (n.s.)"),
     "src-mnist": Recipe(
         "tmtadros/SleepReplayConsolidation, MNIST/run_class_task_summary.m (DeepLearnToolbox nnsetup/nnff/nnbp)",
         ("--tasks", "01,23,45,67,89", "--scenario", "class", "--hidden", "1200", "--depth", "2",
@@ -3368,7 +3374,8 @@ RECIPES = {
          "--init", "torch", "--optimizer", "sgd", "--lr", "0.05", "--momentum", "0", "--weight-decay", "0",
          "--batch-size", "128", "--clip-grad-norm", "1", "--n-train-first", "60000", "--epochs", "500",
          "--models", "relu,topk:k=10,sdm:k=10:schedule=gaba:gaba=5000000,sdm:k=1:schedule=gaba:gaba=5000000"),
-        "seed document 001, Table 7 (3 seeds): SDMLP k=10 0.53, k=1 0.69; Top-K 0.22; ReLU 0.21",
+        "Bricken, Davies, Singh, Krotov & Kreiman, Sparse Distributed Memory is a Continual Learner, ICLR 2023, "
+        "Table 7 (3 seeds): SDMLP k=10 0.53, k=1 0.69; Top-K 0.22; ReLU 0.21",
         "500 epochs per task is 9.6e13 FLOPs per model and seed (about an hour of one core here); "
         "studies/15_recipes.py runs 10-100 epochs with gaba scaled to 10,000 firings per epoch"),
     "kwta-permuted": Recipe(

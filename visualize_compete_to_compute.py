@@ -7,8 +7,8 @@ T and variants V: test accuracy of every task at every evaluation point, the acc
 first-layer weights and how often each hidden unit fires on each task. results.json adds the other seeds
 when the run had several and comes from the same configuration.
 
-Figures (one colour per variant, by its place in the run's variant list, the same in every figure and
-in the GIF):
+Figures (one colour per variant spec, the same in every figure, in the GIF and in the study figures;
+see variant_color):
   training_curves.png    every task's test accuracy at every evaluation point, plus a zoom on the tasks
                          learned earlier, after the first switch
   accuracy_matrix.png    R per variant: accuracy on task j (columns) after training task i (rows)
@@ -42,20 +42,27 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import matplotlib.transforms as mtransforms  # noqa: E402
 import numpy as np  # noqa: E402
 
-from compete_to_compute import (ACTIVATIONS, SELECTIVE, VARIANT_KEYS, parse_variant,  # noqa: E402
-                                selectivity_index, write_atomic)
+from compete_to_compute import (ACTIVATIONS, METHOD_KEYS, SELECTIVE, VARIANT_KEYS,  # noqa: E402
+                                parse_variant, selectivity_index, write_atomic)
 
 SNAPSHOT_SCHEMA = 2
 MAKE = "python compete_to_compute.py --seed 0"
-# One colour per variant, the same in every figure, the GIF and the study figures: its activation's colour
-# (Okabe-Ito, colour-blind safe), black for sleep replay; a variant with keys gets a shade of it fixed by
-# its spec, so lwta and lwta:k=4 differ wherever they appear, whatever else is drawn beside them.
+# One colour per variant spec, the same in every figure, the GIF and the study figures: its activation's
+# colour (Okabe-Ito, colour-blind safe), black for sleep replay. A spec with keys away from their defaults
+# (lwta:k=4, sdm:k=1, relu:ewc=100) gets one of four shades of that colour, chosen by its keys alone, so it is
+# the same wherever it is drawn; the shades differ from the base colour and from each other by a CIELAB
+# distance of at least 13 (tests/test_figures.py measures it). Should two specs of one activation drawn
+# together choose the same shade, colors() moves the later one (in spec order) to the next free shade.
 ACTIVATION_COLOURS = {"relu": "#D55E00", "lwta": "#0072B2", "topk": "#009E73", "maxout": "#E69F00",
                       "kwinners": "#56B4E9", "sdm": "#CC79A7"}
 SLEEP_COLOUR, OTHER_COLOUR = "#000000", "#595959"
-SHADES = (-0.45, 0.3, -0.7, -0.2)        # < 0: towards black, > 0: towards white
+SHADES = ((-0.3, 0.0), (0.35, 0.0), (-0.05, 0.6), (-0.55, 0.4))   # (towards black < 0 < white, towards grey)
+SLEEP_SHADES = (0.2, 0.38, 0.55, 0.7)                              # black's shades: greys
+SHADE_SALT = "200:"     # part of the hash that picks a shade: of the salts 0-399, one that gives the variants of
+#                         every set this project draws together colours at least 17 apart (tests/test_figures.py)
 DPI = 100
 LEGEND_FONT = 9
+LEGEND_CHARS = 28        # a legend's variant names are broken after a colon beyond this many characters
 W1_UNITS = 100           # receptive fields of units 0..99 of the first layer
 TASK_STYLES = (("-", "o"), ("--", "s"), (":", "^"))      # line style and marker per task (T <= 3)
 FIGURES = ("training_curves.png", "accuracy_matrix.png", "acc_forgetting.png", "forgetting_paired.png",
@@ -83,8 +90,11 @@ def slug(variant: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", variant.replace("%", "pct"))
 
 
-def shade(colour: str, amount: float) -> str:
+def shade(colour: str, amount: float, grey: float = 0.0) -> str:
+    """`colour` moved towards its own grey by `grey`, then towards white (amount > 0) or black (< 0)."""
     rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    mean = sum(rgb) / 3
+    rgb = [c + (mean - c) * grey for c in rgb]
     target = 255 if amount > 0 else 0
     return "#" + "".join(f"{round(c + (target - c) * abs(amount)):02X}" for c in rgb)
 
@@ -95,32 +105,58 @@ def changed_keys(spec: str) -> list:
         variant = parse_variant(spec)
     except ValueError:                          # a spec of another version of the program: as written
         return spec.split(":")[1:]
-    defaults = {k: d for k, (_, d, _) in {**ACTIVATIONS[variant.activation].keys, **VARIANT_KEYS}.items()}
+    keys = {**ACTIVATIONS[variant.activation].keys, **VARIANT_KEYS, **METHOD_KEYS}
+    defaults = {k: d for k, (_, d, _) in keys.items()}
     return [f"{k}={v}" for k, v in variant.settings().items() if k in defaults and v != defaults[k]]
+
+
+def colour_family(spec: str) -> tuple:
+    """(base colour, the keys that choose its shade): sleep variants are black whatever their activation."""
+    keys = changed_keys(spec)
+    if "sleep=1" in keys:
+        return SLEEP_COLOUR, [k for k in keys if not k.startswith(("sleep", "bias"))]
+    return ACTIVATION_COLOURS.get(spec.split(":")[0], OTHER_COLOUR), keys
+
+
+def shade_choice(keys: list) -> int:
+    """The shade a spec's keys choose (0-3), whatever order they were written in."""
+    return zlib.crc32((SHADE_SALT + ":".join(sorted(keys))).encode()) % len(SHADES)
+
+
+def nth_shade(base: str, i: int) -> str:
+    if base == SLEEP_COLOUR:
+        return shade(base, SLEEP_SHADES[i])
+    return shade(base, *SHADES[i])
 
 
 def variant_color(spec: str) -> str:
     """The colour of a variant spec, the same wherever it is drawn."""
-    keys = changed_keys(spec)
-    if "sleep=1" in keys:
-        base, keys = SLEEP_COLOUR, [k for k in keys if not k.startswith(("sleep", "bias"))]
-    else:
-        base = ACTIVATION_COLOURS.get(spec.split(":")[0], OTHER_COLOUR)
-    if not keys:
-        return base
-    amount = SHADES[zlib.crc32(":".join(keys).encode()) % len(SHADES)]
-    return shade(base, abs(amount) if base == SLEEP_COLOUR else amount)       # black only lightens
+    base, keys = colour_family(spec)
+    return nth_shade(base, shade_choice(keys)) if keys else base
 
 
-def text_color(spec: str) -> str:
+def text_color(spec: str, colour: str | None = None) -> str:
     """The variant's colour for text: a light shade is unreadable as text on white, so it is darkened."""
-    c = variant_color(spec)
+    c = colour or variant_color(spec)
     light = sum(int(c[i:i + 2], 16) for i in (1, 3, 5)) > 3 * 170
     return shade(c, -0.5) if light else c
 
 
 def colors(variants) -> dict:
-    return {v: variant_color(v) for v in variants}
+    """Each variant's colour (variant_color), except that two specs of one activation drawn together never
+    share one: the later in spec order takes the next shade left free (up to four shades per activation)."""
+    out, taken = {}, {}
+    for v in sorted(dict.fromkeys(variants)):
+        base, keys = colour_family(v)
+        if not keys:
+            out[v] = base
+            continue
+        used = taken.setdefault(base, set())
+        first = shade_choice(keys)
+        i = next((j % len(SHADES) for j in range(first, first + len(SHADES)) if j % len(SHADES) not in used), first)
+        used.add(i)
+        out[v] = nth_shade(base, i)
+    return {v: out[v] for v in variants}
 
 
 def w1_file(variant: str) -> str:
@@ -351,6 +387,11 @@ def epoch_range(a: int, b: int) -> str:
     return f"{a}" if a == b else f"{a}-{b}"
 
 
+def epochs_text(a: int, b: int) -> str:
+    """"epoch 3" or "epochs 1-5": the epochs a to b (counted from 1)."""
+    return f"epoch {a}" if a == b else f"epochs {a}-{b}"
+
+
 def schedule_text(snap: dict) -> str:
     """Plain words for what each epoch trained: "1-5: digits 0-4, 6-10: digits 5-9"."""
     labels = snap["task_labels"]
@@ -386,6 +427,26 @@ def wrapped(text: str, width_in: float, fontsize: float) -> str:
     """Wrap each line of a title to the figure's width (about 0.55 em per character)."""
     chars = max(20, int(width_in * 72 / (fontsize * 0.56)))
     return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def spec_lines(spec: str, chars: int) -> str:
+    """A variant spec broken after its colons into lines of at most `chars` characters (a key longer than
+    that keeps a line of its own), so a long spec fits a panel title, a tick label or a legend."""
+    parts = spec.split(":")
+    lines = [parts[0]]
+    for i, part in enumerate(parts[1:], start=2):
+        more = 1 if i < len(parts) else 0              # a line followed by another ends in its colon
+        if len(lines[-1]) + 1 + len(part) + more > chars:
+            lines[-1] += ":"
+            lines.append(part)
+        else:
+            lines[-1] += ":" + part
+    return "\n".join(lines)
+
+
+def chars_in(width_in: float, fontsize: float) -> int:
+    """About how many characters of a spec fit `width_in` inches at `fontsize` points."""
+    return max(10, int(width_in * 72 / (fontsize * 0.6)))
 
 
 def fitted_ylim(values, floor=0.0, ceil=1.0) -> tuple:
@@ -426,6 +487,7 @@ class CurvePlot:
             ncols = 3 if T + zoom <= 9 else 4
             nrows = math.ceil((T + zoom) / ncols)
             panel = 3.3 if ncols == 3 else 2.75
+            self.panel_in = panel
             fig, axes = plt.subplots(nrows, ncols, figsize=(panel * ncols + 2.0, 2.55 * nrows + 0.6), dpi=dpi,
                                      layout="constrained", squeeze=False)
             flat = list(axes.ravel())
@@ -457,8 +519,9 @@ class CurvePlot:
         else:
             for j, ax in enumerate(task_axes):
                 a, b = spans[min(j, len(spans) - 1)]
-                when = "" if snap["joint"] else f" (epochs {epoch_range(a + 1, b)})"
-                ax.set_title(f"task {j + 1}: {snap['task_labels'][j]}{when}", fontsize=9.5)
+                when = "" if snap["joint"] else f" ({epochs_text(a + 1, b)})".replace(" ", "\u00a0")   # one line
+                ax.set_title(wrapped(f"task {j + 1}: {snap['task_labels'][j]}{when}", panel - 0.35, 9.5),
+                             fontsize=9.5)
             for ax in task_axes[::ncols]:
                 ax.set_ylabel("test accuracy", fontsize=9.5)
             fig.supxlabel("epochs trained (0 = before training; " + (
@@ -490,7 +553,7 @@ class CurvePlot:
         self.names = []
         for v in snap["variants"]:
             failed = snap["summary"][v].get("failed")
-            self.names.append(v + (f"\n({failure_text(failed, snap)})" if failed else ""))
+            self.names.append(spec_lines(v, LEGEND_CHARS) + (f"\n({failure_text(failed, snap)})" if failed else ""))
             handles.append(Line2D([], [], color=col[v], lw=2.5, label=self.names[-1]))
         if not self.grid and T > 1:
             handles.append(Line2D([], [], lw=0, label=" "))
@@ -504,17 +567,28 @@ class CurvePlot:
             self.set_verdict(True)                  # lay out with the longest labels
         how = "joint training" if snap["joint"] else "sequential training"
         self.title = fig.suptitle(f"Test accuracy during {how} (seed {seed_of(snap)})", fontsize=12)
+        self.centre_title()
+
+    def centre_title(self) -> None:
+        """The title centred over the panels, not the whole figure: the legend to their right then never
+        reaches under it, however long the variant names."""
+        self.fig.canvas.draw()
+        boxes = [ax.get_position() for ax in self.fig.axes if ax.axison]
+        x0, x1 = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
+        self.title.set_x((x0 + x1) / 2)
 
     def verdict_lines(self) -> list:
         """Per variant, what the held last frame of the GIF says: its ACC and forgetting (or failure)."""
         out = []
         for v in self.snap["variants"]:
             s = self.snap["summary"][v]
+            name = spec_lines(v, LEGEND_CHARS)
+            sep = ":\n" if "\n" in name or len(name) > 16 else ": "
             if s.get("failed"):
-                out.append(f"{v}: {failure_text(s['failed'], self.snap)}")
+                out.append(f"{name}{sep}{failure_text(s['failed'], self.snap)}")
                 continue
             f = s.get("forgetting")
-            out.append(f"{v}: ACC {s['acc']:.3f}" + ("" if f is None else f", forgetting {f:.3f}"))
+            out.append(f"{name}{sep}ACC {s['acc']:.3f}" + ("" if f is None else f", forgetting {f:.3f}"))
         return out
 
     def set_verdict(self, on: bool) -> None:
@@ -574,7 +648,8 @@ class CurvePlot:
             az.set_xlabel("epochs trained", fontsize=10)
             az.set_ylabel(f"test accuracy {y0}", fontsize=10)
         else:
-            az.set_title(f"zoom: mean accuracy on the tasks trained\nbefore the current one {y0}", fontsize=9.5)
+            az.set_title(wrapped(f"zoom: mean accuracy on the tasks trained before the current one {y0}",
+                                 self.panel_in - 0.35, 9.5), fontsize=9.5)
             az.set_ylabel("")                     # the title says it; a label would widen this grid column
 
     def show(self, p: int) -> None:
@@ -605,6 +680,7 @@ def plot_accuracy_matrix(snap: dict, out: Path) -> None:
     if vmax - vmin < 1e-6:
         vmin, vmax = vmin - 0.01, vmax + 0.01
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
+    col = colors(variants)
     font = 10 if T <= 4 else 8.5 if T <= 7 else 6.5 if T <= 12 else None
     im = None
     for ax in axes.ravel()[len(variants):]:
@@ -638,7 +714,7 @@ def plot_accuracy_matrix(snap: dict, out: Path) -> None:
         else:
             f = s.get("forgetting")
             sub = f"ACC {s['acc']:.3f}" + ("" if f is None else f", forgetting {f:.3f}")
-        ax.set_title(f"{v}\n{sub}", fontsize=10, color=text_color(v))
+        ax.set_title(f"{spec_lines(v, chars_in(panel_w, 10))}\n{sub}", fontsize=10, color=text_color(v, col[v]))
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=min(0.85, 3.5 / fig.get_figheight()),
                  label="test accuracy (one scale for all)")
     tasks = "; ".join(f"{j + 1} = {lab}" for j, lab in enumerate(snap["task_labels"]))
@@ -651,12 +727,15 @@ def plot_accuracy_matrix(snap: dict, out: Path) -> None:
 
 
 # ============================================================================ 3. ACC and forgetting
-def metric_label(metric: str, T: int) -> str:
+def metric_label(metric: str, T: int, height_in: float = 3.2) -> str:
+    """The y label of ACC or forgetting, wrapped to `height_in` inches of axis."""
     if metric == "acc":
-        return "ACC: mean test accuracy over " + ("the task" if T == 1 else "all tasks") + \
-            "\nafter the last training phase"
-    over = "task 1: its" if T == 2 else f"mean over tasks 1-{T - 1} of"
-    return f"forgetting ({over} best earlier\naccuracy minus final; > 0 = accuracy lost)"
+        text = "ACC: mean test accuracy over " + ("the task" if T == 1 else "all tasks") + \
+            " after the last training phase"
+    else:
+        over = "task 1: its" if T == 2 else f"mean over tasks 1-{T - 1} of"
+        text = f"forgetting ({over} best earlier accuracy minus final; > 0 = accuracy lost)"
+    return wrapped(text, height_in, 9.5)
 
 
 def seed_values(snap: dict, doc: dict | None, metric: str) -> dict:
@@ -671,13 +750,23 @@ def seed_values(snap: dict, doc: dict | None, metric: str) -> dict:
 def plot_acc_forgetting(snap: dict, doc: dict | None, out: Path) -> None:
     variants, V = snap["variants"], len(snap["variants"])
     multi = doc is not None and n_seeds(doc) > 1 and doc.get("aggregate")
-    panel_w = max(3.8, 1.6 + 0.85 * V)
+    runs = doc["per_seed"] if multi else [{"summary": snap["summary"]}]
+    failures = {v: sum(1 for r in runs if r["summary"][v].get("failed")) for v in variants}
+    counts = {v: f"{len(runs) - failures[v]} seeds" + (f" + {failures[v]} failed" if failures[v] else "")
+              for v in variants}
+    piece = max(len(part) + 1 for v in variants for part in v.split(":"))    # spec_lines breaks after colons
+    if multi:
+        piece = max(piece, *(len(t) for t in counts.values()))
+    slot_in = max(0.85, 0.075 * piece + 0.2)                                  # inches under each variant
+    panel_w = max(3.8, 1.6 + slot_in * V)
     stacked = 2 * panel_w > 12
     fig, axes = plt.subplots(2 if stacked else 1, 1 if stacked else 2,
                              figsize=(panel_w + 0.6, 8.4) if stacked else (2 * panel_w + 0.6, 4.6),
                              layout="constrained")
     rng = np.random.default_rng(0)
-    runs = doc["per_seed"] if multi else [{"summary": snap["summary"]}]
+    col = colors(variants)
+    slot = chars_in((panel_w - 1.3) / V, 9)      # characters of a tick label under each variant
+    height_in = 3.0 if stacked else 3.2
     for ax, metric in zip(axes, ("acc", "forgetting")):
         values = seed_values(snap, doc if multi else None, metric)
         if not any(values.values()):
@@ -691,12 +780,12 @@ def plot_acc_forgetting(snap: dict, doc: dict | None, out: Path) -> None:
         ticks = []
         for i, v in enumerate(variants):
             vals = values[v]
-            failed = sum(1 for r in runs if r["summary"][v].get("failed"))
-            c = variant_color(v)
+            c = col[v]
+            name = spec_lines(v, slot)
             if multi:
-                ticks.append(f"{v}\n{len(vals)} seeds" + (f" + {failed} failed" if failed else ""))
+                ticks.append(f"{name}\n{len(vals)} seeds" + (f" + {failures[v]} failed" if failures[v] else ""))
             else:
-                ticks.append(v)
+                ticks.append(name)
             if not vals:
                 ax.text(i, 0.5, "failed", rotation=90, ha="center", va="center", color=c,
                         transform=mtransforms.blended_transform_factory(ax.transData, ax.transAxes), fontsize=10)
@@ -735,9 +824,9 @@ def plot_acc_forgetting(snap: dict, doc: dict | None, out: Path) -> None:
         tilt = longest * 0.075 > (panel_w - 1.3) / V
         ax.set_xticks(range(V), ticks, fontsize=9, rotation=25 if tilt else 0, ha="right" if tilt else "center",
                       rotation_mode="anchor")
-        for t, c in zip(ax.get_xticklabels(), (text_color(v) for v in variants)):
+        for t, c in zip(ax.get_xticklabels(), (text_color(v, col[v]) for v in variants)):
             t.set_color(c)
-        ax.set_ylabel(metric_label(metric, snap["T"]), fontsize=9.5)
+        ax.set_ylabel(metric_label(metric, snap["T"], height_in), fontsize=9.5)
         ax.grid(axis="y", alpha=0.3)
         ax.tick_params(axis="y", labelsize=9)
         if not multi:
@@ -772,6 +861,7 @@ def plot_forgetting_paired(snap: dict, doc: dict, out: Path) -> bool:
     everything = [0.0]
     drawn = False
     comps = ((doc.get("aggregate") or {}).get("paired") or {}).get("metrics", {}).get("forgetting", {})
+    col = colors(variants)
     for i, v in enumerate(variants[1:], start=1):
         xs, ys = paired_points(snap, doc, v)
         if not xs:
@@ -780,12 +870,12 @@ def plot_forgetting_paired(snap: dict, doc: dict, out: Path) -> bool:
         below = sum(y < x for x, y in zip(xs, ys))
         above = sum(y > x for x, y in zip(xs, ys))
         on = len(xs) - below - above
-        label = f"{v}\nless on {below}, more on {above}" + (f", same on {on}" if on else "") + \
+        label = f"{spec_lines(v, 36)}\nless on {below}, more on {above}" + (f", same on {on}" if on else "") + \
             f" of {len(xs)}"
         p = (comps.get(v) or {}).get("wilcoxon_p_holm")
         if p is not None:
             label += f"\np = {p:.2g}"
-        ax.scatter(xs, ys, s=34, color=variant_color(v), label=label, zorder=3, edgecolor="white", lw=0.5)
+        ax.scatter(xs, ys, s=34, color=col[v], label=label, zorder=3, edgecolor="white", lw=0.5)
         everything += xs + ys
     if not drawn:
         plt.close(fig)
@@ -882,6 +972,7 @@ def plot_receptive_fields(snap: dict, out_dir: Path) -> tuple:
         cb.ax.tick_params(labelsize=8)
         panels.append((ax, im))
     title = fig.suptitle("", fontsize=11.5, y=0.985, va="top")
+    col = colors(snap["variants"])
     written, notes = [], []
     for i, v in enumerate(snap["variants"]):
         W, W0 = snap["W1"][v], snap["W1_init"][v]
@@ -914,7 +1005,7 @@ def plot_receptive_fields(snap: dict, out_dir: Path) -> tuple:
         if failed:
             lines.insert(1, failure_text(failed, snap) + ("; black = inf/nan weights" if overlays else ""))
         title.set_text(wrapped("\n".join(lines), W_IN, 11.5))
-        title.set_color(text_color(v))
+        title.set_color(text_color(v, col[v]))
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=DPI)
         for o in overlays:
@@ -996,15 +1087,17 @@ def plot_winner_freq(snap: dict, out: Path) -> list:
     top = min(1.0, math.ceil(top * 1.05 * 20) / 20)
     markers = "o^sDv"
     lines = []
+    col = colors(variants)
     for i, v in enumerate(variants):
-        c = variant_color(v)
+        c = col[v]
         for st in stats[v]:
             layer = st["layer"]
             ax = flat[(i // per_row) * ncols + (i % per_row) * L + layer - 1]
             ax.set_axis_on()
             lines.append(winner_freq_line(v, st))
             share, silent = winner_freq_text(st)
-            ax.set_title(f"{v} \u00b7 layer {layer}\n{share}, {silent}", fontsize=9, color=text_color(v))
+            name = spec_lines(f"{v} \u00b7 layer {layer}", chars_in(2.6, 9))
+            ax.set_title(f"{name}\n{share}, {silent}", fontsize=9, color=text_color(v, c))
             ax.tick_params(labelsize=8)
             ax.grid(alpha=0.25)
             if not st["measured"]:
@@ -1054,13 +1147,13 @@ def plot_winner_freq(snap: dict, out: Path) -> list:
 
 # ============================================================================ command line
 def plot_submasks(snap: dict, out: Path) -> list:
-    """Seed 004's analysis of the headline seed. Left: per task, kNN on the last hidden layer's submasks
+    """The analysis of Srivastava et al. (ICLR 2015, Table 1 and Fig. 4) on the headline seed. Left: per task, kNN on the last hidden layer's submasks
     against the softmax on the same test images (kNN - softmax, points). Right: the share of submask bits
     that flip from one epoch to the next, per hidden layer, task switches marked. Returns printed lines."""
     sub, variants, T = snap["submasks"], snap["variants"], snap["T"]
     col = colors(variants)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.4]})
-    fig.subplots_adjust(left=0.07, right=0.8, top=0.85, bottom=0.14, wspace=0.28)
+    fig.subplots_adjust(left=0.07, right=0.8, top=0.82, bottom=0.14, wspace=0.28)
     lines, width = ["submasks.png (kNN on last-layer submasks minus softmax, same test images):"], 0.8 / len(variants)
     for i, v in enumerate(variants):
         s = sub.get(v) or {}
@@ -1074,7 +1167,7 @@ def plot_submasks(snap: dict, out: Path) -> list:
         for layer in range(flips.shape[1]):
             right.plot(np.arange(1, len(flips) + 1), flips[:, layer], TASK_STYLES[layer % 3][0],
                        marker=TASK_STYLES[layer % 3][1], ms=3.5, color=col[v],
-                       label=f"{v}, layer {layer + 1}")
+                       label=f"{spec_lines(v, LEGEND_CHARS)}, layer {layer + 1}")
     left.axhline(0, color="0.3", lw=1)
     left.set_xticks(range(T), [f"task {t + 1}" for t in range(T)] if T <= 5 else range(1, T + 1))
     left.set_ylabel("kNN − softmax accuracy (points)")
@@ -1094,7 +1187,7 @@ def plot_submasks(snap: dict, out: Path) -> list:
     right.set_ylim(bottom=0)
     right.grid(alpha=0.3)
     right.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=LEGEND_FONT, frameon=False)
-    fig.suptitle(f"Submasks of the headline seed {seed_of(snap)} (Srivastava et al. 2015)", fontsize=11)
+    fig.suptitle(f"Submasks of the headline seed {seed_of(snap)} (as in Srivastava et al., ICLR 2015)", fontsize=11)
     save(fig, out)
     return lines
 

@@ -1,4 +1,4 @@
-"""Equal work, side by side: this program against the seed's reference implementation.
+"""Equal work, side by side: this program against the numpy reproduction it grew from (npow/schmidhuber-problems).
 
     MNIST_DIR=/path/to/mnist python benchmarks/against_reference.py --reference /path/to/their/compete_to_compute.py
 

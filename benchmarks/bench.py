@@ -8,7 +8,7 @@
 2. Takes each run's analytic FLOP count (compete_to_compute.count_flops, stored in its results.json).
 3. Runs every README command as a whole process several times: median wall time, the time split,
    achieved GFLOP/s, wall / (FLOPs / peak), and peak resident memory of the largest process.
-4. Writes benchmarks/results.json and prints a table with the targets of the performance issue.
+4. Writes benchmarks/results.json and prints a table of the performance targets (each with its limit, met or not).
 Outputs of the timed runs go to a temporary folder: the committed results are not touched.
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Study 2 (the seed document's open question 1): does LWTA help at the paper's scale?
+"""Study 2: does LWTA help at the paper's scale? (Open question 1 of the numpy reproduction this bench grew
+from: npow/schmidhuber-problems, compete-to-compute/README.md.)
 
 Three hidden layers of 1,000 units, 1,000 training images per class (twice the default) and 10 epochs per
 task (twice the default), digits 0-4 then 5-9, task-incremental. The paper trained on the full training

@@ -1,4 +1,5 @@
-"""Study 3 (open question 2): with the paper's dropout (input 0.2, hidden 0.5) on every variant.
+"""Study 3: with the paper's dropout (input 0.2, hidden 0.5) on every variant. (Open question 2 of
+npow/schmidhuber-problems, compete-to-compute/README.md.)
 
 The scale and settings of study 2 (lr 0.005, max-norm 3); its runs without dropout are the reference
 for the effect of dropout on each variant. At study 2's default-rate setting (lr 0.05, no max-norm)

@@ -1,4 +1,5 @@
-"""Study 4 (open question 3): permuted MNIST, 10 tasks, domain-incremental (one shared head).
+"""Study 4: permuted MNIST, 10 tasks, domain-incremental (one shared head). (Open question 3 of
+npow/schmidhuber-problems, compete-to-compute/README.md.)
 
 Default network and budget per task (2 x 400 units, 500 images per class, 5 epochs per task).
 """

@@ -1,4 +1,5 @@
-"""Study 6 (the seed document's open question 4): are deeper LWTA layers more task-segregated?
+"""Study 6: are deeper LWTA layers more task-segregated? (Open question 4 of npow/schmidhuber-problems,
+compete-to-compute/README.md.)
 
 Depth 3, default protocol otherwise (digits 0-4 then 5-9, task-incremental). For each seed, variant and
 hidden layer: the share of units whose task-selectivity index |f1 - f2| / (f1 + f2) exceeds 0.5, f_t the

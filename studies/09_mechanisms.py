@@ -1,4 +1,6 @@
-"""The seed documents' mechanisms, each run as its source ran it as far as this bench allows (10 seeds).
+"""Study 9: sleep replay, the SDM Top-K MLP and submasks, each run as its source ran it as far as this bench
+allows (10 seeds). Sources: Tadros et al., Nature Communications 2022; Bricken et al., ICLR 2023; Srivastava et
+al., ICLR 2015 (docs/mechanisms.md cites each in full).
 
 Sleep replay (SRC): class-incremental split MNIST, the bias-free ReLU network with and without the sleep
 phase, at the bench's default training (momentum 0.9) and at the original's momentum 0.5, with joint
@@ -38,4 +40,5 @@ if __name__ == "__main__":
             continue
         for t, (k, f) in enumerate(zip(s["knn_acc"], s["softmax_acc"]), start=1):
             notes.append(f"| {v} | {t} | {k:.4f} | {f:.4f} | {k - f:+.4f} |")
-    write_study(STUDY, f"The seed documents' mechanisms ({seed_count(*docs.values())} seeds)", docs, notes)
+    write_study(STUDY, f"Study 9: sleep replay, SDM and submasks as their sources ran them "
+                       f"({seed_count(*docs.values())} seeds)", docs, notes)

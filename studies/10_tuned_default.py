@@ -1,4 +1,4 @@
-"""Study 10: the default protocol with every variant tuned (issue 15).
+"""Study 10: the default protocol with every variant tuned on its own validation data.
 
 Digits 0-4 then 5-9, task-incremental, 2 x 400 units, 500 training images per class: ReLU, LWTA and
 maxout (k = 2) and Top-K (10 %), each at the configuration its validation data selects under both rules,

@@ -1,4 +1,4 @@
-"""Study 11: the paper's scale (3 x 1000 units) with every variant tuned (issue 15).
+"""Study 11: the paper's scale (3 x 1000 units) with every variant tuned on its own validation data.
 
 Study 2's scale: three hidden layers of 1,000 units, 1,000 training images per class, digits 0-4 then
 5-9, task-incremental; ReLU, LWTA and maxout (k = 2) at their selected configurations (see

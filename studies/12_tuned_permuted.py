@@ -1,4 +1,4 @@
-"""Study 12: permuted MNIST, 10 tasks, with every variant tuned (issue 15).
+"""Study 12: permuted MNIST, 10 tasks, with every variant tuned on its own validation data.
 
 Study 4's setting (one shared head, 2 x 400 units, 500 images per class and task): ReLU, LWTA, Top-K and
 k-winners at their selected configurations (see studies/tuning.py). A job costs about 20 s of one core

@@ -1,4 +1,4 @@
-"""Study 13: class-incremental split MNIST with every variant tuned (issue 15).
+"""Study 13: class-incremental split MNIST with every variant tuned on its own validation data.
 
 Five tasks of two digits, one 10-way head, no task identity (study 5's setting): ReLU, Top-K, the SDM
 Top-K MLP and ReLU with sleep replay, each at its selected configuration (see studies/tuning.py). SDM

@@ -1,4 +1,4 @@
-"""Study 14: the default protocol on Fashion-MNIST with every variant tuned (issue 15).
+"""Study 14: the default protocol on Fashion-MNIST with every variant tuned on its own validation data.
 
 Classes 0-4 then 5-9 of Fashion-MNIST, otherwise as study 10 (see studies/tuning.py). The data is read
 from $FASHION_MNIST_DIR (or --data-dir's default cache); the fixed setting is lr 0.05, momentum 0.9, 5 epochs.

@@ -1,4 +1,4 @@
-"""Study 15: each seed system under its own source's recipe (issue 16), its numbers beside the source's.
+"""Study 15: sleep replay, the SDM MLP and k-winners, each under its source's own recipe, beside its numbers.
 
 `--recipe NAME` sets every flag of a source's protocol (compete_to_compute.RECIPES). Where the full recipe
 does not fit this machine (SDM: 500 epochs per task; kWTA: 5 epochs of 60,000 images on 2 x 2048 units),
@@ -43,7 +43,7 @@ SETTINGS = {                       # label: (flags, seeds), cheapest first
 SOURCE = {
     "src": {"relu:bias=0:dropout=0.25": ("19.5 % (quoted by a survey; unverified)", 0.195),
             "relu:sleep=1:dropout=0.25": ("48.5 % (quoted by a survey; unverified)", 0.485)},
-    "sdm": {"relu": ("0.21 (Table 7, 3 seeds, 500 epochs)", 0.21), "topk:k=10": ("0.22", 0.22),
+    "sdm": {"relu": ("0.21 (Bricken et al. 2023, Table 7, 3 seeds, 500 epochs)", 0.21), "topk:k=10": ("0.22", 0.22),
             "sdm:k=10": ("0.53", 0.53), "sdm:k=1": ("0.69", 0.69)},
     "kwta": {"relu": ("0.820 (8 seeds, 5 epochs, its own lr 3e-6)", 0.820),
              "kwinners": ("0.913 (8 seeds, 5 epochs, lr 1e-4)", 0.913)},
@@ -124,7 +124,7 @@ def write_outputs(docs: dict) -> None:
              "(1.1e14 FLOPs per model and seed): this runs 1 on 3 seeds and the full 5 on seed 0; the dense MLP "
              "shares kWTA's learning rate (1e-4) where the source gave it 3e-6."]
     write_text(ROOT / "studies" / STUDY / "recipes.md", notes)
-    write_study(STUDY, "Study 15: each seed system under its source's recipe",
+    write_study(STUDY, "Study 15: each mechanism under its source's recipe",
                 {k: d for k, d in docs.items() if d["aggregate"]}, notes, figure=False)   # budget.png instead
     if any(k.startswith("sdm") for k in docs):
         budget_figure(docs, ROOT / "studies" / STUDY / "budget.png")

@@ -1,4 +1,4 @@
-"""Study 17: the field's methods against forgetting beside competition, permuted MNIST, 10 tasks (issue 18).
+"""Study 17: the field's methods against forgetting beside competition, permuted MNIST, 10 tasks.
 
 Study 4's setting (one shared head, 2 x 400 units, 500 images per class and task, 5 epochs per task): ReLU,
 LWTA, Top-K and the SDM Top-K MLP, each alone and with EWC, SI, L2 and replay, each strength

@@ -1,4 +1,4 @@
-"""The field's methods against forgetting beside competition (issue 18): a search per activation and method,
+"""The field's methods against forgetting beside competition: a search per activation and method,
 two selection rules, a paired evaluation, and the tables "does competition add to X".
 
 A methods study is one setting (the flags of a fixed-rate study) and a list of activations. Each activation

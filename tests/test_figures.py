@@ -2,6 +2,7 @@
 import contextlib
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -366,3 +367,172 @@ def test_submask_figure_is_drawn_and_its_printout_matches_the_snapshot(synthetic
     sub = json.loads((out / "results.json").read_text())["headline"]["submasks"]["lwta"]
     gaps = [100 * (k - s) for k, s in zip(sub["knn_acc"], sub["softmax_acc"])]
     assert f"lwta: task 1 {gaps[0]:+.1f} points, task 2 {gaps[1]:+.1f} points" in capsys.readouterr().out
+
+
+# ============================================================================ colours and long names
+def cielab(colour: str) -> np.ndarray:
+    """CIELAB (D65) of a #RRGGBB colour."""
+    rgb = np.array([int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
+    f = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(f > (6 / 29) ** 3, np.cbrt(f), f / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def distance(a: str, b: str) -> float:
+    """CIE76 colour difference: about 2 is just noticeable, above 10 plainly different side by side."""
+    return float(np.linalg.norm(cielab(a) - cielab(b)))
+
+
+def closest(colours) -> float:
+    colours = list(colours)
+    return min(distance(a, b) for i, a in enumerate(colours) for b in colours[i + 1:])
+
+
+LONG = ("relu:lr=3e-06", "kwinners:percent_on=0.05:boost_strength=0:k_inference_factor=1:weight_sparsity=0.5")
+SDM = ("relu", "topk:k=10", "sdm:k=10:schedule=gaba:gaba=5000000", "sdm:k=1:schedule=gaba:gaba=5000000")
+
+
+def project_variant_sets() -> list:
+    """Every set of variants this project draws together: each committed results file's, each recipe's, the
+    SDM recipe at every budget of study 15, and each --models list the README and docs/ show."""
+    from conftest import c
+    sets = set()
+
+    def walk(x):
+        if isinstance(x, dict):
+            models = x.get("models")
+            if isinstance(models, list) and models and all(isinstance(m, str) for m in models):
+                sets.add(tuple(models))
+            for y in x.values():
+                walk(y)
+        elif isinstance(x, list):
+            for y in x:
+                walk(y)
+    for path in [ROOT / "results.json", *sorted((ROOT / "studies").glob("**/*.json"))]:
+        walk(json.loads(path.read_text()))
+    for recipe in c.RECIPES.values():
+        flags = list(recipe.flags)
+        if "--models" in flags:
+            sets.add(tuple(flags[flags.index("--models") + 1].split(",")))
+    for epochs in (10, 20, 50, 100, 200, 500):
+        n = 10_000 * epochs
+        sets.add(("relu", "topk:k=10", f"sdm:k=10:schedule=gaba:gaba={n}", f"sdm:k=1:schedule=gaba:gaba={n}"))
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for models in re.findall(r"--models ([\w:=.%,-]+)", page.read_text()):
+            sets.add(tuple(models.split(",")))
+    return sorted(s for s in sets if len(s) > 1)
+
+
+def test_shades_of_one_activation_are_clearly_distinct_and_visible():
+    for base in [*viz.ACTIVATION_COLOURS.values(), viz.SLEEP_COLOUR]:
+        family = [base] + [viz.nth_shade(base, i) for i in range(len(viz.SHADES))]
+        assert len(family) == 5 and closest(family) >= 13, (base, family)
+        assert all(distance(c, "#FFFFFF") >= 25 for c in family), family     # no line vanishes on white
+
+
+def test_a_spec_has_one_colour_everywhere():
+    spec = "sdm:k=1:schedule=gaba:gaba=5000000"
+    assert viz.variant_color(spec) == viz.variant_color("sdm:gaba=5000000:k=1") == viz.colors(SDM)[spec]
+    assert viz.colors(SDM) == viz.colors(SDM[::-1]) == {v: viz.variant_color(v) for v in SDM}
+    assert viz.variant_color("lwta:k=2") == viz.variant_color("lwta") != viz.variant_color("lwta:k=4")
+    # a method key is a different model: a different colour; at its default (off) the same
+    assert viz.variant_color("lwta:ewc=100") != viz.variant_color("lwta") == viz.variant_color("lwta:ewc=0")
+
+
+def test_the_two_sdm_variants_are_clearly_distinct():
+    colours = viz.colors(SDM)
+    assert closest(colours.values()) >= 17
+    assert distance(viz.variant_color("sdm:k=10"), viz.variant_color("sdm:k=1")) >= 17     # study 15's names
+
+
+def test_every_set_of_variants_the_project_draws_has_distinct_colours():
+    sets = project_variant_sets()
+    assert len(sets) > 15 and ("relu", "lwta", "topk") in sets and SDM in sets
+    for variants in sets:
+        colours = viz.colors(variants)
+        assert colours == {v: viz.variant_color(v) for v in variants}, variants    # no spec moved: one colour
+        assert closest(colours.values()) >= 17, (variants, colours)
+
+
+def test_specs_of_one_activation_drawn_together_never_share_a_colour():
+    """Two specs whose keys pick the same shade: the later in spec order moves to the next free shade."""
+    first = {}
+    clash = None
+    for k in range(3, 200):
+        spec = f"lwta:k={k}"
+        choice = viz.shade_choice(viz.changed_keys(spec))
+        if choice in first:
+            clash = (first[choice], spec)
+            break
+        first[choice] = spec
+    assert clash and viz.variant_color(clash[0]) == viz.variant_color(clash[1])
+    drawn = viz.colors(["relu", clash[1], clash[0]])
+    assert drawn[clash[0]] == viz.variant_color(clash[0]) and drawn[clash[1]] != drawn[clash[0]]
+    assert drawn == viz.colors([clash[0], "relu", clash[1]])                    # whatever the order given
+    many = [f"topk:k={k}" for k in range(2, 6)]                                 # four keyed specs: four shades
+    assert len(set(viz.colors(["topk", *many]).values())) == 5
+
+
+def test_spec_lines_breaks_only_after_colons():
+    spec = LONG[1]
+    for chars in (10, 25, 30, 200):
+        text = viz.spec_lines(spec, chars)
+        assert text.replace("\n", "") == spec
+        assert all(len(line) <= max(chars, max(len(p) + 1 for p in spec.split(":"))) for line in text.split("\n"))
+    assert viz.spec_lines("relu", 2) == "relu" and viz.spec_lines(spec, 200) == spec
+
+
+def test_one_epoch_phases_are_titled_epoch_not_epochs(make_run):
+    for E, first, second in ((1, "(epoch 1)", "(epoch 2)"), (2, "(epochs 1-2)", "(epochs 3-4)")):
+        snap = viz.read_snapshots(make_run(variants=("relu", "lwta"), T=5, E=E, n_seeds=1, depth=1)["snapshots"])
+        plot = viz.CurvePlot(snap)
+        titles = [ax.get_title().replace("\u00a0", " ") for ax in plot.fig.axes if ax.get_title().startswith("task")]
+        assert titles[0].endswith(first) and titles[1].endswith(second) and "epochs 1)" not in " ".join(titles)
+        viz.plt.close(plot.fig)
+
+
+def boxes_overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("variants,T", [(LONG, 10), (SDM, 5), (V5, 2)], ids=["kwta recipe", "sdm recipe", "five"])
+def test_long_variant_names_overlap_nothing(make_run, tmp_path, variants, T):
+    """The legend stays clear of the title, and no two titles or tick labels of variants overlap."""
+    run = make_run(variants=variants, T=T, E=1, n_seeds=3, depth=2)
+    snap = viz.read_snapshots(run["snapshots"])
+    doc = viz.read_results(run["results"], snap)
+
+    def extent(artist, renderer):
+        return artist.get_window_extent(renderer)
+
+    plot = viz.CurvePlot(snap)
+    r = plot.fig.canvas.get_renderer()
+    plot.fig.canvas.draw()
+    assert not boxes_overlap(extent(plot.title, r), extent(plot.legend, r))
+    titles = [extent(ax.title, r) for ax in plot.fig.axes if ax.get_title()]
+    assert not any(boxes_overlap(a, b) for i, a in enumerate(titles) for b in titles[i + 1:])
+    viz.plt.close(plot.fig)
+
+    drawn = {}
+    real_save = viz.save
+    try:
+        viz.save = lambda fig, path, dpi=viz.DPI: drawn.setdefault(Path(path).name, fig)
+        viz.plot_acc_forgetting(snap, doc, tmp_path / "acc.png")
+        viz.plot_winner_freq(snap, tmp_path / "freq.png")
+        viz.plot_accuracy_matrix(snap, tmp_path / "matrix.png")
+    finally:
+        viz.save = real_save
+    for name, fig in drawn.items():
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        texts = [extent(fig._suptitle, r)] + [extent(ax.title, r) for ax in fig.axes if ax.get_title()]
+        if name == "acc.png":                    # the variants' tick labels, level, and the metrics' labels
+            texts += [extent(ax.yaxis.label, r) for ax in fig.axes]
+            for ax in fig.axes:
+                ticks = [t for t in ax.get_xticklabels() if t.get_text()]
+                assert all(t.get_rotation() == 0 for t in ticks)
+                texts += [extent(t, r) for t in ticks]
+        assert not any(boxes_overlap(a, b) for i, a in enumerate(texts) for b in texts[i + 1:]), name
+        viz.plt.close(fig)

@@ -391,7 +391,20 @@ def main() -> int:
     ap.add_argument("--against", metavar="DIR", default=None,
                     help="with --only-jobs: also a checkout of another commit (e.g. `git worktree add /tmp/old "
                          "972a692`), measured alternately with this one")
+    ap.add_argument("--only-steps", action="store_true",
+                    help="measure only the training steps against their products alone, and update that part of "
+                         "benchmarks/results.json")
     args = ap.parse_args()
+    if args.only_steps:
+        path = ROOT / "benchmarks" / "results.json"
+        doc = json.loads(path.read_text()) if path.is_file() else {}
+        doc["train_step_us"] = {label: step_breakdown(flags) for label, flags in STEP_CONFIGS.items()}
+        for label, per_variant in doc["train_step_us"].items():
+            for name, t in per_variant.items():
+                print(f"{label:<50} {name:<40} {t['total']:7.0f} us, products alone {t['gemm_only']:7.0f} "
+                      f"({t['over_gemm']:.2f}x)")
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+        return 0
     if args.only_jobs:
         path = ROOT / "benchmarks" / "results.json"
         doc = json.loads(path.read_text()) if path.is_file() else {}

@@ -348,9 +348,11 @@ def test_kwinners_gradients_match_finite_differences_at_test_time():
 # ---------------------------------------------------------------------------------------------- specs
 NEW_SPECS = [
     ("maxout", ("maxout", {"k": 2})), ("maxout:k=4", ("maxout", {"k": 4})),
-    ("sdm", ("sdm", {"k": 10, "schedule": "gaba", "anneal": 2, "gaba": 2000})),
-    ("sdm:schedule=both:k=5%:anneal=0:gaba=0", ("sdm", {"k": "5%", "schedule": "both", "anneal": 0, "gaba": 0})),
-    ("sdm:schedule=anneal:anneal=5", ("sdm", {"k": 10, "schedule": "anneal", "anneal": 5, "gaba": 2000})),
+    ("sdm", ("sdm", {"k": 10, "schedule": "gaba", "anneal": 2, "gaba": 2000, "gaba_eval": 0})),
+    ("sdm:schedule=both:k=5%:anneal=0:gaba=0", ("sdm", {"k": "5%", "schedule": "both", "anneal": 0, "gaba": 0,
+                                                      "gaba_eval": 0})),
+    ("sdm:schedule=anneal:anneal=5:gaba_eval=1", ("sdm", {"k": 10, "schedule": "anneal", "anneal": 5, "gaba": 2000,
+                                                        "gaba_eval": 1})),
     ("kwinners", ("kwinners", {"percent_on": 0.1, "boost_strength": 1.0, "boost_strength_factor": 1.0,
                                "duty_cycle_period": 1000, "k_inference_factor": 1.0, "weight_sparsity": 0.5})),
     ("kwinners:percent_on=0.05:boost_strength=0:boost_strength_factor=0.9:duty_cycle_period=64:"

@@ -26,6 +26,7 @@ import argparse
 import gc
 import gzip
 import hashlib
+import io
 import json
 import math
 import multiprocessing
@@ -2207,7 +2208,7 @@ def save_checkpoint(path: Path, key: dict, state: dict) -> None:
     arrays = {}
     doc = {"version": CHECKPOINT_VERSION, "key": key, "state": encode_state(state, arrays, {})}
     arrays[CHECKPOINT_DOC] = np.array(json.dumps(doc))
-    write_atomic(path, lambda f: np.savez(f, **arrays))
+    write_atomic(path, npz_writer(arrays, compressed=False))
 
 
 def load_checkpoint(path: Path | None, key: dict, build) -> dict | None:
@@ -2856,9 +2857,34 @@ def check_output_path(path: Path) -> None:
         raise OutputError(f"{path}: cannot write here ({e.strerror or e}); choose another path") from None
 
 
+WRITING = []                       # the signal that arrived while files were being written (raised after)
+
+
+@contextmanager
+def signals_held():
+    """An interruption (_raise_interrupted) that arrives while files are written waits until they are: it never
+    lands between creating a temporary file and taking note of it, or inside numpy's zip writing."""
+    if threading.current_thread() is not threading.main_thread() or WRITING:
+        yield
+        return
+    WRITING.append(None)
+    try:
+        yield
+    finally:
+        signum = WRITING.pop()
+        if signum is not None:
+            raise Interrupted(signum)
+
+
 def write_together(files: dict) -> None:
     """Write every output ({path: write(f)}) to a temporary file beside it, then rename them all into
-    place: readers never see half a file, and a failure before the renames leaves every old output."""
+    place: readers never see half a file, and a failure before the renames leaves every old output. A
+    signal waits until the files are written (or removed)."""
+    with signals_held():
+        write_files(files)
+
+
+def write_files(files: dict) -> None:
     temps = []
     try:
         umask = os.umask(0)
@@ -2878,6 +2904,17 @@ def write_together(files: dict) -> None:
         for tmp, _ in temps:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def npz_writer(arrays: dict, compressed: bool = True):
+    """A writer of an .npz for write_atomic: the archive is built whole in memory first, so an interruption
+    inside numpy's zip writing (older numpy leaves the zip open) never reaches the file, and no half-closed
+    archive complains at exit."""
+    def write(f) -> None:
+        buffer = io.BytesIO()
+        (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+        f.write(buffer.getvalue())
+    return write
 
 
 def write_atomic(path: Path, write) -> None:
@@ -3059,7 +3096,7 @@ class RunDir:
                               "folder's; not saved")
         doc, arrays = split_arrays(result)
         if arrays:
-            write_atomic(self.file(seed, spec, ".npz"), lambda f: np.savez_compressed(f, **arrays))
+            write_atomic(self.file(seed, spec, ".npz"), npz_writer(arrays))
         text = json.dumps(doc, allow_nan=False)
         write_atomic(self.file(seed, spec, ".json"), lambda f: f.write(text.encode()))
         self.checkpoint(seed, spec).unlink(missing_ok=True)
@@ -3712,7 +3749,7 @@ def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv
     timings["total_s"] = timings.get("total_s", 0.0) + timings["output_s"]
     text = json.dumps(doc, indent=1, allow_nan=False)
     replaced = replaced_run(out, doc["command"])
-    write_together({snapshots: lambda f: np.savez_compressed(f, **arrays), out: lambda f: f.write(text.encode())})
+    write_together({snapshots: npz_writer(arrays), out: lambda f: f.write(text.encode())})
     scenario = "joint training (upper bound), " if config["joint"] else ""
     print(f"\nseed {headline['seed']}: {scenario}{config['scenario']}-incremental, {len(tasks)} tasks, "
           f"{config['dataset']}")
@@ -3926,6 +3963,9 @@ def _raise_interrupted(signum, frame):
         return
     INTERRUPTED.set()
     STOP.set()
+    if WRITING:                                 # files being written: they finish first (signals_held)
+        WRITING[-1] = signum
+        return
     raise Interrupted(signum)
 
 

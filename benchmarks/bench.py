@@ -529,7 +529,10 @@ def main() -> int:
            "gemm_gflops": {"peak_all_cores": gemm_all, "one_thread": gemm_one},
            "train_step_us": steps, "sleep_phase": sleep, "runs": runs, "scripts": scripts, "search_throughput": search,
            "targets": [{"target": t, "measured": abs(v), "limit": abs(lim), "met": v <= lim} for t, v, lim in targets]}
-    (ROOT / "benchmarks" / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    path = ROOT / "benchmarks" / "results.json"
+    kept = json.loads(path.read_text()) if path.is_file() else {}
+    doc["job_kinds"] = kept.get("job_kinds")    # measured by --only-jobs, against another checkout
+    path.write_text(json.dumps(doc, indent=1) + "\n")
     print("\nwrote benchmarks/results.json")
     return 0
 

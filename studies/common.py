@@ -24,7 +24,7 @@ import compete_to_compute as c  # noqa: E402
 STUDIES = ROOT / "studies"         # each study's committed outputs: STUDIES/<study>/
 RUNS = STUDIES / "runs"
 WORKERS = int(os.environ.get("STUDY_WORKERS", len(os.sched_getaffinity(0))))
-CORE_RATE = 60e9                   # matrix-product FLOP/s of one core here, as measured (benchmarks/README.md)
+CORE_RATE = c.CORE_FLOPS            # matrix-product FLOP/s of one core here: the module's one constant
 PROGRESS_EVERY_S = 30
 OPTIONS = argparse.Namespace(seeds=None, workers=WORKERS, dry_run=False, redraw=False)
 

@@ -549,12 +549,13 @@ class Activation:
     after `backward` do nothing here; a mechanism with state or weight constraints overrides what it needs.
     """
     keys: dict = {}
+    variant_defaults: dict = {}    # this activation's own defaults for VARIANT_KEYS (sdm: {"bias": 0})
     optimizer: dict = {}
     state_keys: tuple = ()         # the attributes training changes: what a checkpoint keeps of the layer
 
     def __init__(self, width: int, **params):
         self.width = width
-        for name, value in params.items():
+        for name, value in {**{k: default for k, (_, default, _) in self.keys.items()}, **params}.items():
             setattr(self, name, value)
 
     def state(self) -> dict:
@@ -751,6 +752,9 @@ class SDM(Activation):
     Weights are non-negative and biases zero throughout (the output layer's too), the first layer's
     input is ReLU'd and L2-normalised and so is each first-layer unit's weight vector; it trains with
     plain SGD. Dead units (silent on every training input of an epoch) are counted per epoch.
+    Each ingredient can be switched off alone, to take the SDMLP apart (studies/19_sdm_ablation.py):
+    unit_norm=0, nonneg=0, bias=1 (biases trained), gaba=0 (inhibited from the start), k = --hidden (no
+    competition: nothing is subtracted, a ReLU layer with the other ingredients).
     """
     keys = {"k": (count_or_percent, 10, "units left firing once annealed: a count or a share of --hidden"),
             "schedule": (schedule, "gaba", "gaba (the GABA switch), anneal (k annealed) or both"),
@@ -761,7 +765,11 @@ class SDM(Activation):
                      "(0: inhibited from the start)"),
             "gaba_eval": (zero_or_one, 0, "1: the GABA counters also count the source's evaluation passes "
                                           "(test images of the tasks seen so far after every epoch; EWC's "
-                                          "importance pass)")}
+                                          "importance pass)"),
+            "unit_norm": (zero_or_one, 1, "1: the input is ReLU'd and L2-normalised, and so is each first-layer "
+                                          "unit's weight vector"),
+            "nonneg": (zero_or_one, 1, "1: every weight, the output layer's too, is held non-negative")}
+    variant_defaults = {"bias": 0}     # bias-free unless bias=1
     optimizer = {"optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0}
     state_keys = ("k_now", "counts", "silent", "dead")
     counting = False                   # set while a pass the source's counters count runs (Model.source_passes)
@@ -774,8 +782,8 @@ class SDM(Activation):
         self.silent, self.dead = None, []
 
     def problem(self):
-        if self.n_kept >= self.width:
-            return f"k={self.k} must be less than --hidden {self.width} (the (k+1)-th unit sets the inhibition)"
+        if self.n_kept > self.width:
+            return f"k={self.k} is more than --hidden {self.width}"
         return None
 
     def density(self):
@@ -833,19 +841,21 @@ class SDM(Activation):
         return self.activate(z, training)[1]
 
     def prepare_input(self, x):
+        if not self.unit_norm:
+            return x
         x = np.maximum(x, 0)
         x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(x.dtype).tiny)
         return x
 
     def constrain(self, W, b, first):
-        np.maximum(W, 0, out=W)
-        b[...] = 0
-        if first:                               # a unit whose weights all reached 0 stays 0 (dead)
+        if self.nonneg:
+            np.maximum(W, 0, out=W)
+        if first and self.unit_norm:            # a unit whose weights all reached 0 stays 0 (dead)
             W /= np.maximum(np.linalg.norm(W, axis=0), np.finfo(W.dtype).tiny)
 
     def constrain_output(self, W, b):
-        np.maximum(W, 0, out=W)
-        b[...] = 0
+        if self.nonneg:
+            np.maximum(W, 0, out=W)
 
     def report(self):
         dead = self.dead + ([int(np.count_nonzero(self.silent))] if self.silent is not None else [])
@@ -990,8 +1000,8 @@ class Variant:
 
 
 def allowed_keys(name: str) -> str:
-    keys = {**ACTIVATIONS[name].keys, **VARIANT_KEYS, **METHOD_KEYS}
-    return ", ".join(f"{k} ({meaning}; default {default})" for k, (_, default, meaning) in keys.items())
+    keys, own = {**ACTIVATIONS[name].keys, **VARIANT_KEYS, **METHOD_KEYS}, ACTIVATIONS[name].variant_defaults
+    return ", ".join(f"{k} ({meaning}; default {own.get(k, default)})" for k, (_, default, meaning) in keys.items())
 
 
 def only_with(keys: list, condition: str) -> str:
@@ -1018,7 +1028,8 @@ def parse_variant(spec: str) -> Variant:
         except ValueError as e:
             raise ValueError(f"{spec!r}: {key} {e}") from None
     params = {k: values.get(k, default) for k, (_, default, _) in ACTIVATIONS[name].keys.items()}
-    common = {k: values.get(k, default) for k, (_, default, _) in VARIANT_KEYS.items()}
+    defaults = {k: default for k, (_, default, _) in VARIANT_KEYS.items()} | ACTIVATIONS[name].variant_defaults
+    common = {k: values.get(k, default) for k, default in defaults.items()}
     if common["sleep"]:                         # the original sleeps a network without biases
         if values.get("bias") == 1:
             raise ValueError(f"{spec!r}: sleep needs a bias-free network (the spiking phase has no bias input, "

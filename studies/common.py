@@ -109,20 +109,59 @@ def finished_jobs(folder: Path, seeds: int) -> int:
     return sum(1 for p in folder.glob("seed*.json") if int(p.name[4:9]) < seeds)
 
 
+def kept_folder(study: str, label: str) -> Path:
+    """Where a long study commits its finished job files: studies/<study>/jobs/<label>/ (small JSON)."""
+    return STUDIES / study / "jobs" / label
+
+
+def restore_jobs(kept: Path, runs: Path) -> int:
+    """Put the committed job files (and their run.json) into the run folder where it lacks them, so a study
+    that did not finish in one sitting goes on where it stopped, on any machine. The module checks each file
+    against the settings as usual (a job of other settings is refused, never reused)."""
+    if not kept.is_dir():
+        return 0
+    runs.mkdir(parents=True, exist_ok=True)
+    missing = [p for p in sorted(kept.glob("*.json")) if not (runs / p.name).exists()]
+    for p in sorted(missing, key=lambda p: p.name != c.RUN_FILE):          # run.json first
+        c.write_atomic(runs / p.name, lambda f, p=p: f.write(p.read_bytes()))
+    return len(missing)
+
+
+def keep_jobs(runs: Path, kept: Path) -> int:
+    """Copy the run folder's finished jobs that hold no arrays (all but the headline seed's, which has curves
+    in an .npz and is run again after a restore) and its run.json into the committed folder. Checkpoints and
+    arrays stay out of git."""
+    files = [p for p in sorted(runs.glob("seed*.json")) if not p.with_suffix(".npz").exists()]
+    new = [p for p in files + [runs / c.RUN_FILE] if p.is_file() and (not (kept / p.name).is_file()
+                                                                      or (kept / p.name).read_bytes() != p.read_bytes())]
+    if new:
+        kept.mkdir(parents=True, exist_ok=True)
+    for p in new:
+        c.write_atomic(kept / p.name, lambda f, p=p: f.write(p.read_bytes()))
+    return len(new)
+
+
 def run_setting(study: str, label: str, args: list, seeds: int, folder: str | None = None,
-                missing_ok: bool = False) -> dict | None:
+                missing_ok: bool = False, keep: bool = False) -> dict | None:
     """Run (or resume) one setting over seeds 0..seeds-1 and return its aggregated results.json, showing
     progress (jobs done, time, time left) while it runs. With --dry-run or --redraw, print the command and
     its cost and return the committed aggregate instead; if there is none, stop (or with `missing_ok`, say
     the setting is skipped and return None).
 
-    `folder` lets two studies share the jobs of an identical setting (same flags, same seeds)."""
+    `folder` lets two studies share the jobs of an identical setting (same flags, same seeds). With `keep`,
+    finished job files are committed (kept_folder) and restored from there, also when the study is stopped."""
     seeds = OPTIONS.seeds or seeds
     runs = RUNS / (folder or f"{study}/{label}")
     out = STUDIES / study / f"{label}.json"
     jobs, flops = setting_cost(args, seeds)
+    kept = kept_folder(study, label)
+    done = min(finished_jobs(kept, seeds), jobs) if keep else 0
+    left = (f"; {done} finished jobs committed in studies/{study}/jobs/{label}"
+            + (f", {cost_text(jobs - done, flops * (jobs - done) / jobs)} left" if done < jobs else "")) if done else ""
     print(f"[{study}] {label}: python compete_to_compute.py {' '.join(args)} --n-seeds {seeds}  "
-          f"({cost_text(jobs, flops)})", flush=True)
+          f"({cost_text(jobs, flops)}{left})", flush=True)
+    if keep and not (OPTIONS.dry_run or OPTIONS.redraw):
+        restore_jobs(kept, runs)
     if OPTIONS.dry_run or OPTIONS.redraw:
         if not out.is_file() and missing_ok:
             print(f"[{study}] {label}: skipped, studies/{study}/{out.name} does not exist yet (not run)", flush=True)
@@ -147,6 +186,8 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
                 print(f"[{study}] {label}: {done}/{jobs} jobs, {duration(elapsed)}{left}", flush=True)
     finally:
         stop_child(proc)
+        if keep:
+            keep_jobs(runs, kept)
     if proc.returncode not in (0, 3):           # 3: finished, some runs failed (counted in the results)
         sys.exit(f"[{study}] {label}: compete_to_compute.py exited {proc.returncode}")
     return json.loads(out.read_text())

@@ -209,6 +209,83 @@ def test_sdm_trains_with_plain_sgd_whatever_the_runs_momentum_and_decay():
             np.testing.assert_allclose(p, q, rtol=1e-5, atol=1e-7)
 
 
+def test_sdm_is_bias_free_unless_bias_1_and_its_help_says_so():
+    assert c.parse_variant("sdm").bias == 0 and c.parse_variant("sdm:bias=1").bias == 1
+    assert c.parse_variant("relu").bias == 1 and c.parse_variant("sdm").settings()["bias"] == 0
+    assert "bias (0: no biases (held at exactly zero); sleep implies 0; default 0)" in c.allowed_keys("sdm")
+    assert "sleep implies 0; default 1)" in c.allowed_keys("relu")
+
+
+def trained_sdm(spec, epochs=3, seed=0):
+    """A two-layer sdm model after a few epochs of plain SGD on random positive and negative inputs."""
+    config = dict(CFG, hidden=16)
+    model = model_of(spec, config=config, n_in=12, seed=seed, dtype=np.float32)
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(32, 12)).astype(np.float32), rng.choice([2, 5, 7], 32)
+    heads = np.repeat(HEADS[None], 32, axis=0)
+    c.reset_optimizer(model, HEADS, config)
+    for epoch in range(epochs):
+        assert c.train_epoch(model, x, y, heads, config, {"task": 1, "epoch": epoch + 1}) is not None
+    return model, x
+
+
+SDM_FULL = "sdm:k=3:gaba=20"
+
+
+def test_sdm_ingredients_switched_off_one_at_a_time_lose_exactly_that_ingredient():
+    """Each ingredient key removes its own constraint and nothing else; the full SDMLP has all of them."""
+    def norms_one(W):
+        return np.allclose(np.linalg.norm(W, axis=0), 1, rtol=1e-5)
+    full, x = trained_sdm(SDM_FULL)
+    W1, b1, W2, b2, W3, b3 = full.params
+    assert norms_one(W1) and all((W >= 0).all() for W in (W1, W2, W3)) and not any(b.any() for b in (b1, b2, b3))
+    np.testing.assert_allclose(np.linalg.norm(full.layers[0].prepare_input(x.copy()), axis=1), 1, rtol=1e-5)
+    free, _ = trained_sdm(SDM_FULL + ":unit_norm=0")
+    assert not norms_one(free.params[0]) and all((W >= 0).all() for W in free.params[0::2])
+    np.testing.assert_array_equal(free.layers[0].prepare_input(x.copy()), x)    # raw input, negatives kept
+    signed, _ = trained_sdm(SDM_FULL + ":nonneg=0")
+    assert norms_one(signed.params[0]) and all((W < 0).any() for W in signed.params[0::2])
+    biased, _ = trained_sdm(SDM_FULL + ":bias=1")
+    assert all(b.any() for b in biased.params[1::2]) and all((W >= 0).all() for W in biased.params[0::2])
+    assert norms_one(biased.params[0])
+
+
+def test_sdm_with_every_ingredient_off_is_a_subtractive_top_k_with_plain_weights():
+    """unit_norm=0, nonneg=0, bias=1, gaba=0: the (k+1)-th largest ReLU value is subtracted from every unit
+    of an unconstrained layer; with bias=1 the model's parameters equal a ReLU model's of the same seed."""
+    bare = model_of("sdm:k=2:gaba=0:unit_norm=0:nonneg=0:bias=1", config=dict(CFG, depth=1), n_in=6)
+    relu = model_of("relu", config=dict(CFG, depth=1), n_in=6)
+    for p, q in zip(bare.params, relu.params):
+        np.testing.assert_array_equal(p, q)
+    z = np.array([[3.0, -1.0, 2.0, 0.5, 1.0, 0.0, -2.0, 4.0]])
+    layer = bare.layers[0]
+    layer.start_epoch(0)
+    h, mask = layer.activate(z.copy(), True)
+    np.testing.assert_array_equal(h, [[1.0, 0, 0, 0, 0, 0, 0, 2.0]])          # minus the third largest, 2.0
+    np.testing.assert_array_equal(mask[0], [True, False, False, False, False, False, False, True])
+
+
+def test_sdm_at_k_equal_to_the_width_has_no_competition():
+    layer = c.SDM(4, **c.parse_variant("sdm:k=4:gaba=0").params)
+    assert layer.problem() is None
+    layer.start_epoch(0)
+    z = np.array([[1.0, -2.0, 0.5, 3.0]])
+    h, mask = layer.activate(z.copy(), True)
+    np.testing.assert_array_equal(h, np.maximum(z, 0))
+    np.testing.assert_array_equal(mask, z > 0)
+
+
+@pytest.mark.parametrize("spec", ["sdm:k=2:gaba=0:unit_norm=0:nonneg=0:bias=1", "sdm:k=8:gaba=0:bias=1"])
+def test_sdm_ablated_gradients_match_finite_differences_where_the_inhibition_is_inactive(spec):
+    model = model_of(spec)
+    model.params[1::2] = [b + 0.1 * np.random.default_rng(3).normal(size=b.shape) for b in model.params[1::2]]
+    for layer in model.layers:
+        layer.start_epoch(0)
+        layer.k_now = layer.width                    # no inhibition: the one path the gradient detaches
+    x, y = data()
+    assert_gradients_match(model, x, y, HEADS)
+
+
 @pytest.mark.parametrize("state", ["k = width", "factor 0"])
 def test_sdm_gradients_match_finite_differences_where_the_inhibition_is_inactive(state):
     model = model_of("sdm:schedule=both:k=2:anneal=3:gaba=10")
@@ -348,11 +425,12 @@ def test_kwinners_gradients_match_finite_differences_at_test_time():
 # ---------------------------------------------------------------------------------------------- specs
 NEW_SPECS = [
     ("maxout", ("maxout", {"k": 2})), ("maxout:k=4", ("maxout", {"k": 4})),
-    ("sdm", ("sdm", {"k": 10, "schedule": "gaba", "anneal": 2, "gaba": 2000, "gaba_eval": 0})),
+    ("sdm", ("sdm", {"k": 10, "schedule": "gaba", "anneal": 2, "gaba": 2000, "gaba_eval": 0, "unit_norm": 1,
+                     "nonneg": 1})),
     ("sdm:schedule=both:k=5%:anneal=0:gaba=0", ("sdm", {"k": "5%", "schedule": "both", "anneal": 0, "gaba": 0,
-                                                      "gaba_eval": 0})),
-    ("sdm:schedule=anneal:anneal=5:gaba_eval=1", ("sdm", {"k": 10, "schedule": "anneal", "anneal": 5, "gaba": 2000,
-                                                        "gaba_eval": 1})),
+                                                      "gaba_eval": 0, "unit_norm": 1, "nonneg": 1})),
+    ("sdm:schedule=anneal:anneal=5:gaba_eval=1:unit_norm=0:nonneg=0",
+     ("sdm", {"k": 10, "schedule": "anneal", "anneal": 5, "gaba": 2000, "gaba_eval": 1, "unit_norm": 0, "nonneg": 0})),
     ("kwinners", ("kwinners", {"percent_on": 0.1, "boost_strength": 1.0, "boost_strength_factor": 1.0,
                                "duty_cycle_period": 1000, "k_inference_factor": 1.0, "weight_sparsity": 0.5})),
     ("kwinners:percent_on=0.05:boost_strength=0:boost_strength_factor=0.9:duty_cycle_period=64:"
@@ -369,7 +447,7 @@ def test_new_variant_specs(spec, expected):
 
 
 WIDTH_PROBLEMS = [("maxout:k=3", "k=3 does not divide --hidden 400"),
-                  ("sdm:k=400", "must be less than --hidden 400"),
+                  ("sdm:k=401", "k=401 is more than --hidden 400"),
                   ("kwinners:percent_on=0.001", "keeps no unit of --hidden 400"),
                   ("kwinners:percent_on=0.8:k_inference_factor=1.5", "k_inference = int(k * k_inference_factor) = 480")]
 

@@ -2,6 +2,7 @@
 --dry-run) and shows progress."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +59,36 @@ def test_seeds_and_dry_run_are_honoured_and_progress_is_shown(tmp_path, monkeypa
     assert "jobs, " in printed and "/6 jobs" in printed                        # progress while it ran
     common.parse_study_args("test", [])                                        # back to the defaults
     assert json.loads((tmp_path / "studies" / "t" / "tiny.json").read_text())["seeds"] == [0, 1, 2]
+
+
+@needs_mnist
+def test_a_long_study_resumes_from_its_committed_job_files_on_a_fresh_machine(tmp_path, monkeypatch, capsys):
+    """keep=True: finished jobs without arrays (every seed but the headline's) are copied to
+    studies/<study>/jobs/<label>/; with the run folder gone (a fresh clone), the study restores them and runs
+    only what is missing, to the same numbers; --dry-run says what is committed and what is left."""
+    monkeypatch.setenv("MNIST_DIR", MNIST_DIR)
+    monkeypatch.setattr(common, "STUDIES", tmp_path / "studies")
+    monkeypatch.setattr(common, "RUNS", tmp_path / "runs")
+    tiny = ["--hidden", "16", "--epochs", "1", "--n-train-per-class", "30", "--models", "relu,lwta"]
+    common.parse_study_args("test", ["--seeds", "3", "--workers", "1"])
+    first = common.run_setting("t", "tiny", tiny, 3, keep=True)
+    kept = tmp_path / "studies" / "t" / "jobs" / "tiny"
+    assert sorted(p.name for p in kept.iterdir()) == ["run.json", "seed00001_lwta.json", "seed00001_relu.json",
+                                                      "seed00002_lwta.json", "seed00002_relu.json"]
+    assert not any(p.suffix in (".npz", ".ckpt") for p in kept.iterdir())
+    common.parse_study_args("test", ["--seeds", "3", "--workers", "1", "--dry-run"])
+    common.run_setting("t", "tiny", tiny, 3, keep=True)
+    assert "4 finished jobs committed in studies/t/jobs/tiny, 2 jobs" in capsys.readouterr().out
+    shutil.rmtree(tmp_path / "runs")                                         # a fresh clone: only git's files
+    stamps = {p.name: p.stat().st_mtime_ns for p in kept.iterdir()}
+    common.parse_study_args("test", ["--seeds", "3", "--workers", "1"])
+    again = common.run_setting("t", "tiny", tiny, 3, keep=True)
+    runs = tmp_path / "runs" / "t" / "tiny"
+    assert all((runs / name).read_bytes() == (kept / name).read_bytes() for name in stamps)   # restored as kept
+    assert {p.name: p.stat().st_mtime_ns for p in kept.iterdir()} == stamps                 # nothing rewritten
+    assert [r["summary"] for r in again["per_seed"]] == [r["summary"] for r in first["per_seed"]]
+    assert sorted(p.name for p in runs.glob("seed00000_*.npz")) == ["seed00000_lwta.npz", "seed00000_relu.npz"]
+    common.parse_study_args("test", [])
 
 
 # ---------------------------------------------------------------------------- issue 26, item 3: signals

@@ -3215,9 +3215,10 @@ def snapshot_arrays(headline: dict, config: dict, tasks: list) -> dict:
         units = headline["units"][v]
         arrays[f"curve_{v}"] = headline["curves"][v]
         arrays[f"R_{v}"] = full_matrix(headline, v, config).astype(np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):      # a diverged model's weights may not fit
-            arrays[f"W1_init_{v}"] = units["W1_init"].astype(np.float16)
-            arrays[f"W1_{v}"] = units["W1"].astype(np.float16)
+        if "W1" in units:                       # (a study's job restored from git has no weights)
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverged model's weights may not fit
+                arrays[f"W1_init_{v}"] = units["W1_init"].astype(np.float16)
+                arrays[f"W1_{v}"] = units["W1"].astype(np.float16)
         shape = (len(tasks), config["depth"], config["hidden"])
         failed = headline["summary"][v]["failed"]
         arrays[f"freq_{v}"] = np.full(shape, np.nan) if failed else units["freq"]

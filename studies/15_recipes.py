@@ -19,16 +19,17 @@ SDM_EPOCHS = (10, 20, 50, 100, 200, 500)
 GABA_PER_EPOCH = 10_000           # the source's N = 5,000,000 over 500 epochs, scaled with the budget
 
 
-def sdm_models(epochs: int) -> str:
+def sdm_models(epochs: int, baselines: bool = True) -> str:
     n = GABA_PER_EPOCH * epochs
-    return f"relu,topk:k=10,sdm:k=10:schedule=gaba:gaba={n},sdm:k=1:schedule=gaba:gaba={n}"
+    return ("relu,topk:k=10," if baselines else "") + f"sdm:k=10:schedule=gaba:gaba={n},sdm:k=1:schedule=gaba:gaba={n}"
 
 
-SDM_SEEDS = {10: 3, 20: 3, 50: 3, 100: 1, 200: 1, 500: 1}      # seeds that fit this machine's session
+SDM_SEEDS = {10: 3, 20: 3, 50: 3, 100: 1, 200: 3, 500: 3}
 
 
-def sdm_setting(epochs: int) -> tuple:
-    return ["--recipe", "sdm-split-mnist", "--epochs", str(epochs), "--models", sdm_models(epochs)], SDM_SEEDS[epochs]
+def sdm_setting(epochs: int, baselines: bool = True, seeds: int | None = None) -> tuple:
+    return (["--recipe", "sdm-split-mnist", "--epochs", str(epochs), "--models", sdm_models(epochs, baselines)],
+            seeds or SDM_SEEDS[epochs])
 
 
 SETTINGS = {                       # label: (flags, seeds), cheapest first
@@ -38,8 +39,12 @@ SETTINGS = {                       # label: (flags, seeds), cheapest first
     **{f"sdm {e} epochs": sdm_setting(e) for e in (10, 20, 50)},
     "kwta 5 epochs": (["--recipe", "kwta-permuted"], 3),          # the source's own budget (it ran 8 seeds)
     "sdm 100 epochs": sdm_setting(100),
-    **{f"sdm {e} epochs": sdm_setting(e) for e in (200, 500)},
+    # The source's budget and the step below it: the SDMLP on 3 seeds (10-60 minutes of one core per job),
+    # ReLU and Top-K at 500 on one. These run over several sittings: their finished jobs are committed.
+    **{f"sdm {e} epochs": sdm_setting(e, baselines=False) for e in (200, 500)},
+    "sdm 500 epochs baselines": (sdm_setting(500)[0][:-1] + ["relu,topk:k=10"], 1),
 }
+KEPT = {"sdm 200 epochs", "sdm 500 epochs", "sdm 500 epochs baselines"}
 
 # The sources' own numbers (ACC after the last task, mean over their seeds), by setting and variant.
 SOURCE = {
@@ -60,48 +65,55 @@ def source_of(label: str, variant: str):
     return table[key] if key else ("", None)
 
 
+def sdm_runs(docs: dict, key: str) -> dict:
+    """epochs -> (ACCs of the seeds that learned, seeds that failed) of one variant, over the settings that ran it."""
+    out = {}
+    for e in SDM_EPOCHS:
+        for label in (f"sdm {e} epochs", f"sdm {e} epochs baselines"):
+            doc = docs.get(label)
+            v = next((v for v in doc["config"]["models"] if v == key or v.startswith(key + ":")), None) if doc else None
+            if v:
+                out[e] = ([r["summary"][v]["acc"] for r in doc["per_seed"] if not r["summary"][v]["failed"]],
+                          sum(bool(r["summary"][v]["failed"]) for r in doc["per_seed"]))
+    return out
+
+
 def budget_figure(docs: dict, path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7.4, 4.3))
     fig.subplots_adjust(left=0.1, right=0.62, bottom=0.13, top=0.82)
-    done = [e for e in SDM_EPOCHS if f"sdm {e} epochs" in docs]          # in order of budget
-    names = {"relu": ("ReLU", "o"), "topk": ("Top-K k=10", "D"), "sdm:k=10": ("SDMLP k=10", "o"),
-             "sdm:k=1": ("SDMLP k=1", "s")}
-    for key, (name, marker) in names.items():
-        xs, ys, lo, hi, failed = [], [], [], [], []
-        for e in done:
-            doc = docs[f"sdm {e} epochs"]
-            v = next(v for v in doc["config"]["models"] if v == key or v.startswith(key + ":"))
-            accs = [r["summary"][v]["acc"] for r in doc["per_seed"] if not r["summary"][v]["failed"]]
-            if not accs:
-                failed.append(e)
-                continue
-            d = c.describe(accs, (0, 1))
-            xs.append(e)
-            ys.append(d["mean"])
-            lo.append(d["ci95"][0] if d["ci95"] else d["mean"])
-            hi.append(d["ci95"][1] if d["ci95"] else d["mean"])
-        style = "--" if key == "sdm:k=1" else "-"
-        col = colour(key)
-        ax.plot(xs, ys, style, marker=marker, ms=5, color=col, label=f"{name} (ours)")
-        ax.fill_between(xs, lo, hi, color=col, alpha=0.12, lw=0)
-        if failed:
-            ax.plot(failed, [0.03] * len(failed), "x", ms=8, mew=2, color=col,
-                    label=f"{name}: failed on all seeds")
+    names = {"relu": ("ReLU", "o", -0.03), "topk:k=10": ("Top-K k=10", "D", -0.01), "sdm:k=10": ("SDMLP k=10", "o", 0.01),
+             "sdm:k=1": ("SDMLP k=1", "s", 0.03)}
+    budgets = set()
+    for key, (name, marker, shift) in names.items():
+        col, runs = colour(key), sdm_runs(docs, key)
+        budgets |= set(runs)
+        means = [(e, np.mean(accs)) for e, (accs, _) in runs.items() if accs]
+        ax.plot(*zip(*means), "--" if key == "sdm:k=1" else "-", color=col, lw=1.2, label=f"{name}: mean of seeds")
+        for e, (accs, failed) in runs.items():
+            x = e * 10 ** shift                 # side by side on the log axis
+            ax.plot([x] * len(accs), accs, marker, ms=4, color=col, alpha=0.75, ls="none")
+            if failed:
+                ax.plot([x] * failed, [0.03] * failed, "x", ms=7, mew=2, color=col)
         ref = source_of("sdm", key)[1]
-        ax.plot([500], [ref], marker="*", ms=12, color=col, mec="black", mew=0.5, ls="none",
-                label=f"{name}, source at 500")
+        ax.plot([500 * 10 ** shift], [ref], marker="*", ms=12, color=col, mec="black", mew=0.5, ls="none")
+    ax.plot([], [], "k*", ms=10, ls="none", label="the source's ACC at 500 epochs\n(Bricken et al. 2023, 3 seeds)")
+    ax.plot([], [], "kx", ms=7, mew=2, ls="none", label="a seed that failed (learned nothing)")
+    ax.plot([], [], "ko", ms=4, ls="none", label="one seed")
+    ticks = sorted(budgets | {500})
     ax.set_xscale("log")
-    ax.set_xticks([*done, 500], [str(e) for e in (*done, 500)])
+    ax.set_xticks(ticks, [str(e) for e in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("epochs per task (log scale)")
     ax.set_ylabel("ACC after 5 tasks")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    ax.set_title("SDM recipe, class-incremental split MNIST: ACC by budget\n(mean and 95% interval over 3 seeds "
-                 "up to 50 epochs, seed 0 beyond;\nstars: the source's 500-epoch numbers, 3 seeds)", fontsize=9)
+    seeds = {e: max(len(docs[k]["per_seed"]) for k in docs if k.startswith(f"sdm {e} epochs")) for e in budgets}
+    ax.set_title("SDM recipe, class-incremental split MNIST: ACC by budget, every seed a point\n"
+                 f"(seeds per budget: {', '.join(f'{e}: {n}' for e, n in sorted(seeds.items()))})", fontsize=9)
     save_figure(fig, path)
 
 
@@ -145,7 +157,8 @@ if __name__ == "__main__":
     parse_study_args(__doc__)
     docs = {}
     for label, (args, seeds) in SETTINGS.items():       # outputs rewritten after each setting
-        doc = run_setting(STUDY, label.replace(" ", "_"), args, seeds, missing_ok=True)  # None: not run yet
+        doc = run_setting(STUDY, label.replace(" ", "_"), args, seeds, missing_ok=True,  # None: not run yet
+                          keep=label in KEPT)
         if doc is not None:
             docs[label] = doc
             write_outputs(docs)

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import compete_to_compute as c  # noqa: E402
@@ -114,30 +116,75 @@ def kept_folder(study: str, label: str) -> Path:
     return STUDIES / study / "jobs" / label
 
 
+WEIGHTS = ("/units/W1", "/units/W1_init")   # a headline job's weight arrays: the units figure's, not a study's
+
+
+def inline_arrays(doc, arrays: dict):
+    """A job document whose {"npz": path} references hold their arrays inline, as JSON (dtype, shape, values;
+    NaN as null), leaving out the first layer's weights."""
+    if isinstance(doc, dict) and set(doc) == {"npz"}:
+        a = arrays[doc["npz"]]
+        values = [None if isinstance(x, float) and x != x else x for x in a.ravel().tolist()]
+        return {"inline": {"path": doc["npz"], "dtype": a.dtype.str, "shape": list(a.shape), "values": values}}
+    if isinstance(doc, dict):
+        return {k: inline_arrays(v, arrays) for k, v in doc.items()
+                if not (isinstance(v, dict) and v.get("npz") in WEIGHTS)}
+    return doc
+
+
+def outline_arrays(doc, arrays: dict):
+    """inline_arrays undone: the job document with {"npz": path} references, its arrays collected in `arrays`."""
+    if isinstance(doc, dict) and set(doc) == {"inline"}:
+        a = doc["inline"]
+        values = [np.nan if x is None else x for x in a["values"]]
+        arrays[a["path"]] = np.array(values, dtype=np.dtype(a["dtype"])).reshape(a["shape"])
+        return {"npz": a["path"]}
+    return {k: outline_arrays(v, arrays) for k, v in doc.items()} if isinstance(doc, dict) else doc
+
+
+def kept_text(path: Path) -> bytes:
+    """A finished job file as it is committed: as it is, or, for a job with arrays (the headline seed's curves
+    and firing frequencies), with those inline and without its weights (several MB, read only by the figures
+    of the main program's own run)."""
+    npz = path.with_suffix(".npz")
+    if not npz.exists():
+        return path.read_bytes()
+    with np.load(npz, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return json.dumps(inline_arrays(json.loads(path.read_text()), arrays), allow_nan=False).encode()
+
+
 def restore_jobs(kept: Path, runs: Path) -> int:
     """Put the committed job files (and their run.json) into the run folder where it lacks them, so a study
-    that did not finish in one sitting goes on where it stopped, on any machine. The module checks each file
-    against the settings as usual (a job of other settings is refused, never reused)."""
+    that did not finish in one sitting goes on where it stopped, on any machine; a headline job gets its
+    arrays back in its .npz. The module checks each file against the settings as usual (a job of other
+    settings is refused, never reused)."""
     if not kept.is_dir():
         return 0
     runs.mkdir(parents=True, exist_ok=True)
     missing = [p for p in sorted(kept.glob("*.json")) if not (runs / p.name).exists()]
     for p in sorted(missing, key=lambda p: p.name != c.RUN_FILE):          # run.json first
-        c.write_atomic(runs / p.name, lambda f, p=p: f.write(p.read_bytes()))
+        arrays = {}
+        doc = outline_arrays(json.loads(p.read_text()), arrays)
+        if arrays:                                                         # arrays first, as the module does
+            c.write_atomic(runs / (p.stem + ".npz"), c.npz_writer(arrays))
+            text = json.dumps(doc, allow_nan=False).encode()
+            c.write_atomic(runs / p.name, lambda f, t=text: f.write(t))
+        else:
+            c.write_atomic(runs / p.name, lambda f, p=p: f.write(p.read_bytes()))
     return len(missing)
 
 
 def keep_jobs(runs: Path, kept: Path) -> int:
-    """Copy the run folder's finished jobs that hold no arrays (all but the headline seed's, which has curves
-    in an .npz and is run again after a restore) and its run.json into the committed folder. Checkpoints and
-    arrays stay out of git."""
-    files = [p for p in sorted(runs.glob("seed*.json")) if not p.with_suffix(".npz").exists()]
-    new = [p for p in files + [runs / c.RUN_FILE] if p.is_file() and (not (kept / p.name).is_file()
-                                                                      or (kept / p.name).read_bytes() != p.read_bytes())]
+    """Copy the run folder's finished jobs (kept_text) and its run.json into the committed folder.
+    Checkpoints, .npz files and weights stay out of git."""
+    files = sorted(runs.glob("seed*.json")) + [runs / c.RUN_FILE]
+    texts = {p.name: kept_text(p) for p in files if p.is_file()}
+    new = {name: t for name, t in texts.items() if not (kept / name).is_file() or (kept / name).read_bytes() != t}
     if new:
         kept.mkdir(parents=True, exist_ok=True)
-    for p in new:
-        c.write_atomic(kept / p.name, lambda f, p=p: f.write(p.read_bytes()))
+    for name, text in new.items():
+        c.write_atomic(kept / name, lambda f, t=text: f.write(t))
     return len(new)
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import MNIST_DIR, ROOT, c, needs_mnist, synthetic_program
@@ -63,9 +64,10 @@ def test_seeds_and_dry_run_are_honoured_and_progress_is_shown(tmp_path, monkeypa
 
 @needs_mnist
 def test_a_long_study_resumes_from_its_committed_job_files_on_a_fresh_machine(tmp_path, monkeypatch, capsys):
-    """keep=True: finished jobs without arrays (every seed but the headline's) are copied to
-    studies/<study>/jobs/<label>/; with the run folder gone (a fresh clone), the study restores them and runs
-    only what is missing, to the same numbers; --dry-run says what is committed and what is left."""
+    """keep=True: finished jobs are copied to studies/<study>/jobs/<label>/ as JSON (the headline seed's curves
+    and firing frequencies inline, its weights left out); with the run folder gone (a fresh clone), the study
+    restores them, runs nothing, and gives the same numbers and curves; --dry-run says what is committed
+    and what is left."""
     monkeypatch.setenv("MNIST_DIR", MNIST_DIR)
     monkeypatch.setattr(common, "STUDIES", tmp_path / "studies")
     monkeypatch.setattr(common, "RUNS", tmp_path / "runs")
@@ -73,22 +75,43 @@ def test_a_long_study_resumes_from_its_committed_job_files_on_a_fresh_machine(tm
     common.parse_study_args("test", ["--seeds", "3", "--workers", "1"])
     first = common.run_setting("t", "tiny", tiny, 3, keep=True)
     kept = tmp_path / "studies" / "t" / "jobs" / "tiny"
-    assert sorted(p.name for p in kept.iterdir()) == ["run.json", "seed00001_lwta.json", "seed00001_relu.json",
-                                                      "seed00002_lwta.json", "seed00002_relu.json"]
+    assert sorted(p.name for p in kept.iterdir()) == ["run.json"] + [f"seed0000{s}_{v}.json" for s in range(3)
+                                                                     for v in ("lwta", "relu")]
     assert not any(p.suffix in (".npz", ".ckpt") for p in kept.iterdir())
-    common.parse_study_args("test", ["--seeds", "3", "--workers", "1", "--dry-run"])
+    assert (kept / "seed00000_relu.json").stat().st_size < 60_000                  # curves, no weights
+    common.parse_study_args("test", ["--seeds", "4", "--workers", "1", "--dry-run"])
     common.run_setting("t", "tiny", tiny, 3, keep=True)
-    assert "4 finished jobs committed in studies/t/jobs/tiny, 2 jobs" in capsys.readouterr().out
+    assert "6 finished jobs committed in studies/t/jobs/tiny, 2 jobs" in capsys.readouterr().out
+    runs = tmp_path / "runs" / "t" / "tiny"
+    before = {p.name: p.read_bytes() for p in runs.glob("seed*.json")}
     shutil.rmtree(tmp_path / "runs")                                         # a fresh clone: only git's files
     stamps = {p.name: p.stat().st_mtime_ns for p in kept.iterdir()}
     common.parse_study_args("test", ["--seeds", "3", "--workers", "1"])
     again = common.run_setting("t", "tiny", tiny, 3, keep=True)
-    runs = tmp_path / "runs" / "t" / "tiny"
-    assert all((runs / name).read_bytes() == (kept / name).read_bytes() for name in stamps)   # restored as kept
-    assert {p.name: p.stat().st_mtime_ns for p in kept.iterdir()} == stamps                 # nothing rewritten
-    assert [r["summary"] for r in again["per_seed"]] == [r["summary"] for r in first["per_seed"]]
-    assert sorted(p.name for p in runs.glob("seed00000_*.npz")) == ["seed00000_lwta.npz", "seed00000_relu.npz"]
+    after = {p.name: p.read_bytes() for p in runs.glob("seed*.json")}
+    assert {k: v for k, v in after.items() if k[8] != "0"} == {k: v for k, v in before.items() if k[8] != "0"}
+    for name in ("seed00000_relu.json", "seed00000_lwta.json"):                # restored, not run again
+        was, now = json.loads(before[name]), json.loads(after[name])
+        assert set(was["units"]) - set(now["units"]) == {"W1", "W1_init"}
+        assert {k: v for k, v in now.items() if k != "units"} == {k: v for k, v in was.items() if k != "units"}
+    assert {p.name: p.stat().st_mtime_ns for p in kept.iterdir()} == stamps      # nothing rewritten
+    for key in ("per_seed", "aggregate"):
+        assert again[key] == first[key]
+    assert again["headline"]["curves"] == first["headline"]["curves"]
     common.parse_study_args("test", [])
+
+
+def test_a_kept_headline_job_round_trips_its_arrays_exactly_nan_included():
+    arrays = {"/curves": np.array([[0.5, np.nan], [1 / 3, 0.25]]), "/units/freq": np.arange(6, dtype=np.float32) / 7,
+              "/units/W1": np.ones((3, 2), dtype=np.float32), "/units/W1_init": np.zeros((3, 2), dtype=np.float32)}
+    doc = {"seed": 0, "curves": {"npz": "/curves"}, "units": {k: {"npz": f"/units/{k}"} for k in ("freq", "W1", "W1_init")}}
+    kept = json.loads(json.dumps(common.inline_arrays(doc, arrays), allow_nan=False))
+    assert set(kept["units"]) == {"freq"}
+    back = {}
+    assert common.outline_arrays(kept, back) == {"seed": 0, "curves": {"npz": "/curves"},
+                                                 "units": {"freq": {"npz": "/units/freq"}}}
+    np.testing.assert_array_equal(back["/curves"], arrays["/curves"])
+    assert back["/units/freq"].dtype == np.float32 and back["/units/freq"].tobytes() == arrays["/units/freq"].tobytes()
 
 
 # ---------------------------------------------------------------------------- issue 26, item 3: signals

@@ -23,6 +23,7 @@ statistics, output, CLI.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import gzip
 import hashlib
@@ -2597,8 +2598,9 @@ def memory_problem(config: dict, available: int | None) -> str | None:
 # Each seed gives one paired measurement (variant vs baseline on the same data order and initial weights).
 # The primary test is the exact Wilcoxon signed-rank test on the per-seed differences, with Holm's correction
 # over the variants compared with the same baseline on the same metric. Every comparison also says what it
-# cannot show: whether n is large enough for any exact test to reach p < 0.05, and which true mean
-# difference a paired t-test would have detected with 80% power given the observed spread.
+# cannot show: whether n is large enough for the exact test to reach p < 0.05 after the correction, and which
+# true mean difference that test, at that correction, would have detected with 80% power given the observed
+# spread (by simulation: detectable_difference).
 ALPHA = 0.05
 
 
@@ -2730,39 +2732,61 @@ def holm(pvalues) -> list:
     return out
 
 
-def noncentral_t_cdf(t: float, df: int, nc: float, grid: int = 4001) -> float:
-    """P(T' <= t) for T' = (Z + nc) / sqrt(X / df), Z ~ N(0, 1), X ~ chi2(df): the average of
-    Phi(t r / sqrt(df) - nc) over the chi(df) density of r = sqrt(X), by Simpson's rule on a fine grid
-    covering sqrt(df) +- 12 (the chi variable has sd < 0.71)."""
-    r = np.linspace(max(0.0, math.sqrt(df) - 12), math.sqrt(df) + 12, grid)
-    log_pdf = ((df - 1) * np.log(np.maximum(r, 1e-300)) - r * r / 2
-               - (df / 2 - 1) * math.log(2) - math.lgamma(df / 2))
-    phi = 0.5 * np.array([math.erfc((nc - t * ri / math.sqrt(df)) / math.sqrt(2)) for ri in r])
-    w = np.ones(grid)
-    w[1:-1:2], w[2:-1:2] = 4, 2
-    return float(np.sum(w * np.exp(log_pdf) * phi) * (r[1] - r[0]) / 3)
+def wilcoxon_null(n: int) -> np.ndarray:
+    """P(W+ = w), w = 0 .. n(n+1)/2, for n non-zero differences without ties: each rank 1..n is + or -
+    with probability 1/2 independently (the distribution wilcoxon_signed_rank_p sums, there with ties)."""
+    dist = np.zeros(n * (n + 1) // 2 + 1)
+    dist[0] = 1.0
+    for r in range(1, n + 1):
+        shifted = np.zeros_like(dist)
+        shifted[r:] = dist[:-r]
+        dist += shifted
+    return dist / 2 ** n
 
 
-def _t_test_power(effect: float, n: int, t_crit: float) -> float:
-    """Power of the two-sided one-sample t-test when the true mean is effect sds away from 0."""
-    nc = effect * math.sqrt(n)
-    return 1 - noncentral_t_cdf(t_crit, n - 1, nc) + noncentral_t_cdf(-t_crit, n - 1, nc)
+def wilcoxon_rejects(x: np.ndarray, alpha: float) -> np.ndarray:
+    """Per row of x (continuous draws: no zeros, no ties), whether the exact two-sided Wilcoxon signed-rank
+    test rejects at alpha, i.e. 2 min(P(W+ <= w), P(W+ >= w)) < alpha for the row's W+ = w."""
+    n = x.shape[1]
+    dist = wilcoxon_null(n)
+    lower = np.cumsum(dist)                             # P(W+ <= w); by symmetry P(W+ >= w) = lower[total - w]
+    p = np.minimum(1.0, 2 * np.minimum(lower, lower[::-1]))
+    ranks = np.abs(x).argsort(axis=1).argsort(axis=1) + 1
+    return p[(ranks * (x > 0)).sum(axis=1)] < alpha
 
 
-def detectable_difference(sd, n: int, alpha: float = ALPHA, power: float = 0.8):
-    """Smallest true mean paired difference a two-sided paired t-test at alpha detects with the given
-    power, for n pairs whose differences have sd `sd` (noncentral t, solved by bisection). It tells how
-    big an effect a null result rules out. None when n < 2 or sd is 0 or not finite."""
+DETECT_DRAWS = 10_000              # normal samples of n paired differences in the power simulation
+
+
+@functools.lru_cache(maxsize=None)
+def detectable_effect(n: int, alpha: float, power: float) -> float | None:
+    """The detectable difference in units of the differences' sd (see detectable_difference), from fixed
+    draws: the same (n, alpha, power) always give the same number. None when n pairs cannot reach alpha."""
+    if min_p_reachable(n) >= alpha:
+        return None
+    z = np.random.default_rng(2013).standard_normal((DETECT_DRAWS, n))
+
+    def power_at(effect: float) -> float:
+        return float(wilcoxon_rejects(z + effect, alpha).mean())
+    lo, hi = 0.0, 1.0
+    while power_at(hi) < power:
+        lo, hi = hi, 2 * hi
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if power_at(mid) < power else (lo, mid)
+    return (lo + hi) / 2
+
+
+def detectable_difference(sd, n: int, alpha: float = ALPHA, power: float = 0.8, m: int = 1):
+    """Smallest true mean paired difference the test in use detects with the given power: the exact
+    two-sided Wilcoxon signed-rank test at alpha / m (m comparisons under Holm, whose strictest step is
+    alpha / m, so every comparison has at least this power), for n pairs whose differences are normal with
+    sd `sd`, by simulation. It tells how big an effect a null result rules out. None when n pairs cannot
+    reach alpha / m at all, or sd is 0 or not finite."""
     if sd is None or n < 2 or not math.isfinite(sd) or sd <= 0:
         return None
-    t_crit = t_quantile(1 - alpha / 2, n - 1)
-    lo, hi = 0.0, 1.0
-    while _t_test_power(hi, n, t_crit) < power:
-        lo, hi = hi, 2 * hi
-    while hi - lo > 1e-6 * hi:
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if _t_test_power(mid, n, t_crit) < power else (lo, mid)
-    return float(sd * (lo + hi) / 2)
+    effect = detectable_effect(n, alpha / m, power)
+    return None if effect is None else float(sd * effect)
 
 
 def paired_comparison(variant_values, baseline_values, higher_is_better: bool, metric_name=None,
@@ -2785,11 +2809,15 @@ def paired_comparison(variant_values, baseline_values, higher_is_better: bool, m
 
 
 def add_holm(comparisons: dict, metric_name, baseline) -> dict:
-    """Holm over {variant: C} (one metric, one baseline); rewrites each verdict with the adjusted p."""
+    """Holm over {variant: C} (one metric, one baseline); rewrites each verdict with the adjusted p, and
+    whether p < 0.05 can be reached and what would have been detected, at the m comparisons' correction."""
     names = list(comparisons)
+    m = sum(comparisons[v]["wilcoxon_p"] is not None for v in names)
     for name, p in zip(names, holm([comparisons[v]["wilcoxon_p"] for v in names])):
-        comparisons[name]["wilcoxon_p_holm"] = p
-        comparisons[name]["verdict"] = verdict(comparisons[name], metric_name, name, baseline)
+        cmp = comparisons[name]
+        cmp.update(wilcoxon_p_holm=p, holm_m=m, can_reach_005=can_reach(cmp["better"] + cmp["worse"], ALPHA / m),
+                   detectable_diff=detectable_difference(cmp["diff"]["std"], cmp["n_pairs"], m=m))
+        cmp["verdict"] = verdict(cmp, metric_name, name, baseline)
     return comparisons
 
 
@@ -2801,10 +2829,13 @@ def verdict(c: dict, metric_name, variant: str, baseline: str) -> str:
     """One plain sentence; decides on the Holm-adjusted p when present. Direction = sign of the mean."""
     n, ties = c["n_pairs"], c["ties"]
     if not c["can_reach_005"]:
-        need = next(k for k in range(1, 64) if can_reach(k))
-        return (f"with {n} paired seeds{f' ({ties} tied)' if ties else ''} no test can reach p < {ALPHA:g} "
-                f"(the smallest possible exact Wilcoxon p is {min_p_reachable(c['better'] + c['worse']):.3g}); "
-                f"run at least {need} seeds{' with non-zero differences' if ties else ''}")
+        m = c.get("holm_m") or 1
+        need = next(k for k in range(1, 64) if can_reach(k, ALPHA / m))
+        held, which = (f" after Holm over {m} comparisons", "adjusted") if m > 1 else ("", "exact Wilcoxon")
+        return (f"cannot be decided with {n} paired seeds{f' ({ties} tied)' if ties else ''}: no test can reach "
+                f"p < {ALPHA:g}{held} (the smallest possible {which} p is "
+                f"{min(1.0, m * min_p_reachable(c['better'] + c['worse'])):.3g}); run at least {need} seeds"
+                f"{' with non-zero differences' if ties else ''}")
     p, p_holm = c["wilcoxon_p"], c["wilcoxon_p_holm"]
     p_text = f"Wilcoxon p = {_fmt_p(p)}" + (f", Holm-adjusted {_fmt_p(p_holm)}" if p_holm is not None else "")
     if (p_holm if p_holm is not None else p) < ALPHA:
@@ -2815,7 +2846,8 @@ def verdict(c: dict, metric_name, variant: str, baseline: str) -> str:
             words = (f"has significantly higher {name} than", f"has significantly lower {name} than")
         return f"{variant} {words[0] if c['diff']['mean'] > 0 else words[1]} {baseline} ({p_text})"
     dd = c["detectable_diff"]
-    power_text = f"; a true mean difference of ±{dd:.2g} would have been detected with 80% power" if dd else ""
+    power_text = (f"; a true mean difference of ±{dd:.2g} would have been detected with at least 80% power"
+                  if dd else "")
     return f"no significant difference between {variant} and {baseline} at {n} seeds ({p_text}){power_text}"
 
 

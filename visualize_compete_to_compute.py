@@ -106,7 +106,7 @@ def changed_keys(spec: str) -> list:
     except ValueError:                          # a spec of another version of the program: as written
         return spec.split(":")[1:]
     keys = {**ACTIVATIONS[variant.activation].keys, **VARIANT_KEYS, **METHOD_KEYS}
-    defaults = {k: d for k, (_, d, _) in keys.items()}
+    defaults = {k: d for k, (_, d, _) in keys.items()} | ACTIVATIONS[variant.activation].variant_defaults
     return [f"{k}={v}" for k, v in variant.settings().items() if k in defaults and v != defaults[k]]
 
 

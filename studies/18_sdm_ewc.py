@@ -18,7 +18,8 @@ import sys
 
 import numpy as np
 
-from common import OPTIONS, RUNS, STUDIES, c, ci, colour, parse_study_args, save_figure, write_text
+from common import (OPTIONS, RUNS, STUDIES, aggregate_groups, c, ci, colour, parse_study_args, refresh_statistics,
+                    save_figure, write_text)
 from tuning import job_config, load_table, pending, run_pool, search_stores
 
 STUDY = "18_sdm_ewc"
@@ -143,8 +144,9 @@ def main() -> None:
     parse_study_args(__doc__)
     out = STUDIES / STUDY
     if OPTIONS.redraw:                          # the committed results, redrawn: nothing runs
-        doc = json.loads((out / "ewc.json").read_text())
-        curve_figure(doc, json.loads((out / "evaluation.json").read_text()), out / "lambda.png")
+        doc, evaluation = (json.loads((out / name).read_text()) for name in ("ewc.json", "evaluation.json"))
+        refresh_statistics(aggregate_groups(evaluation["aggregate"]), out / "evaluation.json", evaluation)
+        curve_figure(doc, evaluation, out / "lambda.png")
         write_text(out / "summary.md", summary(doc))
         return
     if OPTIONS.dry_run:

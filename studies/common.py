@@ -188,6 +188,25 @@ def keep_jobs(runs: Path, kept: Path) -> int:
     return len(new)
 
 
+def refresh_statistics(groups: list, path: Path, doc: dict) -> None:
+    """--redraw: each stored group of paired comparisons (comparisons, metric, baseline) Holm-adjusted again
+    with this code's statistics (verdicts, reachability, detectable differences; the per-seed differences and
+    their p-values are what the run stored), and the file rewritten if that changed it."""
+    before = json.dumps(doc, indent=1, allow_nan=False)
+    for comparisons, metric, base in groups:
+        if comparisons:
+            c.add_holm(comparisons, metric, base)
+    if json.dumps(doc, indent=1, allow_nan=False) != before:
+        write_text(path, [json.dumps(doc, indent=1, allow_nan=False)])
+
+
+def aggregate_groups(agg: dict | None) -> list:
+    """The groups of a module results document's aggregate (one per compared metric), for refresh_statistics."""
+    if not agg:
+        return []
+    return [(group, metric, agg["paired"]["baseline"]) for metric, group in agg["paired"]["metrics"].items()]
+
+
 def run_setting(study: str, label: str, args: list, seeds: int, folder: str | None = None,
                 missing_ok: bool = False, keep: bool = False) -> dict | None:
     """Run (or resume) one setting over seeds 0..seeds-1 and return its aggregated results.json, showing
@@ -216,7 +235,9 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
         if not out.is_file():
             sys.exit(f"[{study}] {'dry run' if OPTIONS.dry_run else 'redraw'}: {out} does not exist yet, and what "
                      "follows depends on it; stopping here")
-        return json.loads(out.read_text())
+        doc = json.loads(out.read_text())
+        refresh_statistics(aggregate_groups(doc["aggregate"]), out, doc)
+        return doc
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(ROOT / "compete_to_compute.py"), *args, "--seed", "0", "--n-seeds", str(seeds),
            "--run-dir", str(runs), "--out", str(out), "--snapshots", str(runs / "snapshots.npz"), "--quiet",
@@ -272,8 +293,11 @@ def p_text(cmp: dict) -> str:
     return f"{p:.2g}"
 
 
-def detectable(cmp: dict) -> str:
-    return f"±{cmp['detectable_diff']:.4f}" if cmp["detectable_diff"] else "n/a"
+def detectable(cmp: dict, digits: int = 4) -> str:
+    """What the test in use would have detected; 'undecidable' where it cannot reach p < 0.05 at all."""
+    if cmp["detectable_diff"]:
+        return f"±{cmp['detectable_diff']:.{digits}f}"
+    return "undecidable" if not cmp["can_reach_005"] else "n/a"
 
 
 def variant_table(doc: dict) -> list:

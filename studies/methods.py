@@ -26,7 +26,8 @@ import json
 
 import numpy as np
 
-from common import CORE_RATE, OPTIONS, ROOT, RUNS, c, cost_text, duration, write_text
+from common import (CORE_RATE, OPTIONS, ROOT, RUNS, c, cost_text, detectable, duration, refresh_statistics,
+                    write_text)
 from tuning import EVAL_SEEDS, TUNE_SEED, job_config, load_table, pending, run_pool, search_stores
 
 GRIDS = {"ewc": (1, 10, 100, 1e3, 1e4, 1e5), "si": (0.1, 1, 10, 100, 1e3), "l2": (0.01, 0.1, 1, 10, 100),
@@ -111,6 +112,11 @@ def run_methods_study(study: str, title: str, args: list, activations: list, lrs
     out = ROOT / "studies" / study
     if OPTIONS.redraw:                          # the committed results, rewritten: nothing runs
         doc = json.loads((out / "methods.json").read_text())
+        base = doc["activations"][0]
+        refresh_statistics([g for res in doc["results"].values() for g in
+                            [(res["competition_adds"][m], "acc", f"{base} {m}") for m in res["competition_adds"]]
+                            + [(res["method_gains"][a], "acc", f"{a} alone") for a in res["method_gains"]]],
+                           out / "methods.json", doc)
         write_text(out / "summary.md", summary_lines(doc, notes, sources))
         methods_figure(doc, out / "methods.png")
         return doc
@@ -225,10 +231,11 @@ def summary_lines(doc: dict, notes: list, sources=None) -> list:
                 cmp = res["competition_adds"][m].get(f"{a} {m}")
                 pairs = "" if cmp is None or cmp["n_pairs"] == len(doc["eval_seeds"]) else f", {cmp['n_pairs']} pairs"
                 cells.append("n/a" if cmp is None else f"{cmp['diff']['mean']:+.3f} [{cmp['diff']['ci95'][0]:+.3f}, "
-                             f"{cmp['diff']['ci95'][1]:+.3f}], p {fmt_p(cmp)}, ±{cmp['detectable_diff'] or 0:.3f}{pairs}")
+                             f"{cmp['diff']['ci95'][1]:+.3f}], p {fmt_p(cmp)}, {detectable(cmp, 3)}{pairs}")
             lines.append(f"| {NAMES[m]} | " + " | ".join(cells) + " |")
         lines += ["", "Each cell: mean paired difference [95% interval], Holm-adjusted Wilcoxon p, and the difference "
-                  "that would have been detected with 80% power; the number of pairs when a side failed on some seeds "
+                  "that would have been detected with at least 80% power by that test (undecidable: no p < 0.05 is reachable at "
+                  "this number of seeds after the correction); the number of pairs when a side failed on some seeds "
                   "(those seeds are left out). n/a: one side has no selected setting or fewer than two seeds that "
                   "trained.", "",
                   "Does the method add to the activation? ACC with the method minus the activation alone "

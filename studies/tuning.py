@@ -34,8 +34,8 @@ import time
 
 import numpy as np
 
-from common import (CORE_RATE, OPTIONS, ROOT, RUNS, c, colour, cost_text, duration, save_figure,
-                    short_names, variant_table, write_text)
+from common import (CORE_RATE, OPTIONS, ROOT, RUNS, aggregate_groups, c, colour, cost_text, duration,
+                    refresh_statistics, save_figure, short_names, variant_table, write_text)
 
 SEARCH_SEED = 2026
 LR_RANGE = (0.002, 0.2)              # two decades around the fixed rate 0.05
@@ -47,6 +47,7 @@ RULES = {"first": "first task only: best validation accuracy on task 1 after tas
          "all": "all tasks: best validation ACC at the end"}
 FIXED = "fixed"                      # configuration 0 for every variant: the setting's fixed hyperparameters
 FRONTIER_SPAN = 0.10                 # the frontier statistic averages the envelope over this new-task span
+FRONTIER_METRIC = "old-task accuracy at matched new-task accuracy"
 
 
 # ---------------------------------------------------------------------------- search space
@@ -181,8 +182,8 @@ def frontier(points: dict, variants: list) -> dict | None:
     stat = {v: {s: float(envelope(points[v][s], grid).mean()) for s in seeds} for v in variants}
     base = variants[0]
     cmp = {v: c.paired_comparison([stat[v][s] for s in seeds], [stat[base][s] for s in seeds], True,
-                                  "old-task accuracy at matched new-task accuracy", v, base) for v in variants[1:]}
-    c.add_holm(cmp, "old-task accuracy at matched new-task accuracy", base)
+                                  FRONTIER_METRIC, v, base) for v in variants[1:]}
+    c.add_holm(cmp, FRONTIER_METRIC, base)
     return {"span": [float(grid[0]), float(grid[-1])], "seeds": seeds, "per_seed": stat, "left_out": missing,
             "mean": {v: float(np.mean(list(stat[v].values()))) for v in variants}, "paired": cmp}
 
@@ -283,6 +284,11 @@ def redraw(study: str, notes: list) -> dict:
     if not path.is_file():
         sys.exit(f"[{study}] redraw: studies/{study}/tuned.json does not exist yet; run the study first")
     doc = json.loads(path.read_text())
+    groups = [g for ev in doc["evaluation"].values() if ev for g in aggregate_groups(ev["aggregate"])]
+    if doc["frontier"]:
+        base = next(v for v in doc["variants"] if v not in doc["frontier"]["left_out"])
+        groups.append((doc["frontier"]["paired"], FRONTIER_METRIC, base))
+    refresh_statistics(groups, path, doc)
     lines = summary_lines(doc, notes)
     write_text(path.parent / "summary.md", lines)
     print("\n".join(lines))

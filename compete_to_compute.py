@@ -608,10 +608,6 @@ class Activation:
         layer's weights by): a half for a rectifier, the winners' share under competition."""
         return 0.5
 
-    def weight_density(self) -> float:
-        """The share of this layer's incoming weights that may be non-zero."""
-        return 1.0
-
     def constrain(self, W: np.ndarray, b: np.ndarray, first: bool) -> None:
         """After initialisation and every update, in place: the weights and biases feeding this layer."""
 
@@ -871,12 +867,10 @@ class KWinners(Activation):
     share. A unit's duty cycle is its recent firing rate (winners with a positive value), updated after
     each training batch over a window of duty_cycle_period inputs; boost_strength shrinks by
     boost_strength_factor every epoch. Testing uses k_inference = int(k k_inference_factor) winners.
-    A fixed random share weight_sparsity of each unit's incoming weights is non-zero (the meaning in
-    Pervasive-AI-Lab/sparse-dynamic-synapses, which applies these layers to continual learning, and in
-    nupic.torch before 2020; later nupic versions name the share of zeros `sparsity`), the rest kept zero
-    after every update; the masks come from the seed alone, so variants with equal settings share them.
-    The defaults are that project's configurations' (k_inference_factor 1.0, boost_strength_factor 1.0),
-    not nupic.torch's class defaults (1.5, 0.9).
+    Its weights are sparse (SparseWeights): by default half of each unit's incoming weights are held at zero
+    (the variant key weight_sparsity, which any activation can take: sparse_mask). The defaults are that
+    project's configurations' (k_inference_factor 1.0, boost_strength_factor 1.0, weight_sparsity 0.5), not
+    nupic.torch's class defaults (1.5, 0.9).
     """
     keys = {"percent_on": (real_in(0, 1, "a number in (0, 1)", True, True), 0.1,
                            "share of the units that win while training"),
@@ -886,17 +880,16 @@ class KWinners(Activation):
                                       "boost_strength is multiplied by this every epoch"),
             "duty_cycle_period": (int_at_least(1, "an integer >= 1"), 1000, "inputs the duty cycles average over"),
             "k_inference_factor": (real_in(0, math.inf, "a number > 0", True, True), 1.0,
-                                   "winners at test time are int(k * this)"),
-            "weight_sparsity": (real_in(0, 1, "a number in (0, 1]", lo_open=True), 0.5,
-                                "share of each unit's incoming weights that may be non-zero (1: dense)")}
-    state_keys = ("boost", "seen", "duty")         # the weight masks (keep) come from the seed alone
+                                   "winners at test time are int(k * this)")}
+    variant_defaults = {"weight_sparsity": 0.5}
+    state_keys = ("boost", "seen", "duty")
 
     def __init__(self, width, **params):
         super().__init__(width, **params)
         self.n_kept = int(round(width * self.percent_on))
         self.k_inference = int(self.n_kept * self.k_inference_factor)
         self.boost = self.boost_strength
-        self.seen, self.duty, self.keep = 0, None, None
+        self.seen, self.duty = 0, None
 
     def problem(self):
         if self.n_kept < 1:
@@ -909,16 +902,8 @@ class KWinners(Activation):
     def density(self):
         return self.percent_on                  # as the source, not the rounded k / width
 
-    def weight_density(self):
-        return self.weight_sparsity
-
     def setup(self, W, seq):
-        n_in = W.shape[0]
         self.duty = np.zeros(self.width, dtype=W.dtype)
-        if self.weight_sparsity < 1:            # per unit, the inputs drawn first are the zeroed ones
-            order = np.random.default_rng(seq).random(W.shape).argsort(axis=0)
-            self.keep = np.ones(W.shape, dtype=W.dtype)
-            np.put_along_axis(self.keep, order[:n_in - round(self.weight_sparsity * n_in)], 0, axis=0)
 
     def start_epoch(self, epoch):
         self.boost = self.boost_strength * self.boost_strength_factor ** epoch
@@ -936,10 +921,6 @@ class KWinners(Activation):
             self.duty /= period
         return mask
 
-    def constrain(self, W, b, first):
-        if self.keep is not None:
-            W *= self.keep
-
 
 ACTIVATIONS = {"relu": ReLU, "lwta": LWTA, "topk": TopK, "maxout": Maxout, "sdm": SDM, "kwinners": KWinners}
 
@@ -951,7 +932,10 @@ VARIANT_KEYS = {"dropout_in": (rate, 0.0, "input dropout rate while training"),
                 "sleep_iters": (int_at_least(1, "an integer >= 1"), 15000,
                                 "sleep time steps after the first task, a third more after each later one"),
                 "lr": (real_in(0, math.inf, "a positive number", True, True), None,
-                       "this variant's learning rate (default: --lr), so models at their own rates share a run")}
+                       "this variant's learning rate (default: --lr), so models at their own rates share a run"),
+                "weight_sparsity": (real_in(0, 1, "a number in (0, 1]", lo_open=True), 1.0,
+                                    "share of each hidden unit's incoming weights that may be non-zero, the rest "
+                                    "held at zero (a fixed random mask from the seed; 1: dense)")}
 
 
 @dataclass(frozen=True)
@@ -966,6 +950,7 @@ class Variant:
     sleep: int = 0
     sleep_iters: int = 15000
     lr: float | None = None
+    weight_sparsity: float = 1.0
     methods: dict = field(default_factory=dict)     # {"ewc": {"ewc": 100.0, "ewc_online": 0}, ...}: those on
 
     def layers(self, width: int, depth: int) -> list:
@@ -990,6 +975,8 @@ class Variant:
             out.update(sleep=1, sleep_iters=self.sleep_iters)
         if self.lr is not None:
             out["lr"] = self.lr
+        if self.weight_sparsity != 1:
+            out["weight_sparsity"] = self.weight_sparsity
         for params in self.methods.values():
             out.update(params)
         return out
@@ -1102,6 +1089,19 @@ def dropout_mask(rng, shape: tuple, p: float) -> np.ndarray:
     return (rng.random(shape, dtype=np.float32) >= p) * np.float32(1 / (1 - p))
 
 
+def sparse_mask(W: np.ndarray, density: float, seq: np.random.SeedSequence) -> np.ndarray:
+    """Sparse weights (nupic.torch's SparseWeights, in the meaning of Pervasive-AI-Lab/sparse-dynamic-synapses
+    and nupic.torch before 2020, where weight_sparsity is the share kept; later nupic versions name the share
+    of zeros `sparsity`): 1 for the round(density fan-in) incoming weights of each unit (column) that may be
+    non-zero, 0 for the rest, drawn per unit from the layer's own seed, so variants with equal settings share
+    the masks."""
+    n_in = W.shape[0]
+    order = np.random.default_rng(seq).random(W.shape).argsort(axis=0)     # the inputs drawn first are zeroed
+    keep = np.ones(W.shape, dtype=W.dtype)
+    np.put_along_axis(keep, order[:n_in - round(density * n_in)], 0, axis=0)
+    return keep
+
+
 def clip_column_norms(W: np.ndarray, c: float) -> None:
     """Max-norm, the weight constraint that goes with dropout (Srivastava et al. 2014): each unit's
     incoming weight vector (a column of W) is rescaled, in place, to L2 norm c if it is longer. It bounds
@@ -1121,13 +1121,15 @@ class Model:
         ins = [n_in] + [layer.out_width() for layer in self.layers]
         outs = [config["hidden"]] * config["depth"] + [10]
         densities = [a * w for a, w in zip([1.0] + [layer.density() for layer in self.layers],
-                                           [layer.weight_density() for layer in self.layers] + [1.0])]
+                                           [variant.weight_sparsity] * len(self.layers) + [1.0])]
         self.params = init_params(list(zip(ins, outs)), np.random.default_rng(streams[0]),
                                   dtype=config.get("dtype", "float32"),
                                   **init_arguments(config.get("init", "he"), densities))
         rates = [variant.dropout_in] + [variant.dropout] * config["depth"]
         self.dropout = [(p, np.random.default_rng(child(streams[3], i))) if p else None
                         for i, p in enumerate(rates)]
+        self.keep = [sparse_mask(self.params[2 * i], variant.weight_sparsity, child(streams[5], i))
+                     for i in range(len(self.layers))] if variant.weight_sparsity < 1 else []
         for i, layer in enumerate(self.layers):
             layer.setup(self.params[2 * i], child(streams[5], i))
         self.optimizer = {**type(self.layers[0]).optimizer,     # every hidden layer has the same activation
@@ -1166,6 +1168,8 @@ class Model:
 
     def constrain(self) -> None:
         """Impose each layer's weight constraints (after initialisation and after every update)."""
+        for W, keep in zip(self.params[0::2], self.keep):     # sparse weights: the masked ones stay zero
+            W *= keep
         for i, layer in enumerate(self.layers):
             layer.constrain(self.params[2 * i], self.params[2 * i + 1], i == 0)
         self.layers[-1].constrain_output(self.params[-2], self.params[-1])
@@ -3580,9 +3584,10 @@ def build_parser() -> argparse.ArgumentParser:
            "(uniform in [-S, S], zero biases) or torch (torch.nn.Linear's: weights and biases uniform in "
            "+-1/sqrt(fan-in)) or modified (torch's, each layer's weight bound over sqrt(input density x weight "
            "density): numenta/nupic.research's, for sparse layers) (default %(default)s)")
-    a("--normalize", action="store_true",
+    a("--normalize", action=argparse.BooleanOptionalAction, default=False,
       help="inputs as (pixel - mean) / std with the data set's constants (MNIST: 0.13062755, 0.30810780, "
-           "numenta/nupic.research's) instead of pixels in [0, 1]")
+           "numenta/nupic.research's) instead of pixels in [0, 1] (--no-normalize: pixels, e.g. beside a recipe "
+           "that normalises)")
     a("--dtype", choices=("float32", "float64"), default="float32",
       help="floating-point type of all the maths (default %(default)s)")
     a("--out", default=None,

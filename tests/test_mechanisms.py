@@ -323,7 +323,7 @@ def test_sdm_gradient_treats_the_inhibition_as_a_constant():
 # ---------------------------------------------------------------------------------------------- kwinners
 def test_kwinners_boost_and_duty_cycles_equal_a_hand_computation():
     layer = c.KWinners(5, percent_on=0.4, boost_strength=2.0, boost_strength_factor=0.5, duty_cycle_period=3,
-                       k_inference_factor=1.5, weight_sparsity=0.0)
+                       k_inference_factor=1.5)
     assert (layer.n_kept, layer.k_inference) == (2, 3)
     layer.setup(np.zeros((3, 5)), np.random.SeedSequence(0))
     layer.start_epoch(0)
@@ -350,7 +350,7 @@ def test_kwinners_boost_and_duty_cycles_equal_a_hand_computation():
 
 def test_kwinners_tests_with_k_inference_winners_and_freezes_duty_cycles():
     layer = c.KWinners(20, percent_on=0.1, boost_strength=1.0, boost_strength_factor=0.9,
-                       duty_cycle_period=1000, k_inference_factor=1.5, weight_sparsity=0.0)
+                       duty_cycle_period=1000, k_inference_factor=1.5)
     layer.setup(np.zeros((4, 20)), np.random.SeedSequence(0))
     z = np.random.default_rng(6).normal(size=(9, 20))
     assert np.all(layer.mask(z, True).sum(axis=1) == 2)
@@ -402,7 +402,12 @@ def test_kwinners_sparse_weights_are_seeded_shared_and_stay_exactly_zero():
         assert all(not W[z].any() for W, z in zip(model.params[0:4:2], zeros))
     assert not np.array_equal(before[0], model.params[0])                    # the others did learn
     dense = model_of("kwinners:weight_sparsity=1", config=config)
-    assert dense.layers[0].keep is None and (dense.params[0] != 0).all()
+    assert dense.keep == [] and (dense.params[0] != 0).all()
+    sparse_relu = model_of("relu:weight_sparsity=0.7", config=config, dtype=np.float32)    # any activation
+    assert all(np.array_equal(W == 0, z) for W, z in zip(sparse_relu.params[0:4:2], zeros))
+    assert c.parse_variant("kwinners").weight_sparsity == 0.5 and c.parse_variant("relu").weight_sparsity == 1
+    assert c.parse_variant("relu:weight_sparsity=0.5").settings()["weight_sparsity"] == 0.5
+    assert "weight_sparsity" not in c.parse_variant("relu").settings()
 
 
 def test_kwinners_mask_stream_is_new_and_leaves_the_other_streams_as_they_were():
@@ -432,11 +437,11 @@ NEW_SPECS = [
     ("sdm:schedule=anneal:anneal=5:gaba_eval=1:unit_norm=0:nonneg=0",
      ("sdm", {"k": 10, "schedule": "anneal", "anneal": 5, "gaba": 2000, "gaba_eval": 1, "unit_norm": 0, "nonneg": 0})),
     ("kwinners", ("kwinners", {"percent_on": 0.1, "boost_strength": 1.0, "boost_strength_factor": 1.0,
-                               "duty_cycle_period": 1000, "k_inference_factor": 1.0, "weight_sparsity": 0.5})),
+                               "duty_cycle_period": 1000, "k_inference_factor": 1.0})),
     ("kwinners:percent_on=0.05:boost_strength=0:boost_strength_factor=0.9:duty_cycle_period=64:"
      "k_inference_factor=1.5:weight_sparsity=1",
      ("kwinners", {"percent_on": 0.05, "boost_strength": 0.0, "boost_strength_factor": 0.9,
-                   "duty_cycle_period": 64, "k_inference_factor": 1.5, "weight_sparsity": 1.0})),
+                   "duty_cycle_period": 64, "k_inference_factor": 1.5})),
 ]
 
 

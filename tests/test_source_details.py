@@ -48,6 +48,7 @@ def bounds(model):
     ("kwinners:percent_on=0.1:boost_strength=0:weight_sparsity=1", 0.1, 1.0),
     ("relu", 0.5, 1.0),
     ("topk:k=20", 0.05, 1.0),
+    ("relu:weight_sparsity=0.5", 0.5, 0.5),
     ("lwta:k=4", 0.25, 1.0)])
 def test_modified_init_bounds_by_hand(spec, hidden_density, weight_density):
     width = 400
@@ -166,3 +167,14 @@ def test_a_gaba_eval_job_is_the_same_whether_or_not_it_is_the_headline(synthetic
     assert head["summary"]["R"] == other["summary"]["R"]
     plain = c.run_course(0, "sdm:k=4:gaba=2000", {**config, "models": ["sdm:k=4:gaba=2000"]}, headline=True)
     assert not np.array_equal(plain["units"]["W1"], head["units"]["W1"])  # the counted passes move the switch
+
+
+def test_no_normalize_undoes_a_recipes_normalisation_and_any_activation_takes_sparse_weights():
+    """Two ingredients of the k-winners recipe switched back one at a time, as its ablation does."""
+    recipe = c.parse_config(["--recipe", "kwta-permuted", "--data-dir", "unused"])[0]
+    back = c.parse_config(["--recipe", "kwta-permuted", "--no-normalize", "--data-dir", "unused"])[0]
+    assert recipe["normalize"] is True and back["normalize"] is False
+    assert {k for k in recipe if recipe[k] != back[k]} == {"normalize"}
+    dense = c.parse_config(["--recipe", "kwta-permuted", "--models", "relu:lr=0.0001:weight_sparsity=0.5",
+                            "--data-dir", "unused"])[0]
+    assert c.parse_variant(dense["models"][0]).weight_sparsity == 0.5

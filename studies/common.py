@@ -277,8 +277,76 @@ def paired_across(doc_a: dict, doc_b: dict, variant_a: str, variant_b: str, metr
     """B minus A on the seeds both finished: the effect of a setting (or variant) on one metric."""
     a, b = per_seed(doc_a, variant_a, metric), per_seed(doc_b, variant_b, metric)
     seeds = sorted(set(a) & set(b))
-    return c.paired_comparison([b[s] for s in seeds], [a[s] for s in seeds], metric == "acc", metric,
+    return c.paired_comparison([b[s] for s in seeds], [a[s] for s in seeds], metric != "forgetting", metric,
                                variant_b, variant_a)
+
+
+# An ablation: named cells, each a (results document, variant) pair; cells of one study share their seeds,
+# so any two are compared seed by seed, also across settings (run folders) of the same seeds.
+ABLATION_METRICS = (("acc", "ACC"), ("forgetting", "forgetting"), ("learning_acc", "learning accuracy"))
+
+
+def failures(cell: tuple) -> str:
+    doc, v = cell
+    return f"{sum(bool(r['summary'][v]['failed']) for r in doc['per_seed'])} of {len(doc['per_seed'])}"
+
+
+def cell_comparisons(cells: dict, base: str, names: list) -> dict:
+    """{metric: {name: cell `name` minus cell `base`}}, seed by seed over the seeds where neither failed,
+    Holm over `names` per metric."""
+    return {metric: c.add_holm({n: paired_across(*cells[base], *cells[n], metric) for n in names}, metric, base)
+            for metric, _ in ABLATION_METRICS}
+
+
+def cell_table(cells: dict, base: str, names: list, title: str) -> list:
+    """A markdown section: each cell's paired differences from `base` on every metric, with the Holm p."""
+    cmp = cell_comparisons(cells, base, names)
+    rows = [f"### {title}", "", f"Cell − {base}, paired by seed over the seeds where neither failed (mean, 95% t "
+            "interval, Holm-adjusted exact Wilcoxon p over this table's rows, per metric; 'undecidable': no p "
+            "< 0.05 is reachable at this number of seeds after the correction).", "",
+            "| cell | failed | " + " | ".join(f"{name} − {base}" for _, name in ABLATION_METRICS) + " |",
+            "|---|---|" + "---|" * len(ABLATION_METRICS)]
+    for n in names:
+        parts = []
+        for metric, _ in ABLATION_METRICS:
+            x = cmp[metric][n]
+            p = "undecidable" if not x["can_reach_005"] else f"p {x['wilcoxon_p_holm']:.2g}"
+            parts.append(f"{ci(x['diff'], True)} ({p})" if x["n_pairs"] else "n/a")
+        rows.append(f"| {n} | {failures(cells[n])} | " + " | ".join(parts) + " |")
+    return rows
+
+
+def cell_summary(cells: dict, specs: bool = True) -> list:
+    """A markdown table of every cell alone: seeds, ACC, forgetting, learning accuracy (mean, 95% interval)."""
+    rows = ["| cell | variant | seeds (failed) | ACC | forgetting | learning accuracy |", "|---|---|---|---|---|---|"]
+    for n, (doc, v) in cells.items():
+        ok = [r["summary"][v] for r in doc["per_seed"] if not r["summary"][v]["failed"]]
+        d = {m: c.describe([s[m] for s in ok], c.BOUNDS[m]) for m in ("acc", "forgetting", "learning_acc")}
+        rows.append(f"| {n} | `{v}` | {len(ok)} ({len(doc['per_seed']) - len(ok)}) | {ci(d['acc'])} | "
+                    f"{ci(d['forgetting'])} | {ci(d['learning_acc'])} |")
+    return rows
+
+
+def ablation_figure(cells: dict, panels: list, title: str, path: Path) -> None:
+    """One forest panel per (panel title, base cell, cells): ACC differences from the base, paired by seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    heights = [len(names) + 1.5 for _, _, names in panels]
+    longest = max(len(n) for _, _, names in panels for n in names) + 12
+    left = min(0.5, 0.3 + 0.0085 * longest)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.4, 0.3 * sum(heights) + 1.2),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    fig.subplots_adjust(left=left, right=0.97, top=1 - 0.75 / (0.3 * sum(heights) + 1.2), bottom=0.06,
+                        hspace=0.6)
+    for ax, (panel, base, names) in zip(axes[:, 0], panels):
+        cmp = cell_comparisons(cells, base, names)["acc"]
+        labels = [f"{n} ({failures(cells[n]).split()[0]} failed)" if not failures(cells[n]).startswith("0 ")
+                  else n for n in names]
+        forest(ax, [(label, colour(cells[n][1]), cmp[n]["diff"]) for label, n in zip(labels, names)], panel)
+        ax.set_xlabel("difference in ACC (mean, 95% interval over the paired seeds)", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    save_figure(fig, path)
 
 
 def ci(d: dict, signed: bool = False) -> str:

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from common import ROOT, ci, colour, parse_study_args, run_setting, save_figure, write_study, write_text
+from common import ROOT, check_only, ci, colour, parse_study_args, run_setting, save_figure, write_study, write_text
 
 sys.path.insert(0, str(ROOT))
 import compete_to_compute as c  # noqa: E402
@@ -155,6 +155,7 @@ def write_outputs(docs: dict) -> None:
 
 if __name__ == "__main__":
     parse_study_args(__doc__)
+    check_only([label.replace(" ", "_") for label in SETTINGS])
     docs = {}
     for label, (args, seeds) in SETTINGS.items():       # outputs rewritten after each setting
         doc = run_setting(STUDY, label.replace(" ", "_"), args, seeds, missing_ok=True,  # None: not run yet

@@ -16,7 +16,7 @@ job, a fifth of the recipe's): the ablation asks which ingredient matters, and 1
 test it do not fit at the full budget. Finished jobs are committed in studies/20_kwta_ablation/jobs/, so the
 study runs over several sittings and goes on where it stopped.
 """
-from common import OPTIONS, ROOT, ablation_figure, cell_summary, cell_table, parse_study_args, run_setting, show, \
+from common import OPTIONS, ROOT, ablation_figure, check_only, cell_summary, cell_table, parse_study_args, run_setting, show, \
     write_text
 
 STUDY = "20_kwta_ablation"
@@ -65,6 +65,7 @@ def write_outputs(docs: dict) -> None:
 
 if __name__ == "__main__":
     parse_study_args(__doc__)
+    check_only([label.replace(" ", "_") for label in SETTINGS])
     docs = {}
     for label, (flags, specs) in SETTINGS.items():
         doc = run_setting(STUDY, label.replace(" ", "_"), [*RECIPE, *flags, "--models", ",".join(specs.values())],

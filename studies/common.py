@@ -28,7 +28,7 @@ RUNS = STUDIES / "runs"
 WORKERS = int(os.environ.get("STUDY_WORKERS", len(os.sched_getaffinity(0))))
 CORE_RATE = c.CORE_FLOPS            # matrix-product FLOP/s of one core here: the module's one constant
 PROGRESS_EVERY_S = 30
-OPTIONS = argparse.Namespace(seeds=None, workers=WORKERS, dry_run=False, redraw=False)
+OPTIONS = argparse.Namespace(seeds=None, workers=WORKERS, dry_run=False, redraw=False, only=None)
 
 
 def positive_int(s: str) -> int:
@@ -81,6 +81,9 @@ def parse_study_args(doc: str, argv: list | None = None, extra=None) -> argparse
     p.add_argument("--redraw", action="store_true",
                    help="rebuild the study's tables and figures from its committed aggregates; run nothing (a tuned "
                         "study's frontier.png is drawn from its run folders and is kept)")
+    p.add_argument("--only", type=lambda s: set(s.split(",")), default=None, metavar="SETTING[,SETTING]",
+                   help="run only these settings (their names as in the study's outputs, e.g. sdm_200_epochs); the "
+                        "others are read from their committed results, as with --redraw")
     if extra:
         extra(p)
     OPTIONS.__dict__.update(vars(p.parse_args(argv)))
@@ -89,6 +92,15 @@ def parse_study_args(doc: str, argv: list | None = None, extra=None) -> argparse
             signal.signal(s, stop_on_signal)
         atexit.register(say_stopped)
     return OPTIONS
+
+
+def check_only(labels: list) -> None:
+    """--only names settings of this study (as its outputs name them): a typo stops the study before any work."""
+    unknown = sorted((OPTIONS.only or set()) - set(labels))
+    if unknown:
+        print(f"argument --only: no setting {', '.join(unknown)} in this study; its settings: {', '.join(labels)}",
+              file=sys.stderr)
+        sys.exit(2)                             # a bad flag, as argparse exits
 
 
 def duration(seconds: float) -> str:
@@ -226,9 +238,10 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
             + (f", {cost_text(jobs - done, flops * (jobs - done) / jobs)} left" if done < jobs else "")) if done else ""
     print(f"[{study}] {label}: python compete_to_compute.py {' '.join(args)} --n-seeds {seeds}  "
           f"({cost_text(jobs, flops)}{left})", flush=True)
-    if keep and not (OPTIONS.dry_run or OPTIONS.redraw):
+    committed = OPTIONS.dry_run or OPTIONS.redraw or (OPTIONS.only is not None and label not in OPTIONS.only)
+    if keep and not committed:
         restore_jobs(kept, runs)
-    if OPTIONS.dry_run or OPTIONS.redraw:
+    if committed:
         if not out.is_file() and missing_ok:
             print(f"[{study}] {label}: skipped, studies/{study}/{out.name} does not exist yet (not run)", flush=True)
             return None

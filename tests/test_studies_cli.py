@@ -340,3 +340,29 @@ def test_a_dry_run_prints_the_plan_and_not_the_committed_tables(name, tmp_path, 
     assert printed.startswith(f"[{name}]") and "|" not in printed and "# Study" not in printed
     assert all(line.startswith(f"[{name}]") for line in printed.splitlines())
     assert {p: p.read_bytes() for p in (tmp_path / "studies" / name).iterdir()} == before
+
+
+@pytest.mark.robustness
+def test_only_runs_the_named_settings_and_a_typo_exits_2_before_any_work(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "studies" / "15_recipes.py"), "--only", "sdm_200_epoch",
+                           "--dry-run"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MNIST_DIR": MNIST_DIR or "unused"})
+    assert done.returncode == 2 and "argument --only: no setting sdm_200_epoch" in done.stderr
+    assert "sdm_200_epochs" in done.stderr and not done.stdout
+
+
+@needs_mnist
+def test_only_reads_the_other_settings_from_their_committed_results(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_DIR", MNIST_DIR)
+    monkeypatch.setattr(common, "STUDIES", tmp_path / "studies")
+    monkeypatch.setattr(common, "RUNS", tmp_path / "runs")
+    tiny = ["--hidden", "16", "--epochs", "1", "--n-train-per-class", "30", "--models", "relu,lwta"]
+    common.parse_study_args("test", ["--seeds", "2", "--workers", "1"])
+    first = common.run_setting("t", "a", tiny, 2)
+    common.parse_study_args("test", ["--seeds", "2", "--workers", "1", "--only", "b"])
+    again = common.run_setting("t", "a", tiny, 2)                   # not named: read, not run
+    assert again == first and not (tmp_path / "runs" / "t" / "b").exists()
+    assert common.run_setting("t", "c", tiny, 2, missing_ok=True) is None
+    common.run_setting("t", "b", tiny, 2)
+    assert len(list((tmp_path / "runs" / "t" / "b").glob("seed*.json"))) == 4
+    common.parse_study_args("test", [])

@@ -16,8 +16,8 @@ job, a fifth of the recipe's): the ablation asks which ingredient matters, and 1
 test it do not fit at the full budget. Finished jobs are committed in studies/20_kwta_ablation/jobs/, so the
 study runs over several sittings and goes on where it stopped.
 """
-from common import OPTIONS, ROOT, ablation_figure, check_only, cell_summary, cell_table, parse_study_args, run_setting, show, \
-    write_text
+from common import (ROOT, ablation_figure, check_only, cell_summary, cell_table, parse_study_args, run_setting,
+                    show, write_text)
 
 STUDY = "20_kwta_ablation"
 EPOCHS, SEEDS = 1, 10
@@ -31,8 +31,10 @@ SETTINGS = {                                    # label: (extra flags, {cell nam
                     "k-winners at lr 3e-6": KWTA + ":lr=3e-06",
                     "k-winners, 1 % win": KWTA.replace("percent_on=0.05", "percent_on=0.01"),
                     "k-winners, 20 % win": KWTA.replace("percent_on=0.05", "percent_on=0.2")}),
-    "pixels": (["--no-normalize"], {"k-winners, pixel inputs": KWTA, "dense all else equal, pixel inputs": EQUAL_DENSE}),
-    "torch init": (["--init", "torch"], {"k-winners, torch init": KWTA, "dense all else equal, torch init": EQUAL_DENSE}),
+    "pixels": (["--no-normalize"], {"k-winners, pixel inputs": KWTA,
+                                    "dense all else equal, pixel inputs": EQUAL_DENSE}),
+    "torch init": (["--init", "torch"], {"k-winners, torch init": KWTA,
+                                         "dense all else equal, torch init": EQUAL_DENSE}),
 }
 
 

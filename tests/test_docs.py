@@ -1,11 +1,15 @@
 """Issue 17: every command the README and docs/ show is accepted with the same flags (the run-folder
 recipe and the study scripts are also run, shrunk, in test_newcomer.py and test_studies_cli.py), every
-link between the pages points at a file that exists, and the front page reads in ten minutes."""
+link between the pages points at a file that exists, the front page reads in ten minutes, and every
+number the pages show has a source."""
+import functools
+import json
 import re
 import shlex
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, c
@@ -127,3 +131,144 @@ def test_nothing_users_read_points_at_documents_they_do_not_have():
     found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()[:90]}" for path in READ_BY_USERS
              for n, line in enumerate(path.read_text().splitlines(), start=1) if UNSHIPPED.search(line)]
     assert not found, "\n".join(found)
+
+
+# Every number a reader is shown has a source: a committed output, the program's own constants, or a value
+# quoted from the literature (named below). Read: the README, and the tables of docs/*.md, outside code.
+# A number is a decimal with at least 3 decimals or 3 significant digits (0.555, −0.047, 91.3 %) or in
+# e-notation with a decimal mantissa (1.9e-06); integers, 2-digit values (lr 0.05) and exponents alone
+# (λ 1e5) are settings or counts. An output may hold it with more digits (0.5548 is 0.555), an unsigned
+# number with either sign, a percentage as a fraction. One number alone is found somewhere among the
+# outputs' thousands by chance too often to prove much, so numbers are matched together where they belong
+# together: a mean with its interval (`0.202 [0.186, 0.217]`) as one; a table row's other numbers (a row is
+# one run or one study), and a line's beside a mean with its interval, in one output that holds one of the
+# line's intervals if it has any. A number alone on a line of prose is only looked up (weak).
+NUMBER = r"(?<![\w.])([+−-]?)(\d+\.\d+(?:e[+−-]?\d+)?|\d+e[+−-]?\d+)(?!\.?\d)"
+INTERVAL = re.compile(rf"{NUMBER}(?: ± [\d.]+)?\s*\[(?:95 % CI\s+)?{NUMBER},\s*{NUMBER}\]")
+BULK = {"per_seed", "curves", "submasks", "search", "timings", "environment"}     # per seed, epoch or job
+QUOTED = {   # source: the values the pages quote from it, as printed
+    "Tadros et al. (Nature Communications 2022), MNIST, as a survey quotes it (unverified)": "19.5 48.5",
+    "Bricken et al. (ICLR 2023), Table 9: EWC at 10 epochs per task, 63.23 %": "0.632",
+    "Iyer et al. (Frontiers in Neurorobotics 2022), numenta/nupic.research figures.ipynb: kWTA, dense": "0.913 0.820",
+}
+UNSOURCED = {   # (page, number as printed): why it is shown although no committed output holds it
+    **{("experiment.md", x): "seed 0 of --tasks 01,23,45,67,89 (task-incremental), not committed"
+       for x in "0.9637 0.0330 0.9836 0.0081 0.9611 0.0309".split()},
+    **{("experiment.md", x): "seed 0 of --joint, not committed" for x in "0.9661 0.9590".split()},
+    **{("experiment.md", x): "seed 0 of relu:dropout=0.5, not committed" for x in "0.9446 0.0379".split()},
+    **{("mechanisms.md", x): "kwta-permuted with a half-sparse output layer, 3 tasks: an uncommitted check"
+       for x in "0.912 0.909".split()},
+}
+
+
+def value(sign: str, digits: str) -> tuple:
+    """(value, half a unit of its last printed digit, whether its sign was printed)."""
+    mantissa, _, exponent = digits.partition("e")
+    half = 0.5 * 10.0 ** (int(exponent.replace("−", "-") or 0) - len(mantissa.partition(".")[2]))
+    return float(digits.replace("−", "-")) * (-1 if sign and sign in "−-" else 1), half * (1 + 1e-9), bool(sign)
+
+
+def is_checked(digits: str) -> bool:
+    """Whether a printed number is a result to trace (see above), not a setting or a count."""
+    mantissa, _, exponent = digits.partition("e")
+    decimals = mantissa.partition(".")[2]
+    return bool(decimals) if exponent else len(decimals) >= 3 or len(mantissa.replace(".", "").lstrip("0")) >= 3
+
+
+def text_numbers(text: str) -> list:
+    """(line, numbers) for each mean with its interval (3 numbers; it may span lines) and every other number."""
+    text = text.replace("**", "")
+    line = lambda m: text.count("\n", 0, m.start()) + 1                                    # noqa: E731
+    found = [(line(m), list(zip(m.groups()[0::2], m.groups()[1::2]))) for m in INTERVAL.finditer(text)]
+    blanked = INTERVAL.sub(lambda m: re.sub(r"[^\n]", " ", m[0]), text)
+    for m in re.finditer(NUMBER + r"(\s?%)?", blanked):
+        found.append((line(m), [(m[1], m[2] + ("%" if m[3] else ""))]))
+    return found
+
+
+def json_numbers(x, singles: list, intervals: list):
+    """Every number outside the per-seed, per-epoch and per-job records, and every mean with its ci95."""
+    if isinstance(x, dict):
+        if isinstance(x.get("mean"), float) and isinstance(x.get("ci95"), list):
+            intervals.append([x["mean"], *x["ci95"]])
+        for k, v in x.items():
+            json_numbers(v, singles if k not in BULK else [], intervals)
+    elif isinstance(x, list):
+        for v in x:
+            json_numbers(v, singles, intervals)
+    elif isinstance(x, (int, float)) and not isinstance(x, bool):
+        singles.append(float(x))
+
+
+@functools.cache
+def output_numbers() -> dict:
+    """name: (its numbers, its means with their intervals), for every committed output."""
+    paths = [*(ROOT / "studies").rglob("*.md"), *(ROOT / "studies").rglob("*.json"), ROOT / "results.json",
+             ROOT / "benchmarks" / "README.md", ROOT / "benchmarks" / "results.json"]
+    found = {}
+    for path in (p for p in paths if "runs" not in p.relative_to(ROOT).parts):
+        singles, intervals = [], []
+        if path.suffix == ".json":
+            json_numbers(json.loads(path.read_text()), singles, intervals)
+        else:
+            for _, numbers in text_numbers(path.read_text()):
+                singles += [value(s, d.rstrip("%"))[0] for s, d in numbers]
+                intervals += [[value(s, d)[0] for s, d in numbers]] if len(numbers) == 3 else []
+        found[str(path.relative_to(ROOT))] = (np.array(singles), np.array(intervals).reshape(-1, 3))
+    return found
+
+
+def holders(numbers: list) -> set:
+    """The outputs that hold these numbers together: one number, or a mean with its interval."""
+    found = set()
+    for name, (singles, intervals) in output_numbers().items():
+        pool = singles[:, None] if len(numbers) == 1 else intervals
+        ok = np.ones(len(pool), bool)
+        for column, (sign, digits) in zip(pool.T, numbers):
+            v, half, signed = value(sign, digits.rstrip("%"))
+            column = column if signed else abs(column)
+            near = abs(column - v) <= half
+            if digits.endswith("%"):
+                near |= abs(column - v / 100) <= half / 100
+            ok &= near
+        if ok.any():
+            found.add(name)
+    return found
+
+
+def unsourced(page) -> list:
+    """'line: number' for each number shown on the page that no output holds, or not with its line's others."""
+    text = re.sub(r"```.*?```", lambda m: "\n" * m.group().count("\n"), page.read_text(), flags=re.S)
+    text = re.sub(r"`[^`\n]*`", lambda m: " " * len(m[0]), text)
+    lines = text.splitlines()
+    quoted = {x for values in QUOTED.values() for x in values.split()}
+    quoted |= {f"{x:.8f}" for d in c.DATASETS.values() for x in d.pixel_mean_std}       # the program's constants
+    by_line, missing = {}, []
+    for n, numbers in text_numbers(text):
+        printed = " ".join(s + d for s, d in numbers)
+        if len(numbers) == 1 and (not is_checked(numbers[0][1].rstrip("%")) or numbers[0][1].rstrip("%") in quoted
+                                  or (page.name, printed) in UNSOURCED):
+            continue
+        if page.name != "README.md" and not lines[n - 1].startswith("|"):
+            continue
+        held_by = holders(numbers)
+        if not held_by:
+            missing.append(f"{n}: {printed}")
+        else:
+            by_line.setdefault(n, []).append((printed, len(numbers), held_by))
+    for n, found in by_line.items():
+        singles = [(p, h) for p, size, h in found if size == 1]
+        if not singles or (len(singles) == len(found) and not lines[n - 1].startswith("|")):
+            continue                                        # prose without an interval: each number alone
+        outputs = set.union(*(h for _, size, h in found if size == 3)) if len(singles) < len(found) else \
+            set(output_numbers())
+        best = max(outputs, key=lambda name: sum(name in h for _, h in singles))
+        missing += [f"{n}: {p} (not in {best}, the output holding most of this line)" for p, h in singles
+                    if best not in h]
+    return sorted(missing, key=lambda s: int(s.split(":")[0]))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_every_number_shown_has_a_source(page):
+    missing = [f"{page.relative_to(ROOT)}:{x}" for x in unsourced(page)]
+    assert not missing, "numbers no committed output holds (fix them, or name their source):\n" + "\n".join(missing)

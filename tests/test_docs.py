@@ -156,8 +156,6 @@ UNSOURCED = {   # (page, number as printed): why it is shown although no committ
        for x in "0.9637 0.0330 0.9836 0.0081 0.9611 0.0309".split()},
     **{("experiment.md", x): "seed 0 of --joint, not committed" for x in "0.9661 0.9590".split()},
     **{("experiment.md", x): "seed 0 of relu:dropout=0.5, not committed" for x in "0.9446 0.0379".split()},
-    **{("mechanisms.md", x): "kwta-permuted with a half-sparse output layer, 3 tasks: an uncommitted check"
-       for x in "0.912 0.909".split()},
 }
 
 

@@ -56,10 +56,18 @@ def column(variant: str) -> str | None:
     return {"kwinners": "k-winners", "sdm": "sdm"}.get(name)
 
 
+def verdict_word(cmp: dict, words: tuple) -> str:
+    """**more**/**less** (or above/below) at Holm p < 0.05; 'undecidable' where no p < 0.05 is reachable at
+    this number of seeds after the correction; else n.s."""
+    p = cmp["wilcoxon_p_holm"]
+    if p is not None and p < 0.05:
+        return words[0] if cmp["diff"]["mean"] > 0 else words[1]
+    return "n.s." if cmp["can_reach_005"] else "undecidable"
+
+
 def frontier_cell(cmp: dict) -> str:
     d = cmp["diff"]
-    p = cmp["wilcoxon_p_holm"]
-    word = "n.s." if p is None or p >= 0.05 else ("**above**" if d["mean"] > 0 else "**below**")
+    word = verdict_word(cmp, ("**above**", "**below**"))
     ci = f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d["ci95"] else ""
     return f"{d['mean']:+.3f}{ci} {word}"
 
@@ -98,8 +106,7 @@ def cell(cmp_f: dict, cmp_a: dict) -> str:
     d = cmp_f["diff"]
     if d["mean"] is None:
         return "failed"
-    p = cmp_f["wilcoxon_p_holm"]
-    word = "n.s." if p is None or p >= 0.05 else ("**more**" if d["mean"] > 0 else "**less**")
+    word = verdict_word(cmp_f, ("**more**", "**less**"))
     ci = f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d["ci95"] else ""
     return f"{d['mean']:+.3f}{ci} {word}<br>ACC {cmp_a['diff']['mean']:+.3f}"
 
@@ -109,7 +116,8 @@ def main():
     tuned, frontier, tuned_fig = tuned_tables()
     lines = ["# Every variant against ReLU, setting by setting", "",
              "Cell: forgetting − ReLU on the same seeds, mean [95% CI], and the Holm-adjusted exact Wilcoxon "
-             "verdict (**more** / **less** forgetting at 0.05, else n.s.); below it the ACC difference. "
+             "verdict (**more** / **less** forgetting at 0.05, else n.s.; undecidable: no p < 0.05 is reachable at "
+             "this number of seeds after Holm); below it the ACC difference. "
              "Sleep is compared with ReLU as trained in its study (with biases).", "",
              "## Tuned: each variant at the configuration its validation data selected (studies 10-14)", "",
              "Rules (studies/tuning.py): *tuned on task 1* = best validation accuracy on task 1 after task 1; "

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import ROOT, colour, forest, save_figure, write_text  # noqa: E402
+from common import ROOT, c, colour, forest, save_figure, write_text  # noqa: E402
 
 TUNED = [  # (row label, study folder): each holds tuned.json
     ("default", "10_tuned_default"),
@@ -154,7 +154,108 @@ def main():
         forest(ax, r, title)
         ax.set_xlabel("forgetting − ReLU, paired by seed: mean and 95% CI (> 0: forgets more)", fontsize=9)
     save_figure(fig, ROOT / "studies" / "summary.png")
+    lines += family_lines()
+    write_text(ROOT / "studies" / "summary.md", lines)
     print("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------- one family
+# The verdicts the front page (README.md) states, each a stored paired comparison: (claim, file, path into
+# it). Holm runs over all of them together, so a claim holds only if it survives the whole family; every
+# other stored comparison of every study is exploratory and gets a Benjamini-Hochberg q-value instead.
+def evaluated(study: str, rule: str, metric: str, v: str) -> tuple:
+    return (f"studies/{study}/tuned.json", ("evaluation", rule, "aggregate", "paired", "metrics", metric, v))
+
+
+def aggregated(rel: str, metric: str, v: str) -> tuple:
+    return (rel, ("aggregate", "paired", "metrics", metric, v))
+
+
+def competition(study: str, method: str, activation: str) -> tuple:
+    return (f"studies/{study}/methods.json", ("results", "all", "competition_adds", method, f"{activation} {method}"))
+
+
+PRIMARY = [
+    ("headline, 10 seeds: LWTA − ReLU forgetting", *aggregated("results.json", "forgetting", "lwta")),
+    ("headline, 10 seeds: Top-K − ReLU forgetting", *aggregated("results.json", "forgetting", "topk")),
+    ("default, tuned: LWTA − ReLU forgetting", *evaluated("10_tuned_default", "all", "forgetting", "lwta:k=2")),
+    ("default, tuned: maxout − ReLU forgetting", *evaluated("10_tuned_default", "all", "forgetting", "maxout:k=2")),
+    ("default, tuned: Top-K − ReLU forgetting", *evaluated("10_tuned_default", "all", "forgetting", "topk")),
+    ("default, tuned on task 1: LWTA − ReLU forgetting",
+     *evaluated("10_tuned_default", "first", "forgetting", "lwta:k=2")),
+    ("default, tuned on task 1: maxout − ReLU forgetting",
+     *evaluated("10_tuned_default", "first", "forgetting", "maxout:k=2")),
+    ("3 × 1000 units, tuned: LWTA − ReLU forgetting", *evaluated("11_tuned_paper_scale", "all", "forgetting", "lwta:k=2")),
+    ("3 × 1000 units, tuned: maxout − ReLU forgetting",
+     *evaluated("11_tuned_paper_scale", "all", "forgetting", "maxout:k=2")),
+    ("Fashion-MNIST, lr 0.05: LWTA − ReLU forgetting", *evaluated("14_tuned_fashion", "fixed", "forgetting", "lwta:k=2")),
+    ("Fashion-MNIST, tuned: LWTA − ReLU forgetting", *evaluated("14_tuned_fashion", "all", "forgetting", "lwta:k=2")),
+    ("permuted, lr 0.05: Top-K − ReLU forgetting", *aggregated("studies/04_permuted/permuted10.json", "forgetting", "topk")),
+    ("permuted, tuned: Top-K − ReLU forgetting", *evaluated("12_tuned_permuted", "all", "forgetting", "topk")),
+    ("permuted, tuned: LWTA − ReLU forgetting", *evaluated("12_tuned_permuted", "all", "forgetting", "lwta")),
+    ("class-incremental, tuned: Top-K − ReLU forgetting",
+     *evaluated("13_tuned_class_incremental", "all", "forgetting", "topk")),
+    ("class-incremental, tuned: sleep − ReLU ACC",
+     *evaluated("13_tuned_class_incremental", "all", "acc", "relu:sleep=1")),
+    ("sleep recipe: sleep − ReLU forgetting",
+     *aggregated("studies/15_recipes/src.json", "forgetting", "relu:sleep=1:dropout=0.25")),
+    *[(f"{where}: {a} − ReLU ACC, with {m}", *competition(study, m, a))
+      for study, where in (("16_methods_class_incremental", "class-incremental"), ("17_methods_permuted", "permuted"))
+      for m in ("alone", "ewc", "si", "l2", "replay") for a in ("lwta", "topk")],
+]
+
+
+def find(doc, path: tuple):
+    for key in path:
+        if not isinstance(doc, dict) or key not in doc:
+            return None
+        doc = doc[key]
+    return doc
+
+
+def stored_comparisons(doc, path: tuple = ()):
+    """Every paired comparison a results file holds: (path, comparison)."""
+    if isinstance(doc, dict) and "wilcoxon_p" in doc and "n_pairs" in doc:
+        yield path, doc
+    elif isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from stored_comparisons(v, (*path, k))
+
+
+def benjamini_hochberg(p: list) -> list:
+    """Benjamini-Hochberg q-values (step-up, monotone), in the given order."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    q, running = [0.0] * len(p), 1.0
+    for rank in range(len(p), 0, -1):
+        i = order[rank - 1]
+        running = min(running, p[i] * len(p) / rank)
+        q[i] = running
+    return q
+
+
+def family_lines() -> list:
+    files = {rel: json.loads((ROOT / rel).read_text()) for rel in
+             sorted({rel for _, rel, _ in PRIMARY} | {str(p.relative_to(ROOT)) for p in (ROOT / "studies").glob("*/*.json")
+                                                      if "jobs" not in p.parts})}
+    claims = [(claim, rel, find(files[rel], path)) for claim, rel, path in PRIMARY if rel in files]
+    claims = [(claim, rel, cmp) for claim, rel, cmp in claims if cmp and cmp["n_pairs"]]
+    family = c.holm([cmp["wilcoxon_p"] for _, _, cmp in claims])
+    primary_ids = {id(cmp) for _, _, cmp in claims}
+    others = [cmp for rel, doc in files.items() for _, cmp in stored_comparisons(doc)
+              if id(cmp) not in primary_ids and cmp["n_pairs"] and cmp["wilcoxon_p"] is not None]
+    q = benjamini_hochberg([cmp["wilcoxon_p"] for cmp in others])
+    lines = ["", "## One family: the front page's verdicts, Holm over all of them together", "",
+             f"Each verdict the front page states, with its exact Wilcoxon p, its Holm p within its own table, and "
+             f"Holm over these {len(claims)} verdicts together (it holds at the family level where that is < 0.05). "
+             f"Every other stored comparison ({len(others)}, in the studies' JSON) is exploratory: "
+             f"{sum(x < 0.05 for x in q)} of them have a Benjamini-Hochberg q < 0.05 over all {len(others)}.", "",
+             "| verdict | file | pairs | mean difference | p | Holm p, its table | Holm p, family | holds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (claim, rel, cmp), p in zip(claims, family):
+        own = cmp["wilcoxon_p_holm"] if cmp["wilcoxon_p_holm"] is not None else cmp["wilcoxon_p"]
+        lines.append(f"| {claim} | `{rel}` | {cmp['n_pairs']} | {cmp['diff']['mean']:+.3f} | {cmp['wilcoxon_p']:.2g} | "
+                     f"{own:.2g} | {p:.2g} | {'yes' if p < 0.05 else 'no' if own < 0.05 else '(n.s. in its table)'} |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -366,3 +366,18 @@ def test_only_reads_the_other_settings_from_their_committed_results(tmp_path, mo
     common.run_setting("t", "b", tiny, 2)
     assert len(list((tmp_path / "runs" / "t" / "b").glob("seed*.json"))) == 4
     common.parse_study_args("test", [])
+
+
+def test_benjamini_hochberg_matches_a_hand_computation():
+    import summarize
+    # sorted 0.005, 0.01, 0.03, 0.04: 4p/rank = 0.02, 0.02, 0.04, 0.04, already monotone
+    assert summarize.benjamini_hochberg([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    # step-up: a larger p can lower a smaller one's q (0.02 * 3 / 1 = 0.06 > 0.03 * 3 / 3 = 0.03)
+    assert summarize.benjamini_hochberg([0.02, 0.03, 0.025]) == pytest.approx([0.03, 0.03, 0.03])
+
+
+def test_every_front_page_verdict_of_the_family_is_a_stored_comparison():
+    import summarize
+    for claim, rel, path in summarize.PRIMARY:
+        cmp = summarize.find(json.loads((ROOT / rel).read_text()), path)
+        assert cmp is not None and cmp["n_pairs"] >= 10, claim

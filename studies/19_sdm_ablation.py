@@ -14,8 +14,10 @@ ACC 0.355 against ReLU's 0.197), so that 10 seeds of 13 cells fit one sitting (a
 k=1 failed on every seed there at this budget and is left out. Finished jobs are committed in
 studies/19_sdm_ablation/jobs/, so running the script again goes on where it stopped.
 """
-from common import OPTIONS, ROOT, ablation_figure, cell_summary, cell_table, parse_study_args, run_setting, show, \
-    write_text
+import json
+
+from common import (OPTIONS, ROOT, ablation_figure, cell_comparisons, cell_summary, cell_table, parse_study_args,
+                    run_setting, show, write_text)
 
 STUDY = "19_sdm_ablation"
 EPOCHS, K, WIDTH = 20, 10, 1000
@@ -23,7 +25,7 @@ N = 10_000 * EPOCHS                # the GABA switch's firings, scaled with the 
 SEEDS = 10
 FULL = {"k": K, "gaba": N}         # the SDMLP as its source runs it; every other key at sdm's default
 OFF = {"unit_norm": 0, "nonneg": 0, "bias": 1, "gaba": 0}     # each ingredient's key when it is switched off
-INGREDIENTS = {"unit_norm": "unit-norm inputs and rows", "nonneg": "non-negative weights", "bias": "no biases",
+INGREDIENTS = {"unit_norm": "unit-norm inputs and rows", "nonneg": "non-negative weights", "bias": "bias-free",
                "gaba": "GABA switch"}
 
 
@@ -50,6 +52,12 @@ def write_outputs(doc: dict) -> None:
     removed = [n for n in CELLS if n.startswith("SDMLP −")]
     added = [n for n in CELLS if n.startswith("bare +")]
     n = len(doc["per_seed"])
+    tables = {"removed": (SDMLP, removed, "The SDMLP minus one ingredient, against the full SDMLP"),
+              "added": (BARE, added + ["plain Top-K", SDMLP], "The bare subtractive Top-K plus one ingredient, "
+                        "against the bare one (plain Top-K and the full SDMLP beside)"),
+              "against ReLU": ("ReLU", list(CELLS)[1:], "Every cell against ReLU")}
+    cmp = {key: cell_comparisons(cells, base, names) for key, (base, names, _) in tables.items()}
+    write_text(ROOT / "studies" / STUDY / "comparisons.json", [json.dumps(cmp, indent=1, allow_nan=False)])
     lines = ["# Study 19: the SDMLP taken apart", "",
              f"`python studies/19_sdm_ablation.py` runs `python compete_to_compute.py {' '.join(ARGS[:4])} "
              f"--models <the {len(CELLS)} cells below> --seed 0 --n-seeds {n}`: class-incremental split MNIST "
@@ -57,11 +65,9 @@ def write_outputs(doc: dict) -> None:
              f"k = {K} of {WIDTH} units, {n} seeds, every cell on the same seeds. Each cell is one variant spec "
              "(rerun any with `--models SPEC`).", "",
              "## Every cell", "", "Mean over the seeds where the cell did not fail, 95% t interval.", "",
-             *cell_summary(cells), "", "## Comparisons", "",
-             *cell_table(cells, SDMLP, removed, "The SDMLP minus one ingredient, against the full SDMLP"), "",
-             *cell_table(cells, BARE, added + ["plain Top-K", SDMLP], "The bare subtractive Top-K plus one "
-                         "ingredient, against the bare one (plain Top-K and the full SDMLP beside)"), "",
-             *cell_table(cells, "ReLU", list(CELLS)[1:], "Every cell against ReLU")]
+             *cell_summary(cells), "", "## Comparisons (also in comparisons.json)",
+             *[line for key, (base, names, title) in tables.items()
+               for line in ["", *cell_table(cells, base, names, title, cmp[key])]]]
     write_text(ROOT / "studies" / STUDY / "summary.md", lines)
     ablation_figure(cells, [("ACC − ReLU's", "ReLU", list(CELLS)[1:]), ("ACC − the full SDMLP's", SDMLP, removed),
                             ("ACC − the bare Top-K's", BARE, added)],

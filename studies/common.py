@@ -307,13 +307,15 @@ def failures(cell: tuple) -> str:
 def cell_comparisons(cells: dict, base: str, names: list) -> dict:
     """{metric: {name: cell `name` minus cell `base`}}, seed by seed over the seeds where neither failed,
     Holm over `names` per metric."""
-    return {metric: c.add_holm({n: paired_across(*cells[base], *cells[n], metric) for n in names}, metric, base)
-            for metric, _ in ABLATION_METRICS}
+    (doc_a, a) = cells[base]
+    return {metric: c.add_holm({n: paired_across(doc_a, cells[n][0], a, cells[n][1], metric) for n in names},
+                               metric, base) for metric, _ in ABLATION_METRICS}
 
 
-def cell_table(cells: dict, base: str, names: list, title: str) -> list:
-    """A markdown section: each cell's paired differences from `base` on every metric, with the Holm p."""
-    cmp = cell_comparisons(cells, base, names)
+def cell_table(cells: dict, base: str, names: list, title: str, cmp: dict | None = None) -> list:
+    """A markdown section: each cell's paired differences from `base` on every metric, with the Holm p
+    (`cmp`: those comparisons if already made, as cell_comparisons makes them)."""
+    cmp = cmp or cell_comparisons(cells, base, names)
     rows = [f"### {title}", "", f"Cell − {base}, paired by seed over the seeds where neither failed (mean, 95% t "
             "interval, Holm-adjusted exact Wilcoxon p over this table's rows, per metric; 'undecidable': no p "
             "< 0.05 is reachable at this number of seeds after the correction).", "",
@@ -341,23 +343,25 @@ def cell_summary(cells: dict, specs: bool = True) -> list:
 
 
 def ablation_figure(cells: dict, panels: list, title: str, path: Path) -> None:
-    """One forest panel per (panel title, base cell, cells): ACC differences from the base, paired by seed."""
+    """One forest panel per (panel title, base cell, cells): ACC differences from the base, paired by seed, on
+    one shared scale."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     heights = [len(names) + 1.5 for _, _, names in panels]
     longest = max(len(n) for _, _, names in panels for n in names) + 12
     left = min(0.5, 0.3 + 0.0085 * longest)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7.4, 0.3 * sum(heights) + 1.2),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
-    fig.subplots_adjust(left=left, right=0.97, top=1 - 0.75 / (0.3 * sum(heights) + 1.2), bottom=0.06,
-                        hspace=0.6)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.4, 0.3 * sum(heights) + 1.2), sharex=True,
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)   # one scale: sizes compare
+    height = 0.3 * sum(heights) + 1.2
+    fig.subplots_adjust(left=left, right=0.97, top=1 - 0.75 / height, bottom=0.6 / height, hspace=0.6)
     for ax, (panel, base, names) in zip(axes[:, 0], panels):
         cmp = cell_comparisons(cells, base, names)["acc"]
         labels = [f"{n} ({failures(cells[n]).split()[0]} failed)" if not failures(cells[n]).startswith("0 ")
                   else n for n in names]
         forest(ax, [(label, colour(cells[n][1]), cmp[n]["diff"]) for label, n in zip(labels, names)], panel)
         ax.set_xlabel("difference in ACC (mean, 95% interval over the paired seeds)", fontsize=8)
+        ax.tick_params(labelbottom=True)
     fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
 

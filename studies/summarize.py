@@ -199,6 +199,15 @@ PRIMARY = [
      *evaluated("13_tuned_class_incremental", "all", "acc", "relu:sleep=1")),
     ("sleep recipe: sleep − ReLU forgetting",
      *aggregated("studies/15_recipes/src.json", "forgetting", "relu:sleep=1:dropout=0.25")),
+    *[(f"SDM recipe, 20 epochs: {cell} − {base} ACC", "studies/19_sdm_ablation/comparisons.json", (table, "acc", cell))
+      for table, base, cells in (
+          ("against ReLU", "ReLU", ("SDMLP", "plain Top-K")),
+          ("removed", "SDMLP", [f"SDMLP − {x}" for x in ("competition (k = width)", "unit-norm inputs and rows",
+                                                         "non-negative weights", "bias-free", "GABA switch")]),
+          ("added", "bare subtractive Top-K", [f"bare + {x}" for x in ("unit-norm inputs and rows",
+                                                                      "non-negative weights", "bias-free",
+                                                                      "GABA switch")]))
+      for cell in cells],
     *[(f"{where}: {a} − ReLU ACC, with {m}", *competition(study, m, a))
       for study, where in (("16_methods_class_incremental", "class-incremental"), ("17_methods_permuted", "permuted"))
       for m in ("alone", "ewc", "si", "l2", "replay") for a in ("lwta", "topk")],

@@ -381,3 +381,31 @@ def test_every_front_page_verdict_of_the_family_is_a_stored_comparison():
     for claim, rel, path in summarize.PRIMARY:
         cmp = summarize.find(json.loads((ROOT / rel).read_text()), path)
         assert cmp is not None and cmp["n_pairs"] >= 10, claim
+
+
+def test_each_ablation_cell_differs_from_its_reference_in_exactly_its_ingredient():
+    """Study 19's cells: the SDMLP minus one ingredient differs from the SDMLP, and the bare Top-K plus one
+    from the bare one, in that ingredient's settings alone; study 20's cells parse, each at one change."""
+    import importlib
+    s19 = importlib.import_module("19_sdm_ablation")
+    settings = {name: c.parse_variant(spec).settings() for name, spec in s19.CELLS.items()}
+    keys = {"unit-norm inputs and rows": {"unit_norm"}, "non-negative weights": {"nonneg"}, "bias-free": {"bias"},
+            "GABA switch": {"gaba"}, "competition (k = width)": {"k"}}
+
+    def changed(a, b):
+        return {k for k in settings[a].keys() | settings[b].keys() if settings[a].get(k) != settings[b].get(k)}
+    for name in settings:
+        if name.startswith("SDMLP − "):
+            assert changed(name, "SDMLP") == keys[name[len("SDMLP − "):]], name
+        if name.startswith("bare + "):
+            assert changed(name, s19.BARE) == keys[name[len("bare + "):]], name
+    assert changed(s19.BARE, "SDMLP") == {"unit_norm", "nonneg", "bias", "gaba"}
+    assert len(set(s19.CELLS.values())) == len(s19.CELLS)
+    s20 = importlib.import_module("20_kwta_ablation")
+    recipe = s20.SETTINGS["recipe"][1]
+    kwta = c.parse_variant(recipe["k-winners"])
+    for name, spec in recipe.items():
+        v = c.parse_variant(spec)
+        if name.startswith("k-winners, "):
+            assert (v.params != kwta.params) + (v.lr != kwta.lr) + (v.weight_sparsity != kwta.weight_sparsity) == 1
+    assert c.parse_variant(recipe["dense, all else equal"]).weight_sparsity == kwta.weight_sparsity

@@ -2835,9 +2835,10 @@ def verdict(c: dict, metric_name, variant: str, baseline: str) -> str:
     if not c["can_reach_005"]:
         m = c.get("holm_m") or 1
         need = next(k for k in range(1, 64) if can_reach(k, ALPHA / m))
-        held, which = (f" after Holm over {m} comparisons", "adjusted") if m > 1 else ("", "exact Wilcoxon")
+        held, which = ((f" after Holm over {m} comparisons", "exact Wilcoxon p, Holm-adjusted,") if m > 1
+                       else ("", "exact Wilcoxon p"))
         return (f"cannot be decided with {n} paired seeds{f' ({ties} tied)' if ties else ''}: no test can reach "
-                f"p < {ALPHA:g}{held} (the smallest possible {which} p is "
+                f"p < {ALPHA:g}{held} (the smallest possible {which} is "
                 f"{min(1.0, m * min_p_reachable(c['better'] + c['worse'])):.3g}); run at least {need} seeds"
                 f"{' with non-zero differences' if ties else ''}")
     p, p_holm = c["wilcoxon_p"], c["wilcoxon_p_holm"]

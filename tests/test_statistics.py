@@ -271,8 +271,8 @@ def test_after_holm_a_comparison_that_cannot_reach_the_corrected_level_says_so_a
     add_holm(comps, "forgetting", "relu")
     assert comps["a"]["holm_m"] == 3 and not comps["a"]["can_reach_005"] and comps["a"]["detectable_diff"] is None
     assert comps["a"]["verdict"] == ("cannot be decided with 6 paired seeds: no test can reach p < 0.05 after Holm "
-                                     "over 3 comparisons (the smallest possible adjusted p is 0.0938); run at least "
-                                     "7 seeds")
+                                     "over 3 comparisons (the smallest possible exact Wilcoxon p, Holm-adjusted, is "
+                                     "0.0938); run at least 7 seeds")
 
 
 def test_verdict_significant_uses_holm():
@@ -312,8 +312,8 @@ def test_holm_can_turn_significant_into_not_significant():
     add_holm(c, "forgetting", "relu")
     assert c["a"]["wilcoxon_p_holm"] == pytest.approx(0.0625)
     assert c["a"]["verdict"] == ("cannot be decided with 6 paired seeds: no test can reach p < 0.05 after Holm "
-                                 "over 2 comparisons (the smallest possible adjusted p is 0.0625); run at least 7 "
-                                 "seeds")
+                                 "over 2 comparisons (the smallest possible exact Wilcoxon p, Holm-adjusted, is "
+                                 "0.0625); run at least 7 seeds")
     json.dumps(c, allow_nan=False)
 
 

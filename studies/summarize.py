@@ -243,9 +243,9 @@ def benjamini_hochberg(p: list) -> list:
 
 
 def family_lines() -> list:
+    found = {rel for _, rel, _ in PRIMARY if (ROOT / rel).is_file()}       # a study not run yet is left out
     files = {rel: json.loads((ROOT / rel).read_text()) for rel in
-             sorted({rel for _, rel, _ in PRIMARY} | {str(p.relative_to(ROOT)) for p in (ROOT / "studies").glob("*/*.json")
-                                                      if "jobs" not in p.parts})}
+             sorted(found | {str(p.relative_to(ROOT)) for p in (ROOT / "studies").glob("*/*.json")})}
     claims = [(claim, rel, find(files[rel], path)) for claim, rel, path in PRIMARY if rel in files]
     claims = [(claim, rel, cmp) for claim, rel, cmp in claims if cmp and cmp["n_pairs"]]
     family = c.holm([cmp["wilcoxon_p"] for _, _, cmp in claims])

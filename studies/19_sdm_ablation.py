@@ -22,7 +22,7 @@ from common import (OPTIONS, ROOT, ablation_figure, cell_comparisons, cell_summa
 STUDY = "19_sdm_ablation"
 EPOCHS, K, WIDTH = 20, 10, 1000
 N = 10_000 * EPOCHS                # the GABA switch's firings, scaled with the budget as in study 15
-SEEDS = 10
+SEEDS = 20                         # 10 finished and committed so far; running the script again adds 10-19
 FULL = {"k": K, "gaba": N}         # the SDMLP as its source runs it; every other key at sdm's default
 OFF = {"unit_norm": 0, "nonneg": 0, "bias": 1, "gaba": 0}     # each ingredient's key when it is switched off
 INGREDIENTS = {"unit_norm": "unit-norm inputs and rows", "nonneg": "non-negative weights", "bias": "bias-free",

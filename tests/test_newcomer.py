@@ -109,9 +109,12 @@ def test_progress_names_the_task_and_its_epoch(synthetic, tmp_path, capsys):
 
 
 def test_console_shows_learning_accuracy_and_the_sign_test(synthetic, tmp_path, capsys):
-    assert c.main(tiny_args(tmp_path, synthetic, "--n-seeds", "3", "--workers", "1")) == 0
+    assert c.main(tiny_args(tmp_path, synthetic, "--n-seeds", "7", "--workers", "1")) == 0
     out = capsys.readouterr().out
     assert "learning acc." in out and "sign test p" in out and "detectable" in out
+    assert c.main(tiny_args(tmp_path / "three", synthetic, "--n-seeds", "3", "--workers", "1")) == 0
+    out = capsys.readouterr().out          # 3 seeds cannot reach p < 0.05: nothing is said to be detectable
+    assert "cannot be decided with 3 paired seeds" in out and "detectable" not in out
 
 
 @pytest.mark.robustness

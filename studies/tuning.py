@@ -46,6 +46,9 @@ EVAL_SEEDS = 20
 RULES = {"first": "first task only: best validation accuracy on task 1 after task 1",
          "all": "all tasks: best validation ACC at the end"}
 FIXED = "fixed"                      # configuration 0 for every variant: the setting's fixed hyperparameters
+LOO = "loo"                          # with --loo: each evaluation seed at the pick of the other evaluation seeds
+LOO_TEXT = ("leave one seed out: on each evaluation seed, the best validation ACC at the end averaged over the "
+            "other evaluation seeds (every configuration run on every evaluation seed)")
 FRONTIER_SPAN = 0.10                 # the frontier statistic averages the envelope over this new-task span
 FRONTIER_METRIC = "old-task accuracy at matched new-task accuracy"
 
@@ -150,6 +153,27 @@ def select(scores: dict) -> int | None:
     return min(ok)[1] if ok else None
 
 
+def leave_one_out(table: dict, variants: list, seeds: list, rule: str = "all") -> dict | None:
+    """Selection inside the paired test. For each evaluation seed s, each variant at the configuration whose
+    validation score (`rule`), averaged over the *other* evaluation seeds, is best (rule_scores and select,
+    so failures and ties as there), tested on s: the choice never sees the seed it is tested on, and its own
+    noise is in the per-seed differences the Wilcoxon test reads. table[v][i][s]: the job summary of every
+    configuration i on every evaluation seed (run with validation images); configurations not finished on
+    every seed take no part. Returns the per-seed summaries, their aggregate, and how often each configuration
+    was chosen per variant; None without the first variant."""
+    full = {v: {i: runs for i, runs in table[v].items() if all(s in runs for s in seeds)} for v in variants}
+    picks = {v: {s: select(rule_scores({i: [job_scores(runs[t]) for t in seeds if t != s]
+                                        for i, runs in full[v].items()}, rule)) for s in seeds} for v in variants}
+    ok = [v for v in variants if all(picks[v][s] is not None for s in seeds)]
+    if variants[0] not in ok:
+        return None
+    runs = [{"seed": s, "summary": {v: full[v][picks[v][s]][s] for v in ok}} for s in seeds]
+    chosen = {v: {str(i): sum(p == i for p in picks[v].values()) for i in sorted(set(picks[v].values()) - {None})}
+              for v in variants}
+    return {"per_seed": runs, "aggregate": c.aggregate(runs, ok), "left_out": [v for v in variants if v not in ok],
+            "chosen": chosen}
+
+
 # ---------------------------------------------------------------------------- frontier
 def frontier_points(summary: dict) -> np.ndarray:
     """(new-task, mean old-task) validation accuracy after each epoch of the last task; none if failed."""
@@ -213,6 +237,14 @@ def evaluation(table: dict, picks: dict, variants: list, seeds: list) -> dict | 
     return {"per_seed": runs, "aggregate": c.aggregate(runs, ok), "left_out": [v for v in variants if v not in ok]}
 
 
+def loo_flag(parser) -> None:
+    """A tuned study's own flag (parse_study_args(..., extra=loo_flag))."""
+    parser.add_argument("--loo", action="store_true",
+                        help="also run every configuration on every evaluation seed and report the rule "
+                             "'leave one seed out' (selection inside the paired test; costs n_configs times "
+                             "the evaluation)")
+
+
 def run_study(study: str, title: str, args: list, variants: list, n_configs: int, epochs: int,
               tune_seeds: int, val: int, fixed: bool, notes: list) -> dict:
     """Search, select, evaluate (each resumable), then write studies/<study>/{tuned.json, summary.md,
@@ -228,7 +260,8 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
         per_seed = [c.count_flops({**jc, "n_seeds": 1}, c.task_table(jc))["per_variant_other_seed"] for jc in job_configs]
         search = sum(sum(f.values()) for f in per_seed) * tune_seeds
         print(f"  search: {cost_text(n_configs * tune_seeds * len(variants), search)}")
-        print(f"  evaluation: at most {len(RULES) + fixed} selected configurations per variant x {len(evals)} seeds, "
+        per = n_configs if getattr(OPTIONS, "loo", False) else len(RULES) + fixed
+        print(f"  evaluation: at most {per} configurations per variant x {len(evals)} seeds, "
               f"each about {duration(search / n_configs / tune_seeds * len(evals) / CORE_RATE / OPTIONS.workers)} "
               "per configuration")
         return {}
@@ -246,6 +279,9 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
     if fixed:
         picks[FIXED] = {v: 0 for v in variants}
     wanted = {(picks[r][v], v) for r in picks for v in variants if picks[r][v] is not None}
+    loo = getattr(OPTIONS, "loo", False)
+    if loo:                                     # the leave-one-seed-out rule reads every configuration
+        wanted |= {(i, v) for i in range(n_configs) for v in variants}
     print(f"[{study}] evaluation: {len(wanted)} (configuration, variant) pairs x {len(evals)} seeds", flush=True)
     run_pool([j for i, v in sorted(wanted) for j in pending(stores[i], job_configs[i], evals, [v])], "evaluation")
     table, eval_s = load_table(stores, evals, variants)
@@ -266,6 +302,7 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
            "failure_check": failure_check(search, [1 / max(1, np.count_nonzero(t.head)) for t in
                                                    c.make_tasks(0, job_configs[0])]),
            "evaluation": {r: evaluation(table, picks[r], variants, evals) for r in picks},
+           **({"leave_one_out": leave_one_out(table, variants, evals)} if loo else {}),
            "frontier": frontier(points, variants),
            "environment": c.environment()}
     out = ROOT / "studies" / study
@@ -284,7 +321,8 @@ def redraw(study: str, notes: list) -> dict:
     if not path.is_file():
         sys.exit(f"[{study}] redraw: studies/{study}/tuned.json does not exist yet; run the study first")
     doc = json.loads(path.read_text())
-    groups = [g for ev in doc["evaluation"].values() if ev for g in aggregate_groups(ev["aggregate"])]
+    groups = [g for ev in [*doc["evaluation"].values(), doc.get("leave_one_out")] if ev
+              for g in aggregate_groups(ev["aggregate"])]
     if doc["frontier"]:
         base = next(v for v in doc["variants"] if v not in doc["frontier"]["left_out"])
         groups.append((doc["frontier"]["paired"], FRONTIER_METRIC, base))
@@ -339,6 +377,7 @@ def summary_lines(doc: dict, notes: list) -> list:
             is not None) + "."]
         if ev["left_out"]:
             lines.append(f"Not evaluated (no configuration trained on every tuning seed): {', '.join(ev['left_out'])}.")
+    lines += loo_lines(doc)
     fr = doc["frontier"]
     if fr is None:
         return lines + ["", "## Frontier", "", f"None: {v0} or every other variant failed on every configuration."]
@@ -357,6 +396,21 @@ def summary_lines(doc: dict, notes: list) -> list:
         p = fr["paired"][v]
         lines.append(f"| {v} | {fr['mean'][v]:.4f} | {p['diff']['mean']:+.4f} | {p['verdict']} |")
     return lines
+
+
+def loo_lines(doc: dict) -> list:
+    """The leave-one-seed-out evaluation (--loo), if the study ran it: its paired table and the choices."""
+    ev = doc.get("leave_one_out")
+    if "leave_one_out" not in doc:
+        return []
+    lines = ["", f"## Evaluation, leave one seed out ({len(doc['eval_seeds'])} seeds, test data)", "", LOO_TEXT[0].upper()
+             + LOO_TEXT[1:] + ": the choice's own noise is in the paired differences.", ""]
+    if ev is None:
+        return lines + [f"Not run: {doc['variants'][0]} has no configuration that trained on every evaluation seed."]
+    ok = [v for v in doc["variants"] if v not in ev["left_out"]]
+    lines += variant_table({"aggregate": ev["aggregate"], "config": {"models": ok}, "per_seed": ev["per_seed"]})
+    return lines + ["", "Configurations chosen (configuration: seeds): " + "; ".join(
+        f"{v} " + ", ".join(f"{i}: {n}" for i, n in ev["chosen"][v].items()) for v in doc["variants"]) + "."]
 
 
 def frontier_figure(points: dict, variants: list, doc: dict, path) -> None:

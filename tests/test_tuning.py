@@ -133,6 +133,46 @@ def test_a_variant_with_no_selected_configuration_is_left_out_of_the_evaluation_
     assert tuning.evaluation(table, {"relu": None, "lwta": 1, "sdm": None}, ["relu", "lwta", "sdm"], [0]) is None
 
 
+def scored(val_final, acc, failed=None):
+    """A job summary with a validation ACC at the end (val_final) and a test ACC (acc) on two tasks."""
+    if failed:
+        return {"failed": {"reason": failed}, "R": [[acc, None]]}
+    return {**summary_of(acc, acc), "val_R": [[0.9, 0.0], [val_final, val_final]]}
+
+
+def test_leave_one_seed_out_picks_on_the_other_seeds_and_tests_on_the_held_out_one():
+    """relu: configuration 1 is better on seeds 1-2 only; held out, seed 0 and 3 see 1's mean over the others
+    fall below 0's 0.5 (0.367), seeds 1 and 2 see it above (0.633). lwta: 2 would win on the others' mean for
+    seed 2 but failed on seed 1, so it is never picked while seed 1 is among the others; held out on seed 1,
+    it is picked and its failure there is an outcome of that seed."""
+    seeds = [0, 1, 2, 3]
+    table = {"relu": {0: {s: scored(0.5, 0.80) for s in seeds},
+                      1: {s: scored(v, 0.90) for s, v in zip(seeds, (0.9, 0.1, 0.1, 0.9))}},
+             "lwta": {0: {s: scored(0.6, 0.85) for s in seeds},
+                      2: {0: scored(0.95, 0.7), 1: scored(0.0, 0.7, "diverged"), 2: scored(0.95, 0.7),
+                          3: scored(0.95, 0.7)}}}
+    loo = tuning.leave_one_out(table, ["relu", "lwta"], seeds)
+    assert loo["chosen"] == {"relu": {"0": 2, "1": 2}, "lwta": {"0": 3, "2": 1}}
+    got = {r["seed"]: (r["summary"]["relu"], r["summary"]["lwta"]["failed"]) for r in loo["per_seed"]}
+    assert got == {0: (table["relu"][0][0], None), 1: (table["relu"][1][1], {"reason": "diverged"}),
+                   2: (table["relu"][1][2], None), 3: (table["relu"][0][3], None)}
+    assert loo["aggregate"]["variants"]["lwta"]["n_failed_left_out"] == 1
+
+
+def test_leave_one_seed_out_equals_a_brute_force_argmax_over_the_other_seeds():
+    rng = np.random.default_rng(5)
+    seeds, configs = list(range(7)), range(5)
+    table = {v: {i: {s: scored(float(rng.random()), float(rng.random())) for s in seeds} for i in configs}
+             for v in ("relu", "topk")}
+    loo = tuning.leave_one_out(table, ["relu", "topk"], seeds)
+    for r in loo["per_seed"]:
+        s = r["seed"]
+        for v in ("relu", "topk"):
+            means = [np.mean([table[v][i][t]["val_R"][-1][0] for t in seeds if t != s]) for i in configs]
+            assert r["summary"][v] is table[v][int(np.argmax(means))][s]
+    assert tuning.leave_one_out({"relu": {}, "topk": table["topk"]}, ["relu", "topk"], seeds) is None
+
+
 def test_frontier_leaves_out_a_variant_without_points_and_pairs_the_others_by_seed():
     pts = lambda old: np.array([[0.90, old], [0.95, old - 0.1]])   # noqa: E731
     points = {"relu": {s: pts(0.8) for s in range(6)}, "lwta": {s: pts(0.9) for s in range(6)},

@@ -18,6 +18,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 sys.path.insert(0, str(ROOT / "studies"))
 import common  # noqa: E402
 import methods  # noqa: E402
+import tuning  # noqa: E402
 import make_compete_to_compute_gif as gif  # noqa: E402
 import visualize_compete_to_compute as viz  # noqa: E402
 
@@ -72,8 +73,9 @@ def test_every_command_shown_is_accepted(page, command, tmp_path, monkeypatch):
     elif script.startswith("studies/"):
         assert (ROOT / script).is_file() or "NN" in script, f"{page}: {script} does not exist"
         if "--help" not in args:                  # --help is run for every study in test_studies_cli.py
-            own = "rules_flag" in (ROOT / script).read_text() if "NN" not in script else False
-            common.parse_study_args("", args, extra=methods.rules_flag if own else None)
+            text = (ROOT / script).read_text() if "NN" not in script else ""
+            own = methods.rules_flag if "rules_flag" in text else tuning.loo_flag if "loo_flag" in text else None
+            common.parse_study_args("", args, extra=own)
     elif script == "visualize_compete_to_compute.py":
         viz.build_parser().parse_args(args)
     elif script == "make_compete_to_compute_gif.py":

@@ -3462,8 +3462,9 @@ RECIPES = {
          "--models", "relu,topk:k=10,sdm:k=10:schedule=gaba:gaba=5000000,sdm:k=1:schedule=gaba:gaba=5000000"),
         "Bricken, Davies, Singh, Krotov & Kreiman, Sparse Distributed Memory is a Continual Learner, ICLR 2023, "
         "Table 7 (3 seeds): SDMLP k=10 0.53, k=1 0.69; Top-K 0.22; ReLU 0.21",
-        "500 epochs per task is 9.6e13 FLOPs per model and seed (about an hour of one core here); "
-        "studies/15_recipes.py runs 10-100 epochs with gaba scaled to 10,000 firings per epoch"),
+        "500 epochs per task is 9.6e13 FLOPs per model and seed (about half an hour of one core here); "
+        "studies/15_recipes.py runs 10-200 epochs, and 500 over several sittings, with gaba scaled to 10,000 "
+        "firings per epoch"),
     "kwta-permuted": Recipe(
         "numenta/nupic.research, projects/dendrites (Iyer et al. 2022): the sparse-representations-only "
         "configuration for 10 permuted-MNIST tasks, figure data in permutedMNIST/figures/figures.ipynb",

@@ -139,10 +139,11 @@ def write_outputs(docs: dict) -> None:
     notes = ["Each setting is `python compete_to_compute.py --recipe NAME [budget flags]` (below); ACC is test "
              "accuracy over all tasks after the last, mean over seeds with a 95% t interval; silent units: hidden "
              "units that fire on no test image of any task at the end (mean over seeds).", "", *lines, "",
-             "Budgets: SDM's recipe is 500 epochs per task (9.6e13 FLOPs per model and seed, about an hour of one "
-             "core here: 11-13 minutes per job at 100 epochs); these runs use 10 to 100 epochs so far (200 and 500 "
-             f"are defined, resumable) with the GABA switch's N scaled to {GABA_PER_EPOCH:,} firings per epoch "
-             "(5,000,000 at 500), on 3 seeds up to 50 epochs and seed 0 beyond. kWTA's recipe is its source's in "
+             "Budgets: SDM's recipe is 500 epochs per task (9.6e13 FLOPs per model and seed, about half an hour of "
+             "one core here: 11 minutes per job at 200 epochs); these runs use 10 to 200 epochs so far (500 is "
+             f"defined and runs over sittings from committed jobs) with the GABA switch's N scaled to "
+             f"{GABA_PER_EPOCH:,} firings per epoch (5,000,000 at 500), on 3 seeds except seed 0 alone at 100. "
+             "kWTA's recipe is its source's in "
              "full: 5 epochs per task on all 60,000 images (1.1e14 FLOPs per model and seed, 20-60 minutes of one "
              "core here), normalised inputs and the source's modified initialisation, k-winners at lr 1e-4 and the "
              "dense MLP at the source's own 3e-6, on 3 seeds (the source ran 8)."]

@@ -292,15 +292,15 @@ def test_recipes_redraw_and_dry_run_skip_the_settings_not_run_yet_and_say_so(fla
     monkeypatch.setattr(sys, "argv", ["15_recipes.py", flag])
     runpy.run_path(str(ROOT / "studies" / "15_recipes.py"), run_name="__main__")     # no SystemExit
     printed = capsys.readouterr().out
-    assert "sdm_200_epochs: skipped, studies/15_recipes/sdm_200_epochs.json does not exist yet" in printed
-    assert "sdm_500_epochs: skipped" in printed and "sdm_100_epochs: skipped" not in printed
+    assert "sdm_500_epochs: skipped, studies/15_recipes/sdm_500_epochs.json does not exist yet" in printed
+    assert "sdm_500_epochs_baselines: skipped" in printed and "sdm_200_epochs: skipped" not in printed
     written = tmp_path / "studies" / "15_recipes" / "recipes.md"
     if flag == "--dry-run":
         assert not written.exists()
     else:                                        # every committed setting redrawn, the skipped ones absent
         table = written.read_text()
-        assert all(f"| {label} |" in table for label in ("src", "src joint", "sdm 100 epochs", "kwta 5 epochs"))
-        assert "| sdm 200 epochs |" not in table and (tmp_path / "studies" / "15_recipes" / "budget.png").is_file()
+        assert all(f"| {label} |" in table for label in ("src", "src joint", "sdm 200 epochs", "kwta 5 epochs"))
+        assert "| sdm 500 epochs |" not in table and (tmp_path / "studies" / "15_recipes" / "budget.png").is_file()
 
 
 def run_study_tiny(name: str, flags: list, tmp_path, monkeypatch) -> None:

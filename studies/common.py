@@ -359,7 +359,8 @@ def ablation_figure(cells: dict, panels: list, title: str, path: Path) -> None:
         cmp = cell_comparisons(cells, base, names)["acc"]
         labels = [f"{n} ({failures(cells[n]).split()[0]} failed)" if not failures(cells[n]).startswith("0 ")
                   else n for n in names]
-        forest(ax, [(label, colour(cells[n][1]), cmp[n]["diff"]) for label, n in zip(labels, names)], panel)
+        forest(ax, [(label, colour_family(cells[n][1])[0], cmp[n]["diff"]) for label, n in zip(labels, names)],
+               panel)                   # rows are named; colour says only the activation (many cells share one)
         ax.set_xlabel("difference in ACC (mean, 95% interval over the paired seeds)", fontsize=8)
         ax.tick_params(labelbottom=True)
     fig.suptitle(title, fontsize=10)
@@ -452,7 +453,7 @@ def save_figure(fig, path: Path) -> None:
 
 
 # One colour per variant in every figure: the figure script's mapping (by spec, never by position).
-from visualize_compete_to_compute import variant_color as colour  # noqa: E402
+from visualize_compete_to_compute import colour_family, variant_color as colour  # noqa: E402
 
 
 def short_names(models: list) -> dict:

@@ -396,7 +396,9 @@ SDM = ("relu", "topk:k=10", "sdm:k=10:schedule=gaba:gaba=5000000", "sdm:k=1:sche
 
 def project_variant_sets() -> list:
     """Every set of variants this project draws together: each committed results file's, each recipe's, the
-    SDM recipe at every budget of study 15, and each --models list the README and docs/ show."""
+    SDM recipe at every budget of study 15, and each --models list the README and docs/ show. The ablations
+    (studies 19, 20) are not among them: their figures name every row and colour it by its activation alone,
+    since a dozen cells of one activation cannot each have a colour of their own."""
     from conftest import c
     sets = set()
 
@@ -410,8 +412,10 @@ def project_variant_sets() -> list:
         elif isinstance(x, list):
             for y in x:
                 walk(y)
+    ablations = ("19_sdm_ablation", "20_kwta_ablation")
     for path in [ROOT / "results.json", *sorted((ROOT / "studies").glob("**/*.json"))]:
-        walk(json.loads(path.read_text()))
+        if not any(a in path.parts for a in ablations):
+            walk(json.loads(path.read_text()))
     for recipe in c.RECIPES.values():
         flags = list(recipe.flags)
         if "--models" in flags:

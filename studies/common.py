@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,20 @@ def stop_on_signal(signum, frame) -> None:
     written whole or not at all. A second signal while the children stop is ignored."""
     if not STOPPED_BY:
         STOPPED_BY.append(signum)
+        if c.WRITING:                           # a file is being written: it finishes first (c.signals_held
+            c.WRITING[-1] = signum              # then raises c.Interrupted, which written() turns into the exit)
+            return
         raise SystemExit(128 + signum)
+
+
+@contextmanager
+def written():
+    """Around this process's file writes: a signal that arrived during one stops the study right after it,
+    so no temporary file is left behind."""
+    try:
+        yield
+    except c.Interrupted as e:
+        raise SystemExit(e.code) from None
 
 
 def say_stopped() -> None:
@@ -413,7 +427,8 @@ def variant_table(doc: dict) -> list:
 def write_text(path: Path, lines: list) -> None:
     if OPTIONS.dry_run:
         return
-    c.write_atomic(path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
+    with written():
+        c.write_atomic(path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
 
 
 def show(lines: list) -> None:

@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from common import (CORE_RATE, OPTIONS, ROOT, RUNS, aggregate_groups, c, colour, cost_text, duration,
-                    refresh_statistics, save_figure, short_names, variant_table, write_text)
+                    refresh_statistics, save_figure, short_names, variant_table, write_text, written)
 
 SEARCH_SEED = 2026
 LR_RANGE = (0.002, 0.2)              # two decades around the fixed rate 0.05
@@ -96,7 +96,8 @@ def run_pool(jobs: list, progress: str) -> None:
     pool = multiprocessing.get_context("spawn").Pool(min(OPTIONS.workers, len(work)), initializer=c._worker_init)
     try:
         for done, (r, job) in enumerate(zip(pool.imap(c._worker_run, work), jobs), 1):  # in order: job -> store
-            job[0].save(r)
+            with written():
+                job[0].save(r)
             saved = done
             if done % 20 == 0 or done == len(work):
                 elapsed = time.perf_counter() - t0

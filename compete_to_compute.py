@@ -2696,6 +2696,18 @@ def _doubled_signed_ranks(diffs):
     return (starts + 1 + ends)[np.cumsum(starts_group) - 1], d > 0
 
 
+def signed_rank_null(ranks) -> np.ndarray:
+    """P(sum of the ranks that are + = w), w = 0 .. sum(ranks), when each integer rank is + or - with
+    probability 1/2 independently: the exact null distribution of W+ (dynamic programming; halving is exact)."""
+    dist = np.zeros(int(np.sum(ranks)) + 1)
+    dist[0] = 1.0
+    for r in ranks:
+        shifted = np.zeros_like(dist)
+        shifted[r:] = dist[:-r]
+        dist = (dist + shifted) / 2
+    return dist
+
+
 def wilcoxon_signed_rank_p(diffs) -> float:
     """Exact two-sided p of the Wilcoxon signed-rank test, also with tied |d| (no normal approximation).
     Under H0 each rank is + or - with probability 1/2 independently; dynamic programming over the doubled
@@ -2704,12 +2716,7 @@ def wilcoxon_signed_rank_p(diffs) -> float:
     r2, positive = _doubled_signed_ranks(diffs)
     if not r2.size:
         return 1.0
-    dist = np.zeros(int(r2.sum()) + 1)
-    dist[0] = 1.0
-    for r in r2:
-        shifted = np.zeros_like(dist)
-        shifted[r:] = dist[:-r]
-        dist = (dist + shifted) / 2
+    dist = signed_rank_null(r2)
     w = int(r2[positive].sum())
     return float(min(1.0, 2 * min(dist[:w + 1].sum(), dist[w:].sum())))
 
@@ -2737,15 +2744,8 @@ def holm(pvalues) -> list:
 
 
 def wilcoxon_null(n: int) -> np.ndarray:
-    """P(W+ = w), w = 0 .. n(n+1)/2, for n non-zero differences without ties: each rank 1..n is + or -
-    with probability 1/2 independently (the distribution wilcoxon_signed_rank_p sums, there with ties)."""
-    dist = np.zeros(n * (n + 1) // 2 + 1)
-    dist[0] = 1.0
-    for r in range(1, n + 1):
-        shifted = np.zeros_like(dist)
-        shifted[r:] = dist[:-r]
-        dist += shifted
-    return dist / 2 ** n
+    """P(W+ = w), w = 0 .. n(n+1)/2, for n non-zero differences without ties."""
+    return signed_rank_null(np.arange(1, n + 1))
 
 
 def wilcoxon_rejects(x: np.ndarray, alpha: float) -> np.ndarray:

@@ -127,6 +127,16 @@ def setting_cost(args: list, seeds: int) -> tuple:
     return seeds * len(config["models"]), c.count_flops(config, c.task_table(config))["total"]
 
 
+def setting_cost_text(args: list, seeds: int, kept: Path | None) -> str:
+    """What a setting costs, and what is left of it given the jobs committed in `kept`. It counts the data
+    set's images, so --redraw (committed outputs only, no data set needed) does not ask for it."""
+    jobs, flops = setting_cost(args, seeds)
+    done = min(finished_jobs(kept, seeds), jobs) if kept else 0
+    left = (f"; {done} finished jobs committed in studies/{'/'.join(kept.parts[-3:])}"
+            + (f", {cost_text(jobs - done, flops * (jobs - done) / jobs)} left" if done < jobs else "")) if done else ""
+    return cost_text(jobs, flops) + left
+
+
 def cost_text(jobs: int, flops: float) -> str:
     cores = min(OPTIONS.workers, jobs)
     return (f"{jobs} jobs, {flops / 1e12:.1f} TFLOP, about {duration(flops / (CORE_RATE * cores))} on {cores} "
@@ -245,13 +255,9 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
     seeds = OPTIONS.seeds or seeds
     runs = RUNS / (folder or f"{study}/{label}")
     out = STUDIES / study / f"{label}.json"
-    jobs, flops = setting_cost(args, seeds)
     kept = kept_folder(study, label)
-    done = min(finished_jobs(kept, seeds), jobs) if keep else 0
-    left = (f"; {done} finished jobs committed in studies/{study}/jobs/{label}"
-            + (f", {cost_text(jobs - done, flops * (jobs - done) / jobs)} left" if done < jobs else "")) if done else ""
-    print(f"[{study}] {label}: python compete_to_compute.py {' '.join(args)} --n-seeds {seeds}  "
-          f"({cost_text(jobs, flops)}{left})", flush=True)
+    print(f"[{study}] {label}: python compete_to_compute.py {' '.join(args)} --n-seeds {seeds}"
+          + ("" if OPTIONS.redraw else f"  ({setting_cost_text(args, seeds, kept if keep else None)})"), flush=True)
     committed = OPTIONS.dry_run or OPTIONS.redraw or (OPTIONS.only is not None and label not in OPTIONS.only)
     if keep and not committed:
         restore_jobs(kept, runs)
@@ -269,6 +275,7 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
     cmd = [sys.executable, str(ROOT / "compete_to_compute.py"), *args, "--seed", "0", "--n-seeds", str(seeds),
            "--run-dir", str(runs), "--out", str(out), "--snapshots", str(runs / "snapshots.npz"), "--quiet",
            "--workers", str(OPTIONS.workers)]
+    jobs = setting_cost(args, seeds)[0]
     t0, start = time.perf_counter(), finished_jobs(runs, seeds)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     try:

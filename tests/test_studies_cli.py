@@ -282,7 +282,8 @@ def test_recipes_redraw_and_dry_run_skip_the_settings_not_run_yet_and_say_so(fla
     import runpy
     import shutil
     keep_options(monkeypatch)
-    monkeypatch.setenv("MNIST_DIR", MNIST_DIR)                       # the costs count the recipes' images
+    # a dry run's costs count the recipes' images; a redraw reads committed outputs only, no data set
+    monkeypatch.setenv("MNIST_DIR", MNIST_DIR if flag == "--dry-run" else str(tmp_path / "no-mnist-here"))
     monkeypatch.setattr(common, "ROOT", tmp_path)
     monkeypatch.setattr(common, "STUDIES", tmp_path / "studies")
     monkeypatch.setattr(common, "RUNS", tmp_path / "runs")

@@ -1144,6 +1144,15 @@ class Model:
 
     STATE = ("params", "velocity", "second", "steps", "failed", "train_s", "eval_s", "epochs")
 
+    @property
+    def diverged(self) -> bool:
+        """A failure that ends training (a model that learned nothing goes on, and is measured)."""
+        return bool(self.failed) and self.failed["reason"] == "diverged"
+
+    def diverge(self, where: dict, detail: str) -> None:
+        """Mark the model diverged at `where`, keeping an earlier failure (learned nothing) inside the record."""
+        self.failed = {"reason": "diverged", **where, "detail": detail, **({"after": self.failed} if self.failed else {})}
+
     def state(self) -> dict:
         """What training has changed, for a checkpoint at a phase's end: the parameters, the optimiser's state,
         the dropout generators, and each layer's and method's own (scratch space and weight decay are remade
@@ -1691,8 +1700,8 @@ def clip_gradient_norm(grads: list, max_norm: float, scale: float) -> None:
 def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float | None:
     """One pass over a phase's data, already in this epoch's order (the same order for every model).
 
-    A model whose loss or weights turn non-finite is marked failed (diverged) with `where` it happened,
-    and stops at once. Returns the mean training loss, or None once failed.
+    A model whose loss or weights turn non-finite is marked diverged with `where` it happened, and stops at
+    once. Returns the mean training loss, or None once diverged.
     """
     t0 = time.perf_counter()
     config = optimizer_settings(model, config)
@@ -1710,7 +1719,7 @@ def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float
             logits, cache = model.forward(xb, training=True)
             loss, d_logits = model.loss.value_and_gradient(logits, yb, hb)
             if not math.isfinite(loss):
-                model.failed = {"reason": "diverged", **where, "detail": "the training loss became non-finite"}
+                model.diverge(where, "the training loss became non-finite")
                 break
             if weight is not None:
                 d_logits *= weight[:, None]
@@ -1728,10 +1737,10 @@ def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float
             for method in model.methods:
                 method.after_update(model)
             total, seen = total + loss * len(yb), seen + len(yb)
-    if not model.failed and not all(np.isfinite(p).all() for p in model.params):
-        model.failed = {"reason": "diverged", **where, "detail": "the weights became non-finite"}
+    if not model.diverged and not all(np.isfinite(p).all() for p in model.params):
+        model.diverge(where, "the weights became non-finite")
     model.train_s += time.perf_counter() - t0
-    return None if model.failed else total / seen
+    return None if model.diverged else total / seen
 
 
 def evaluate(model: Model, task: Task, with_freq: bool = False, chunk: int = 1024, split: str = "test"):
@@ -1772,22 +1781,26 @@ def curve_points(n_phases: int, epochs: int) -> list:
     return [p for p in range(n + 1) if p % every == 0 or p % epochs == 0]
 
 
-def learned_nothing(phase: Phase, tasks: list, row: list, freqs: list | None) -> str | None:
-    """Why a model failed to learn the phase it just trained on, or None.
+def chance(task: Task) -> float:
+    """The accuracy of a constant answer among a task's allowed outputs: a diverged model's score."""
+    return 1 / np.count_nonzero(task.head)
 
-    Test accuracy within 5 points of chance (one over the number of allowed outputs), or a hidden layer
-    with no unit firing on any of the phase's test images (its output is then constant). Without test
-    images (--no-test) `row` holds validation accuracies and the firing check is left out.
+
+def learned_nothing(phase: Phase, tasks: list, row: list, freqs: list | None, split: str) -> str | None:
+    """Why a model failed to learn the phase it just trained on, or None, read on `split`'s accuracies `row`.
+
+    Accuracy within 5 points of chance, or a hidden layer with no unit firing on any of the phase's images
+    (its output is then constant; read where `freqs` are given: the test images). Such a model is marked
+    failed and trains on: what it then scores is its outcome, compared like any other.
     """
     acc = float(np.mean([row[t] for t in phase.tasks]))
-    chance = float(np.mean([1 / np.count_nonzero(tasks[t].head) for t in phase.tasks]))
-    split = "test" if freqs else "validation"
-    if acc <= chance + CHANCE_MARGIN:
+    level = float(np.mean([chance(tasks[t]) for t in phase.tasks]))
+    if acc <= level + CHANCE_MARGIN:
         return (f"{split} accuracy {acc:.4f} on the tasks just trained is within {CHANCE_MARGIN} of chance "
-                f"({chance:.4f})")
+                f"({level:.4f})")
     for layer in range(len(freqs[phase.tasks[0]]) if freqs else 0):
         if all(not freqs[t][layer].any() for t in phase.tasks):
-            return f"no unit of hidden layer {layer + 1} fires on any test image of the tasks just trained"
+            return f"no unit of hidden layer {layer + 1} fires on any {split} image of the tasks just trained"
     return None
 
 
@@ -2094,7 +2107,7 @@ class SubmaskAnalysis:
         """kNN accuracy per task against the softmax's on the same sampled test images, the k used, and
         the flip fractions [epoch][hidden layer] recorded so far."""
         t0 = time.perf_counter()
-        knn, softmax, k = (None, None, None) if self.model.failed else submask_knn(
+        knn, softmax, k = (None, None, None) if self.model.diverged else submask_knn(
             self.model, self.tasks, self.rng, weighted=self.weighted)
         out = {"knn_k": k, "knn_weighted": self.weighted, "knn_sample": KNN_SAMPLE, "knn_acc": knn,
                "softmax_acc": softmax, "flip_sample": min(self.sizes, default=self.n),
@@ -2156,16 +2169,23 @@ def nan_to_none(M: np.ndarray) -> list:
     return [[None if math.isnan(a) else a for a in row] for row in M.tolist()]
 
 
-def summarize(R: np.ndarray, freq: list | None, failed: dict | None) -> dict:
+def summarize(R: np.ndarray, freq: list | None, failed: dict | None, tested: bool = True) -> dict:
     """What one variant of one seed contributes: R, its metrics, active fractions and task selectivity
-    per layer (or the failure; or R alone, empty, for a job that read no test image)."""
-    rows = nan_to_none(R)
-    if failed or freq is None:
-        return {"failed": failed, "R": rows}
-    active = [[float(f.mean()) for f in per_layer] for per_layer in freq]
-    selective, silent = task_selectivity(freq)
-    return {"failed": None, "R": rows, **continual_metrics(R), "active": active, "selective": selective,
-            "silent": silent}
+    per layer, and its failure if any (a diverged model has no firing to read; a job that read no test
+    image has R alone, empty)."""
+    out = {"failed": failed, "R": nan_to_none(R)}
+    if not tested:
+        return out
+    selective, silent = task_selectivity(freq) if freq else (None, None)
+    active = [[float(f.mean()) for f in per_layer] for per_layer in freq] if freq else None
+    return {**out, **continual_metrics(R), "active": active, "selective": selective, "silent": silent}
+
+
+def fill_at_chance(R: np.ndarray, phases: list, tasks: list) -> None:
+    """A diverged model's rows of R: chance on every task met by the end of each phase from its divergence
+    on (it answers one class, or nothing usable, from then on)."""
+    for i, phase in enumerate(phases, start=len(R) - len(phases)):
+        R[i, :max(phase.tasks) + 1] = [chance(t) for t in tasks[:max(phase.tasks) + 1]]
 
 
 # A checkpoint is data only: one .npz of arrays, loaded without pickle, whose entry CHECKPOINT_DOC holds the
@@ -2265,7 +2285,9 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     seed is also scored on every task's validation images at the end of each phase (val_R) and after every
     epoch of the last phase (val_last, what the learning/forgetting frontier is drawn from): what
     hyperparameters are chosen on, never the test; with --no-test (a search job) the test images are not
-    read at all. A model that fails (diverges, or learns nothing) stops there and reports where.
+    read at all. A model that diverges stops there, and is scored at chance (chance) on every task it has
+    met from then on; one that learns nothing is marked failed where it did and trains on. Either way its
+    accuracies are its outcome: the comparisons count them, and say how many runs failed.
     With a `checkpoint` path the course's whole state (weights, optimiser, random generators, mechanism
     state, what was measured so far) is saved there at each phase end but the last, and a course started
     again resumes from it: the result is the same bit for bit, and an interruption loses at most a phase.
@@ -2314,7 +2336,8 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
         where = {"task": None if config["joint"] else ph + 1, "epoch": point}
         perm = orders[ph][e]
         loss = train_epoch(model, phase.x[perm], phase.y[perm], phase.heads[perm], config, where)
-        if model.failed:
+        if model.diverged:
+            fill_at_chance(R, phases[ph:], tasks)
             break
         model.source_passes(tasks[:max(phase.tasks) + 1])
         if model.variant.sleep and e == epochs - 1:     # SRC: sleep after the phase, before it is tested
@@ -2341,10 +2364,10 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
             curves[point] = row
             if phase_end:                       # R: the tasks trained so far, the same in every job
                 R[ph, :max(phase.tasks) + 1], freq = row[:max(phase.tasks) + 1], [f for _, f in results]
-                reason = learned_nothing(phase, tasks, row if test else val_R[ph], freq if test else None)
-                if reason:
+                reason = (learned_nothing(phase, tasks, row, freq, "test") if test else       # a search job:
+                          learned_nothing(phase, tasks, val_R[ph], None, "validation"))    # validation only
+                if reason and not model.failed:
                     model.failed = {"reason": "learned nothing", **where, "detail": reason}
-                    break
                 if checkpoint and ph < len(phases) - 1:
                     save_checkpoint(checkpoint, key, {
                         "next_point": point + 1, "model": model, "sleep_rng": sleep_rng, "slept": slept,
@@ -2357,7 +2380,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     if progress and model.failed:
         print(f"seed {seed}  {spec}: {failure_text(model.failed, epochs)}", flush=True)
     out = {"seed": seed, "variant": spec, "settings_digest": key["settings"],
-           "summary": summarize(R, freq if test else None, model.failed),
+           "summary": summarize(R, None if model.diverged else freq, model.failed, test),
            "timings": {"train_s": model.train_s, "eval_s": model.eval_s}}
     if with_val:
         out["summary"]["val_R"], out["summary"]["val_last"] = nan_to_none(val_R), nan_to_none(val_last)
@@ -2436,7 +2459,7 @@ def run_jobs(config: dict, progress: bool, store=None, provenance: dict | None =
         left[r["seed"]] -= 1
         if progress and len(seeds) > 1 and not left[r["seed"]]:
             summary = {x["variant"]: x["summary"] for x in results if x["seed"] == r["seed"]}
-            parts = [f"{v} failed" if summary[v]["failed"] else f"{v} {summary[v]['acc']:.4f}" for v in models]
+            parts = [f"{v} {fmt(summary[v].get('acc'))}{' (failed)' if summary[v]['failed'] else ''}" for v in models]
             done = sum(not n for n in left.values())
             print(f"seed {r['seed']} done ({done}/{len(seeds)}): ACC " + ", ".join(parts), flush=True)
 
@@ -2654,7 +2677,7 @@ def describe(values, bounds=None) -> dict:
     around 0.995 from two seeds would otherwise claim accuracies above 1."""
     x = np.asarray(values, dtype=float).ravel()
     if not np.all(np.isfinite(x)):
-        raise ValueError("describe: non-finite value (leave failed runs out first)")
+        raise ValueError("describe: non-finite value")
     n = int(x.size)
     out = {"n": n, "mean": float(x.mean()) if n else None, "std": None, "ci95": None, "ci95_clipped": False}
     if n < 2:
@@ -2812,6 +2835,20 @@ def paired_comparison(variant_values, baseline_values, higher_is_better: bool, m
     return c
 
 
+def compare_runs(runs: list, base_runs: list, metric: str, higher_is_better: bool, variant: str, baseline: str) -> dict:
+    """paired_comparison of one metric over two lists of run summaries paired by seed: every seed, a failed
+    run at what it scored (its accuracies are its outcome). Where a side failed on some seed, the difference
+    over the other seeds is kept beside it (`without_failed`): a secondary reading, never the verdict."""
+    pairs = [(a, b) for a, b in zip(runs, base_runs) if a.get(metric) is not None and b.get(metric) is not None]
+    cmp = paired_comparison([a[metric] for a, _ in pairs], [b[metric] for _, b in pairs], higher_is_better,
+                            metric, variant, baseline)
+    if any(a["failed"] or b["failed"] for a, b in pairs):
+        kept = [a[metric] - b[metric] for a, b in pairs if not a["failed"] and not b["failed"]]
+        cmp["without_failed"] = {"n_pairs": len(kept), "diff": describe(kept, (-1, 1)),
+                                 "wilcoxon_p": wilcoxon_signed_rank_p(kept)}
+    return cmp
+
+
 def add_holm(comparisons: dict, metric_name, baseline) -> dict:
     """Holm over {variant: C} (one metric, one baseline); rewrites each verdict with the adjusted p, and
     whether p < 0.05 can be reached and what would have been detected, at the m comparisons' correction."""
@@ -2861,22 +2898,23 @@ COMPARED = (("acc", True), ("forgetting", False))      # (metric, higher is bett
 
 
 def aggregate(per_seed: list, models: list) -> dict:
-    """Per variant: every metric over the seeds where it did not fail (failures are counted). Against the
-    first variant (the baseline), seed by seed: the paired difference of ACC and of forgetting, tested
-    with the exact Wilcoxon signed-rank test, Holm-adjusted over the variants compared."""
+    """Per variant: every metric over every seed, failed runs included (a run's accuracies are its outcome,
+    chance where it diverged), and how many failed. Against the first variant (the baseline), seed by seed:
+    the paired difference of ACC and of forgetting, tested with the exact Wilcoxon signed-rank test,
+    Holm-adjusted over the variants compared. Where either side failed on some seed, the difference over
+    the other seeds is kept beside it (`without_failed`): a secondary reading, never the verdict."""
     out = {"variants": {}, "paired": {"baseline": models[0], "metrics": {}}}
     for v in models:
-        ok = [r["summary"][v] for r in per_seed if not r["summary"][v]["failed"]]
-        out["variants"][v] = {"n_seeds": len(ok), "n_failed_left_out": len(per_seed) - len(ok),
-                              **{m: describe([s[m] for s in ok if s[m] is not None], BOUNDS[m]) for m in METRICS}}
+        runs = [r["summary"][v] for r in per_seed]
+        out["variants"][v] = {"n_seeds": len(runs), "n_failed": sum(bool(s["failed"]) for s in runs),
+                              **{m: describe([s[m] for s in runs if s.get(m) is not None], BOUNDS[m])
+                                 for m in METRICS}}
     base = models[0]
     for metric, higher in COMPARED:
         comparisons = {}
         for v in models[1:]:
-            pairs = [(r["summary"][v][metric], r["summary"][base][metric]) for r in per_seed
-                     if not r["summary"][v]["failed"] and not r["summary"][base]["failed"]
-                     and r["summary"][v][metric] is not None]
-            comparisons[v] = paired_comparison([a for a, _ in pairs], [b for _, b in pairs], higher, metric, v, base)
+            comparisons[v] = compare_runs([r["summary"][v] for r in per_seed], [r["summary"][base] for r in per_seed],
+                                          metric, higher, v, base)
         add_holm(comparisons, metric, base)
         out["paired"]["metrics"][metric] = comparisons
     return out
@@ -3257,8 +3295,7 @@ def snapshot_arrays(headline: dict, config: dict, tasks: list) -> dict:
                 arrays[f"W1_init_{v}"] = units["W1_init"].astype(np.float16)
                 arrays[f"W1_{v}"] = units["W1"].astype(np.float16)
         shape = (len(tasks), config["depth"], config["hidden"])
-        failed = headline["summary"][v]["failed"]
-        arrays[f"freq_{v}"] = np.full(shape, np.nan) if failed else units["freq"]
+        arrays[f"freq_{v}"] = np.full(shape, np.nan) if units["freq"] is None else units["freq"]   # diverged
     return arrays
 
 
@@ -3283,7 +3320,7 @@ def results_document(config: dict, runs: list, tasks: list, env: dict, timings: 
 
 
 def fmt(x, spec: str = ".4f") -> str:
-    return "n/a" if x is None else format(x, spec)
+    return "n/a" if x is None or x != x else format(x, spec)        # never measured (None or NaN)
 
 
 def print_table(headline: dict, config: dict, tasks: list) -> None:
@@ -3294,17 +3331,17 @@ def print_table(headline: dict, config: dict, tasks: list) -> None:
     print(f"{'variant':<{width}}{'ACC':>8}{'forgetting':>12}{'BWT':>9}{'learning':>10}   active units {layers} "
           "(mean over tasks)")
     for v, s in summary.items():
-        if s["failed"]:
-            print(f"{v:<{width}}{failure_text(s['failed'], config['epochs'])}")
-            continue
-        active = " ".join(f"{np.mean([a[layer] for a in s['active']]):.3f}" for layer in range(config["depth"]))
+        active = (" ".join(f"{np.mean([a[layer] for a in s['active']]):.3f}" for layer in range(config["depth"]))
+                  if s["active"] else "n/a")
         print(f"{v:<{width}}{s['acc']:>8.4f}{fmt(s['forgetting'], '>12.4f'):>12}{fmt(s['bwt'], '>+9.4f'):>9}"
               f"{fmt(s['learning_acc'], '>10.4f'):>10}   {active}")
+        if s["failed"]:
+            print(f"{'':<{width}}{failure_text(s['failed'], config['epochs'])}")
     print("\naccuracy matrix: row i = after training " + ("jointly" if config["joint"] else "task i")
           + "; column j = test accuracy on task j (" + "; ".join(f"T{j + 1} {t['label']}" for j, t in enumerate(tasks))
           + ")")
     for v, s in summary.items():
-        for i, row in enumerate([] if s["failed"] else full_matrix(headline, v, config).tolist()):
+        for i, row in enumerate(full_matrix(headline, v, config).tolist()):
             label = v if i == 0 else ""
             print(f"  {label:<{width}}{'joint' if config['joint'] else f'T{i + 1}':>5}  "
                   + " ".join(f"{fmt(a):>6}" for a in row))
@@ -3313,7 +3350,7 @@ def print_table(headline: dict, config: dict, tasks: list) -> None:
 def print_aggregate(agg: dict, n_seeds: int) -> None:
     print(f"\nover {n_seeds} seeds (mean ± std [95% CI]):")
     for v, m in agg["variants"].items():
-        left_out = f"  ({m['n_failed_left_out']} failed run(s) left out)" if m["n_failed_left_out"] else ""
+        failed = f"  ({m['n_failed']} run(s) failed, counted at what they scored)" if m["n_failed"] else ""
         parts = []
         for k in ("acc", "forgetting", "learning_acc"):
             d = m[k]
@@ -3323,7 +3360,7 @@ def print_aggregate(agg: dict, n_seeds: int) -> None:
             if k == "learning_acc":
                 spread = f" ± {d['std']:.4f}" if d["std"] is not None else ""
             parts.append(f"{ {'acc': 'ACC', 'learning_acc': 'learning acc.'}.get(k, k)} {d['mean']:.4f}{spread}")
-        print(f"  {v:<12} " + "; ".join(parts) + left_out)
+        print(f"  {v:<12} " + "; ".join(parts) + failed)
     base = agg["paired"]["baseline"]
     for metric, comparisons in agg["paired"]["metrics"].items():
         if not comparisons:
@@ -3338,19 +3375,23 @@ def print_aggregate(agg: dict, n_seeds: int) -> None:
             detect = f"; detectable ±{p['detectable_diff']:.3f}" if p["detectable_diff"] else ""
             print(f"  {v:<12} {d['mean']:+.4f}{ci}; better on {p['better']}, tie {p['ties']}, worse on "
                   f"{p['worse']}; sign test p {_fmt_p(p['sign_test_p'])}{detect}; {p['verdict']}")
+            if w := p.get("without_failed"):
+                print(f"  {'':<12} without the seeds where a side failed: {fmt(w['diff']['mean'], '+.4f')} on "
+                      f"{w['n_pairs']} pairs, Wilcoxon p {_fmt_p(w['wilcoxon_p'])} (secondary, unadjusted)")
 
 
 def print_validation(runs: list, config: dict) -> None:
     """With --val-per-class: each variant's validation scores (the numbers to choose hyperparameters on),
-    mean over the seeds that did not fail."""
+    mean over the seeds that did not diverge."""
     if not config.get("val_per_class"):
         return
     print(f"\nvalidation images ({config['val_per_class']} per class and task, held out of the training images), "
           "mean over seeds:")
     for v in config["models"]:
-        val = [r["summary"][v]["val_R"] for r in runs if not r["summary"][v]["failed"]]
+        val = [r["summary"][v]["val_R"] for r in runs
+               if (r["summary"][v]["failed"] or {}).get("reason") != "diverged"]
         if not val:
-            print(f"  {v:<12} every run failed")
+            print(f"  {v:<12} every run diverged")
             continue
         acc = np.mean([np.mean([a for a in R[-1] if a is not None]) for R in val])
         print(f"  {v:<12} ACC {acc:.4f}; task 1 after task 1 {np.mean([R[0][0] for R in val]):.4f} "
@@ -3815,8 +3856,8 @@ def report(config: dict, runs: list, tasks: list, env: dict, timings: dict, argv
               "(in a clone, `git checkout -- results.json viz/` brings the committed ones back)")
     failed = [(r["seed"], v, s["failed"]) for r in runs for v, s in r["summary"].items() if s["failed"]]
     if failed:
-        print(f"warning: {len(failed)} run(s) failed and are left out of the statistics: "
-              + "; ".join(f"{v} seed {s} {f['reason']}" for s, v, f in failed), file=sys.stderr)
+        print(f"warning: {len(failed)} run(s) failed (counted in the statistics at what they scored, chance "
+              "after a divergence): " + "; ".join(f"{v} seed {s} {f['reason']}" for s, v, f in failed), file=sys.stderr)
         return 3
     return 0
 
@@ -3869,8 +3910,8 @@ def print_jobs(results: list, folder: Path, epochs: int) -> int:
     """One line per job of a run-folder command without a results file. Exit 3 if any failed."""
     for r in sorted(results, key=lambda r: (r["seed"], r["variant"])):
         s = r["summary"]
-        text = (failure_text(s["failed"], epochs) if s["failed"] else
-                f"ACC {s['acc']:.4f}, forgetting {fmt(s['forgetting'])}")
+        text = (f"ACC {fmt(s.get('acc'))}, forgetting {fmt(s.get('forgetting'))}"
+                + (f"; {failure_text(s['failed'], epochs)}" if s["failed"] else ""))
         print(f"seed {r['seed']} {r['variant']}: {text}")
     print(f"saved in {folder}; python compete_to_compute.py --aggregate {folder} writes the aggregate")
     return 3 if any(r["summary"]["failed"] for r in results) else 0

@@ -535,7 +535,7 @@ class CurvePlot:
                                         color=col[v], zorder=3)
                 self.lines.append((ln, x, curve[:, j], 0))
             failed = snap["summary"][v].get("failed")
-            if failed:
+            if failed and failed.get("reason") == "diverged":       # its curves end there: mark the end
                 finite = np.flatnonzero(np.isfinite(curve).any(axis=1))
                 q = int(finite[-1]) if finite.size else 0
                 start = int(failed.get("epoch") or q)
@@ -584,11 +584,9 @@ class CurvePlot:
             s = self.snap["summary"][v]
             name = spec_lines(v, LEGEND_CHARS)
             sep = ":\n" if "\n" in name or len(name) > 16 else ": "
-            if s.get("failed"):
-                out.append(f"{name}{sep}{failure_text(s['failed'], self.snap)}")
-                continue
             f = s.get("forgetting")
-            out.append(f"{name}{sep}ACC {s['acc']:.3f}" + ("" if f is None else f", forgetting {f:.3f}"))
+            out.append(f"{name}{sep}ACC {s['acc']:.3f}" + ("" if f is None else f", forgetting {f:.3f}")
+                       + (f"\n({failure_text(s['failed'], self.snap)})" if s.get("failed") else ""))
         return out
 
     def set_verdict(self, on: bool) -> None:
@@ -709,11 +707,9 @@ def plot_accuracy_matrix(snap: dict, out: Path) -> None:
         ax.set_xlabel("accuracy on task j", fontsize=9)
         ax.set_ylabel("after training task i" if not snap["joint"] else "", fontsize=9)
         s = snap["summary"][v]
-        if s.get("failed"):
-            sub = failure_text(s["failed"], snap)
-        else:
-            f = s.get("forgetting")
-            sub = f"ACC {s['acc']:.3f}" + ("" if f is None else f", forgetting {f:.3f}")
+        f = s.get("forgetting")
+        sub = (f"ACC {s['acc']:.3f}" + ("" if f is None else f", forgetting {f:.3f}")
+               + (f"\n{failure_text(s['failed'], snap)}" if s.get("failed") else ""))
         ax.set_title(f"{spec_lines(v, chars_in(panel_w, 10))}\n{sub}", fontsize=10, color=text_color(v, col[v]))
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=min(0.85, 3.5 / fig.get_figheight()),
                  label="test accuracy (one scale for all)")
@@ -739,11 +735,10 @@ def metric_label(metric: str, T: int, height_in: float = 3.2) -> str:
 
 
 def seed_values(snap: dict, doc: dict | None, metric: str) -> dict:
-    """{variant: [value per seed that ran without failing]}: every seed of results.json, else the
-    snapshot's headline seed."""
+    """{variant: [value per seed]} (a failed run's too: what it scored is its outcome): every seed of
+    results.json, else the snapshot's headline seed."""
     runs = doc["per_seed"] if doc else [{"summary": snap["summary"]}]
-    return {v: [r["summary"][v][metric] for r in runs
-                if not r["summary"][v].get("failed") and r["summary"][v].get(metric) is not None]
+    return {v: [r["summary"][v][metric] for r in runs if r["summary"][v].get(metric) is not None]
             for v in snap["variants"]}
 
 
@@ -752,8 +747,7 @@ def plot_acc_forgetting(snap: dict, doc: dict | None, out: Path) -> None:
     multi = doc is not None and n_seeds(doc) > 1 and doc.get("aggregate")
     runs = doc["per_seed"] if multi else [{"summary": snap["summary"]}]
     failures = {v: sum(1 for r in runs if r["summary"][v].get("failed")) for v in variants}
-    counts = {v: f"{len(runs) - failures[v]} seeds" + (f" + {failures[v]} failed" if failures[v] else "")
-              for v in variants}
+    counts = {v: f"{len(runs)} seeds" + (f", {failures[v]} failed" if failures[v] else "") for v in variants}
     piece = max(len(part) + 1 for v in variants for part in v.split(":"))    # spec_lines breaks after colons
     if multi:
         piece = max(piece, *(len(t) for t in counts.values()))
@@ -771,7 +765,7 @@ def plot_acc_forgetting(snap: dict, doc: dict | None, out: Path) -> None:
         values = seed_values(snap, doc if multi else None, metric)
         if not any(values.values()):
             ax.text(0.5, 0.5, f"no {metric} to show:\n" + ("forgetting needs 2 or more tasks trained in sequence"
-                                                          if metric == "forgetting" else "every run failed"),
+                                                          if metric == "forgetting" else "no run measured it"),
                     ha="center", va="center", transform=ax.transAxes, fontsize=10)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -783,11 +777,11 @@ def plot_acc_forgetting(snap: dict, doc: dict | None, out: Path) -> None:
             c = col[v]
             name = spec_lines(v, slot)
             if multi:
-                ticks.append(f"{name}\n{len(vals)} seeds" + (f" + {failures[v]} failed" if failures[v] else ""))
+                ticks.append(f"{name}\n{len(vals)} seeds" + (f", {failures[v]} failed" if failures[v] else ""))
             else:
                 ticks.append(name)
             if not vals:
-                ax.text(i, 0.5, "failed", rotation=90, ha="center", va="center", color=c,
+                ax.text(i, 0.5, "n/a", rotation=90, ha="center", va="center", color=c,
                         transform=mtransforms.blended_transform_factory(ax.transData, ax.transAxes), fontsize=10)
                 continue
             if multi:
@@ -833,7 +827,7 @@ def plot_acc_forgetting(snap: dict, doc: dict | None, out: Path) -> None:
             ax.text(0.02, 0.97, "1 seed: no interval", transform=ax.transAxes, va="top", fontsize=9,
                     color="0.3")
     if multi:
-        title = (f"{n_seeds(doc)} seeds: each dot one seed (failed seeds left out); "
+        title = (f"{n_seeds(doc)} seeds: each dot one seed (a failed run at what it scored); "
                  "black: mean and its 95% interval")
     else:
         title = f"Seed {seed_of(snap)} only (1 seed: no interval; run --n-seeds 10 for the spread)"

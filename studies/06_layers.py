@@ -25,7 +25,7 @@ def main():
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     fig.subplots_adjust(left=0.14, right=0.97, top=0.88, bottom=0.15)
     for i, v in enumerate(VARIANTS):
-        runs = [r["summary"][v] for r in doc["per_seed"] if not r["summary"][v]["failed"]]
+        runs = [r["summary"][v] for r in doc["per_seed"] if r["summary"][v]["selective"] is not None]  # not diverged
         layers = [c.describe([s["selective"][layer] for s in runs], (0, 1)) for layer in range(3)]
         deep = c.paired_comparison([s["selective"][2] for s in runs], [s["selective"][0] for s in runs], True,
                                    "selective share", "layer 3", "layer 1")

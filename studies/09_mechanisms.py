@@ -36,7 +36,7 @@ if __name__ == "__main__":
              "| variant | task | kNN | softmax | kNN − softmax |", "|---|---|---|---|---|"]
     for v, s in sub.items():
         if s["knn_acc"] is None:
-            notes.append(f"| {v} | failed | | | |")
+            notes.append(f"| {v} | diverged | | | |")
             continue
         for t, (k, f) in enumerate(zip(s["knn_acc"], s["softmax_acc"]), start=1):
             notes.append(f"| {v} | {t} | {k:.4f} | {f:.4f} | {k - f:+.4f} |")

@@ -66,15 +66,16 @@ def source_of(label: str, variant: str):
 
 
 def sdm_runs(docs: dict, key: str) -> dict:
-    """epochs -> (ACCs of the seeds that learned, seeds that failed) of one variant, over the settings that ran it."""
+    """epochs -> (ACCs of the seeds that learned, ACCs of the seeds that failed) of one variant, over the settings
+    that ran it: a failed run's ACC is its outcome, drawn apart."""
     out = {}
     for e in SDM_EPOCHS:
         for label in (f"sdm {e} epochs", f"sdm {e} epochs baselines"):
             doc = docs.get(label)
             v = next((v for v in doc["config"]["models"] if v == key or v.startswith(key + ":")), None) if doc else None
             if v:
-                out[e] = ([r["summary"][v]["acc"] for r in doc["per_seed"] if not r["summary"][v]["failed"]],
-                          sum(bool(r["summary"][v]["failed"]) for r in doc["per_seed"]))
+                out[e] = tuple([r["summary"][v]["acc"] for r in doc["per_seed"] if bool(r["summary"][v]["failed"]) == f]
+                               for f in (False, True))
     return out
 
 
@@ -90,17 +91,16 @@ def budget_figure(docs: dict, path) -> None:
     for key, (name, marker, shift) in names.items():
         col, runs = colour(key), sdm_runs(docs, key)
         budgets |= set(runs)
-        means = [(e, np.mean(accs)) for e, (accs, _) in runs.items() if accs]
+        means = [(e, np.mean(accs + failed)) for e, (accs, failed) in runs.items()]
         ax.plot(*zip(*means), "--" if key == "sdm:k=1" else "-", color=col, lw=1.2, label=f"{name}: mean of seeds")
         for e, (accs, failed) in runs.items():
             x = e * 10 ** shift                 # side by side on the log axis
             ax.plot([x] * len(accs), accs, marker, ms=4, color=col, alpha=0.75, ls="none")
-            if failed:
-                ax.plot([x] * failed, [0.03] * failed, "x", ms=7, mew=2, color=col)
+            ax.plot([x] * len(failed), failed, "x", ms=7, mew=2, color=col, ls="none")
         ref = source_of("sdm", key)[1]
         ax.plot([500 * 10 ** shift], [ref], marker="*", ms=12, color=col, mec="black", mew=0.5, ls="none")
     ax.plot([], [], "k*", ms=10, ls="none", label="the source's ACC at 500 epochs\n(Bricken et al. 2023, 3 seeds)")
-    ax.plot([], [], "kx", ms=7, mew=2, ls="none", label="a seed that failed (learned nothing)")
+    ax.plot([], [], "kx", ms=7, mew=2, ls="none", label="a seed that failed (learned nothing\non a task), at its ACC")
     ax.plot([], [], "ko", ms=4, ls="none", label="one seed")
     ticks = sorted(budgets | {500})
     ax.set_xscale("log")
@@ -118,8 +118,9 @@ def budget_figure(docs: dict, path) -> None:
 
 
 def silent_units(doc: dict, variant: str) -> str:
-    """Hidden units silent on every task's test images at the end, per layer, mean over the seeds that learned."""
-    per_seed = [r["summary"][variant]["silent"] for r in doc["per_seed"] if not r["summary"][variant]["failed"]]
+    """Hidden units silent on every task's test images at the end, per layer, mean over the seeds (a diverged
+    run has none to count)."""
+    per_seed = [r["summary"][variant]["silent"] for r in doc["per_seed"] if r["summary"][variant].get("silent") is not None]
     return " / ".join(f"{np.mean(layer):.0f}" for layer in zip(*per_seed)) if per_seed else ""
 
 
@@ -128,12 +129,12 @@ def write_outputs(docs: dict) -> None:
              "| source's ACC |", "|---|---|---|---|---|---|---|"]
     for label, doc in docs.items():
         for v, m in doc["aggregate"]["variants"].items() if doc["aggregate"] else []:
-            lines.append(f"| {label} | {v} | {m['n_seeds']} ({m['n_failed_left_out']} failed) | {ci(m['acc'])} | "
+            lines.append(f"| {label} | {v} | {m['n_seeds']} ({m['n_failed']} failed) | {ci(m['acc'])} | "
                          f"{ci(m['learning_acc'])} | {silent_units(doc, v)} | {source_of(label, v)[0]} |")
         if not doc["aggregate"]:                # one seed: its own numbers, no interval
             for v, m in doc["per_seed"][0]["summary"].items():
-                acc = "failed" if m["failed"] else f"{m['acc']:.4f}"
-                learn = "" if m["failed"] else f"{m['learning_acc']:.4f}"
+                acc = f"{m['acc']:.4f}" + (" (failed)" if m["failed"] else "")
+                learn = f"{m['learning_acc']:.4f}"
                 lines.append(f"| {label} | {v} | 1 | {acc} | {learn} | {silent_units(doc, v)} | "
                              f"{source_of(label, v)[0]} |")
     notes = ["Each setting is `python compete_to_compute.py --recipe NAME [budget flags]` (below); ACC is test "

@@ -136,7 +136,7 @@ def cells(doc: dict, variant: str) -> dict | None:
     agg = (doc.get("aggregate") or {}).get("variants", {}).get(variant)
     if agg is None:
         return None
-    return {"acc": f"{ci(agg['acc'])} ({agg['n_seeds']} seeds, {agg['n_failed_left_out']} failed)",
+    return {"acc": f"{ci(agg['acc'])} ({agg['n_seeds']} seeds, {agg['n_failed']} failed)",
             "learning_acc": ci(agg["learning_acc"])}
 
 

@@ -302,17 +302,17 @@ def seed_count(*docs) -> str:
 
 
 def per_seed(doc: dict, variant: str, metric: str) -> dict:
-    """seed -> metric value of one variant (failed runs left out)."""
+    """seed -> metric value of one variant, failed runs included (what they scored is their outcome)."""
     return {r["seed"]: r["summary"][variant][metric] for r in doc["per_seed"]
-            if not r["summary"][variant]["failed"] and r["summary"][variant].get(metric) is not None}
+            if r["summary"][variant].get(metric) is not None}
 
 
 def paired_across(doc_a: dict, doc_b: dict, variant_a: str, variant_b: str, metric: str) -> dict:
-    """B minus A on the seeds both finished: the effect of a setting (or variant) on one metric."""
-    a, b = per_seed(doc_a, variant_a, metric), per_seed(doc_b, variant_b, metric)
+    """B minus A on the seeds both ran: the effect of a setting (or variant) on one metric."""
+    a, b = ({r["seed"]: r["summary"][v] for r in doc["per_seed"]} for doc, v in ((doc_a, variant_a), (doc_b, variant_b)))
     seeds = sorted(set(a) & set(b))
-    return c.paired_comparison([b[s] for s in seeds], [a[s] for s in seeds], metric != "forgetting", metric,
-                               variant_b, variant_a)
+    return c.compare_runs([b[s] for s in seeds], [a[s] for s in seeds], metric, metric != "forgetting",
+                          variant_b, variant_a)
 
 
 # An ablation: named cells, each a (results document, variant) pair; cells of one study share their seeds,
@@ -326,8 +326,8 @@ def failures(cell: tuple) -> str:
 
 
 def cell_comparisons(cells: dict, base: str, names: list) -> dict:
-    """{metric: {name: cell `name` minus cell `base`}}, seed by seed over the seeds where neither failed,
-    Holm over `names` per metric."""
+    """{metric: {name: cell `name` minus cell `base`}}, seed by seed over every seed (a failed run at what it
+    scored), Holm over `names` per metric."""
     (doc_a, a) = cells[base]
     return {metric: c.add_holm({n: paired_across(doc_a, cells[n][0], a, cells[n][1], metric) for n in names},
                                metric, base) for metric, _ in ABLATION_METRICS}
@@ -337,8 +337,8 @@ def cell_table(cells: dict, base: str, names: list, title: str, cmp: dict | None
     """A markdown section: each cell's paired differences from `base` on every metric, with the Holm p
     (`cmp`: those comparisons if already made, as cell_comparisons makes them)."""
     cmp = cmp or cell_comparisons(cells, base, names)
-    rows = [f"### {title}", "", f"Cell − {base}, paired by seed over the seeds where neither failed (mean, 95% t "
-            "interval, Holm-adjusted exact Wilcoxon p over this table's rows, per metric; 'undecidable': no p "
+    rows = [f"### {title}", "", f"Cell − {base}, paired by seed over every seed, a failed run at what it scored "
+            "(mean, 95% t interval, Holm-adjusted exact Wilcoxon p over this table's rows, per metric; 'undecidable': no p "
             "< 0.05 is reachable at this number of seeds after the correction).", "",
             "| cell | failed | " + " | ".join(f"{name} − {base}" for _, name in ABLATION_METRICS) + " |",
             "|---|---|" + "---|" * len(ABLATION_METRICS)]
@@ -356,9 +356,9 @@ def cell_summary(cells: dict, specs: bool = True) -> list:
     """A markdown table of every cell alone: seeds, ACC, forgetting, learning accuracy (mean, 95% interval)."""
     rows = ["| cell | variant | seeds (failed) | ACC | forgetting | learning accuracy |", "|---|---|---|---|---|---|"]
     for n, (doc, v) in cells.items():
-        ok = [r["summary"][v] for r in doc["per_seed"] if not r["summary"][v]["failed"]]
-        d = {m: c.describe([s[m] for s in ok], c.BOUNDS[m]) for m in ("acc", "forgetting", "learning_acc")}
-        rows.append(f"| {n} | `{v}` | {len(ok)} ({len(doc['per_seed']) - len(ok)}) | {ci(d['acc'])} | "
+        runs = [r["summary"][v] for r in doc["per_seed"]]
+        d = {m: c.describe([s[m] for s in runs], c.BOUNDS[m]) for m in ("acc", "forgetting", "learning_acc")}
+        rows.append(f"| {n} | `{v}` | {len(runs)} ({sum(bool(s['failed']) for s in runs)}) | {ci(d['acc'])} | "
                     f"{ci(d['forgetting'])} | {ci(d['learning_acc'])} |")
     return rows
 
@@ -408,27 +408,29 @@ def detectable(cmp: dict, digits: int = 4) -> str:
 
 
 def variant_table(doc: dict) -> list:
-    """Markdown rows: each variant's ACC and forgetting, and its paired differences from the baseline."""
+    """Markdown rows: each variant's ACC and forgetting, and its paired differences from the baseline over
+    every seed (failed runs at what they scored), then a footnote for each comparison in which a side failed:
+    the difference without those seeds, a secondary reading."""
     agg, base = doc["aggregate"], doc["config"]["models"][0]
     rows = ["| variant | seeds (failed) | ACC | forgetting | ACC − " + base + " | forgetting − " + base
             + " | Holm p (forgetting) | detectable | verdict (forgetting) |", "|---|---|---|---|---|---|---|---|---|"]
+    notes = []
     for v, m in agg["variants"].items():
-        line = f"| {v} | {m['n_seeds']} ({m['n_failed_left_out']}) | {ci(m['acc'])} | {ci(m['forgetting'])} |"
+        line = f"| {v} | {m['n_seeds']} ({m['n_failed']}) | {ci(m['acc'])} | {ci(m['forgetting'])} |"
         if v == base:
             rows.append(line + " baseline | | | | |")
             continue
         acc, fgt = (agg["paired"]["metrics"][k][v] for k in ("acc", "forgetting"))
-        if not m["n_seeds"]:
-            reasons = sorted({r["summary"][v]["failed"]["reason"] for r in doc["per_seed"]})
-            rows.append(line + f" n/a | n/a | | | every run failed ({', '.join(reasons)}) and is left out |")
-            continue
+        notes += [f"- {v} − {base}, {name} without the seeds where a side failed: {ci(w['diff'], True)} on "
+                  f"{w['n_pairs']} pairs (exact Wilcoxon p {w['wilcoxon_p']:.2g}, unadjusted; secondary)"
+                  for name, x in (("ACC", acc), ("forgetting", fgt)) if (w := x.get("without_failed"))]
         if not fgt["n_pairs"]:                  # joint training: no forgetting; the ACC comparison speaks
             rows.append(line + f" {ci(acc['diff'], True)} | n/a | {p_text(acc)} (ACC) | {detectable(acc)} (ACC) | "
                         f"{acc['verdict']} |")
             continue
         rows.append(line + f" {ci(acc['diff'], True)} | {ci(fgt['diff'], True)} | {p_text(fgt)} | {detectable(fgt)} "
                     f"| {fgt['verdict']} |")
-    return rows
+    return rows + ([""] + notes if notes else [])
 
 
 def write_text(path: Path, lines: list) -> None:
@@ -448,8 +450,8 @@ def forest(ax, rows: list, title: str) -> None:
     """rows: (label, colour, describe-dict of a paired difference). Mean and 95% interval per row."""
     from matplotlib.ticker import MaxNLocator
     for i, (label, colour, d) in enumerate(rows):
-        if d["mean"] is None:                   # every run failed, or the metric is undefined (joint training)
-            ax.text(0.02, i, "n/a (failed runs or no such metric: see the table)", va="center", fontsize=8,
+        if d["mean"] is None:                   # the metric is undefined (joint training)
+            ax.text(0.02, i, "n/a (no such metric: see the table)", va="center", fontsize=8,
                     color="0.35", transform=ax.get_yaxis_transform(), bbox=dict(fc="white", ec="none", pad=1))
             continue
         lo, hi = d["ci95"] if d["ci95"] else (d["mean"], d["mean"])

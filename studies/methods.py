@@ -92,12 +92,11 @@ def against(values: dict, keys: list, base: str) -> dict:
 
 
 def paired(values: dict, a: str, b: str, metric: str, higher: bool) -> dict | None:
-    """a against b on the seeds where neither failed."""
+    """a against b on the seeds both ran (failed runs at what they scored)."""
     seeds = sorted(set(values[a]) & set(values[b]))
     if len(seeds) < 2:
         return None
-    return c.paired_comparison([values[a][s][metric] for s in seeds], [values[b][s][metric] for s in seeds],
-                               higher, metric, a, b)
+    return c.compare_runs([values[a][s] for s in seeds], [values[b][s] for s in seeds], metric, higher, a, b)
 
 
 def run_methods_study(study: str, title: str, args: list, activations: list, lrs: list, epochs: int,
@@ -158,7 +157,7 @@ def run_methods_study(study: str, title: str, args: list, activations: list, lrs
 
 
 def evaluate_picks(table: dict, picks: dict, activations: list, methods: list, lrs: list, evals: list) -> dict:
-    """Per family: its pick, every metric over the seeds it did not fail on, and the paired comparisons
+    """Per family: its pick, every metric over every seed (failed runs at what they scored), and the paired comparisons
     (activation with X against relu with X; the method against the activation alone), Holm within each."""
     values, families = {}, {}
     for (a, m), p in picks.items():
@@ -168,7 +167,7 @@ def evaluate_picks(table: dict, picks: dict, activations: list, methods: list, l
             continue
         i, spec = p
         runs = table[spec].get(i, {})
-        values[key] = {s: runs[s] for s in evals if s in runs and not runs[s]["failed"]}
+        values[key] = {s: runs[s] for s in evals if s in runs}
         failed = [s for s in evals if s in runs and runs[s]["failed"]]
         families[key] = {"pick": {"lr": lrs[i], "spec": spec}, "seeds": len(values[key]), "failed": len(failed),
                          **{k: c.describe([values[key][s][k] for s in values[key]], c.BOUNDS[k])
@@ -177,7 +176,8 @@ def evaluate_picks(table: dict, picks: dict, activations: list, methods: list, l
     competition = {m: against(values, [f"{a} {m}" for a in activations[1:]], f"{base} {m}") for m in methods}
     method_gain = {a: against(values, [f"{a} {m}" for m in methods[1:]], f"{a} alone") for a in activations}
     return {"families": families, "competition_adds": competition, "method_gains": method_gain,
-            "per_seed": {k: {str(s): {m: v[s][m] for m in c.METRICS} for s in v} for k, v in values.items()}}
+            "per_seed": {k: {str(s): {m: v[s][m] for m in ("failed", *c.METRICS)} for s in v}
+                         for k, v in values.items()}}
 
 
 def interval(d: dict) -> str:
@@ -218,8 +218,7 @@ def summary_lines(doc: dict, notes: list, sources=None) -> list:
                 strength = f["pick"]["spec"].partition(":")[2] or "-"
                 fails = f", {f['failed']} failed" if f["failed"] else ""
                 cells.append(f"{interval(f['acc'])} ({f['learning_acc']['mean']:.2f}){fails}<br>lr "
-                             f"{f['pick']['lr']:g}, {strength}" if f["acc"]["mean"] is not None
-                             else f"every seed failed<br>lr {f['pick']['lr']:g}, {strength}")
+                             f"{f['pick']['lr']:g}, {strength}")
             lines.append(f"| {a} | " + " | ".join(cells) + " |")
         lines += ["", f"Does competition add to X? ACC of the activation with X minus {base} with X, each at its own "
                   "selected strength, paired by seed (Holm over the activations within X):", "",
@@ -235,9 +234,9 @@ def summary_lines(doc: dict, notes: list, sources=None) -> list:
             lines.append(f"| {NAMES[m]} | " + " | ".join(cells) + " |")
         lines += ["", "Each cell: mean paired difference [95% interval], Holm-adjusted Wilcoxon p, and the difference "
                   "that would have been detected with at least 80% power by that test (undecidable: no p < 0.05 is reachable at "
-                  "this number of seeds after the correction); the number of pairs when a side failed on some seeds "
-                  "(those seeds are left out). n/a: one side has no selected setting or fewer than two seeds that "
-                  "trained.", "",
+                  "this number of seeds after the correction). A run that failed counts at what it scored (chance after a "
+                  "divergence); the count of failed runs is in the table above, and the differences without them "
+                  "are listed after the next table where there were any. n/a: one side has no selected setting.", "",
                   "Does the method add to the activation? ACC with the method minus the activation alone "
                   "(Holm over the methods within each activation):", "",
                   "| activation | " + " | ".join(NAMES[m] for m in doc["methods"][1:]) + " |",
@@ -248,6 +247,13 @@ def summary_lines(doc: dict, notes: list, sources=None) -> list:
                 cmp = res["method_gains"][a].get(f"{a} {m}")
                 cells.append("n/a" if cmp is None else f"{cmp['diff']['mean']:+.3f}, p {fmt_p(cmp)}")
             lines.append(f"| {a} | " + " | ".join(cells) + " |")
+        groups = [(f"{base} {m}", res["competition_adds"][m]) for m in doc["methods"]] + \
+                 [(f"{a} alone", res["method_gains"][a]) for a in doc["activations"]]
+        secondary = [f"- {name} − {against_name}: {w['diff']['mean']:+.3f} on {w['n_pairs']} pairs (exact Wilcoxon "
+                     f"p {w['wilcoxon_p']:.2g}, unadjusted)"
+                     for against_name, group in groups for name, cmp in group.items() if (w := cmp.get("without_failed"))]
+        if secondary:
+            lines += ["", "Without the seeds where a side failed (a secondary reading, never the verdict):", "", *secondary]
     if sources:
         lines += ["", *sources(doc)]
     return lines

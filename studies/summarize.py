@@ -106,7 +106,7 @@ def tuned_tables() -> tuple:
 def cell(cmp_f: dict, cmp_a: dict) -> str:
     d = cmp_f["diff"]
     if d["mean"] is None:
-        return "failed"
+        return "n/a"
     word = verdict_word(cmp_f, ("**more**", "**less**"))
     ci = f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d["ci95"] else ""
     return f"{d['mean']:+.3f}{ci} {word}<br>ACC {cmp_a['diff']['mean']:+.3f}"

@@ -177,8 +177,8 @@ def leave_one_out(table: dict, variants: list, seeds: list, rule: str = "all") -
 
 # ---------------------------------------------------------------------------- frontier
 def frontier_points(summary: dict) -> np.ndarray:
-    """(new-task, mean old-task) validation accuracy after each epoch of the last task; none if failed."""
-    if summary["failed"]:
+    """(new-task, mean old-task) validation accuracy after each epoch of the last task; none if diverged."""
+    if (summary["failed"] or {}).get("reason") == "diverged":
         return np.zeros((0, 2))
     rows = np.array(summary["val_last"], dtype=float)
     return np.stack([rows[:, -1], rows[:, :-1].mean(axis=1)], axis=1)
@@ -364,7 +364,9 @@ def summary_lines(doc: dict, notes: list) -> list:
               "it diverges or learns nothing (the module's check, on the test images of the task just trained: "
               "within 0.05 of chance, or a silent hidden layer); on validation images the learned-nothing "
               f"verdict would differ for {doc['failure_check']['learned_nothing_verdicts_that_validation_data_would_change']}"
-              f" of the {sum(f['of'] for f in doc['failures'].values())} search jobs."]
+              f" of the {sum(f['of'] for f in doc['failures'].values())} search jobs. A configuration that failed "
+              "on a tuning seed is never chosen; an evaluation run that failed counts at what it scored (chance "
+              "after a divergence)."]
     for r, ev in doc["evaluation"].items():
         lines += ["", f"## Evaluation, rule *{r}* ({len(doc['eval_seeds'])} seeds, test data)", ""]
         if ev is None:

@@ -80,17 +80,17 @@ def continual_metrics(R: np.ndarray) -> dict:
     out = {"acc": float(np.mean(R[-1])), "forgetting": None, "bwt": None, "learning_acc": None}
     if R.shape[0] == T and T > 1:
         out["bwt"] = float(np.mean([R[T - 1, j] - R[j, j] for j in range(T - 1)]))
-        out["forgetting"] = float(np.mean([R[:T - 1, j].max() - R[T - 1, j] for j in range(T - 1)]))
+        out["forgetting"] = float(np.mean([R[j:T - 1, j].max() - R[T - 1, j] for j in range(T - 1)]))
         out["learning_acc"] = float(np.mean(np.diag(R)))
     return out
 
 
 def summarize(R: np.ndarray, freq: np.ndarray | None, failed: dict | None) -> dict:
+    """As compete_to_compute.py: a failed run has its metrics too (a diverged one, chance in R from its
+    divergence on, and no firing to read)."""
     rows = [[None if math.isnan(a) else float(a) for a in row] for row in R.tolist()]
-    if failed:
-        return {"failed": failed, "R": rows}
-    active = [[float(f.mean()) for f in per_layer] for per_layer in freq]
-    return {"failed": None, "R": rows, **continual_metrics(R), "active": active}
+    active = None if freq is None else [[float(f.mean()) for f in per_layer] for per_layer in freq]
+    return {"failed": failed, "R": rows, **continual_metrics(R), "active": active}
 
 
 def fake_freq(rng, name: str, T: int, depth: int, hidden: int) -> np.ndarray:
@@ -203,16 +203,15 @@ def aggregate(per_seed: list, variants: list) -> dict:
     bounds = {"acc": (0, 1), "learning_acc": (0, 1), "forgetting": (-1, 1), "bwt": (-1, 1)}
     out = {"variants": {}, "paired": {"baseline": variants[0], "metrics": {}}}
     for v in variants:
-        ok = [r["summary"][v] for r in per_seed if not r["summary"][v]["failed"]]
-        out["variants"][v] = {"n_seeds": len(ok), "n_failed_left_out": len(per_seed) - len(ok),
-                              **{m: describe([s[m] for s in ok if s[m] is not None], bounds[m]) for m in METRICS}}
+        runs = [r["summary"][v] for r in per_seed]
+        out["variants"][v] = {"n_seeds": len(runs), "n_failed": sum(bool(s["failed"]) for s in runs),
+                              **{m: describe([s[m] for s in runs if s[m] is not None], bounds[m]) for m in METRICS}}
     base = variants[0]
     for metric, higher in (("acc", True), ("forgetting", False)):
         comps = {}
         for v in variants[1:]:
             pairs = [(r["summary"][v][metric], r["summary"][base][metric]) for r in per_seed
-                     if not r["summary"][v]["failed"] and not r["summary"][base]["failed"]
-                     and r["summary"][v][metric] is not None]
+                     if r["summary"][v][metric] is not None]
             comps[v] = paired_comparison([a for a, _ in pairs], [b for _, b in pairs], higher)
         add_holm(comps)
         out["paired"]["metrics"][metric] = comps
@@ -253,11 +252,14 @@ def write_fake_run(folder, variants=("relu", "lwta", "topk"), T=2, E=2, n_seeds=
                 failure = {"reason": fail_reason, "task": task, "epoch": int(fail_at),
                            "detail": "non-finite loss" if fail_reason == "diverged" else "accuracy at chance"}
             forget = 0.02 + 0.03 * i * rng.uniform(0.5, 1.5)
-            curves = fake_course(rng, T, E, joint, forget, chance, fail_at)
+            diverged = fails and fail_reason == "diverged"
+            curves = fake_course(rng, T, E, joint, forget, chance, fail_at if diverged else None)
             ends = E * np.arange(1, n_phases + 1)
             R = curves[ends]
-            freq = np.full((T, depth, hidden), np.nan, np.float32) if fails else fake_freq(rng, v, T, depth, hidden)
-            summary[v] = summarize(R, None if fails else freq, failure)
+            met = np.ones_like(R, bool) if joint else np.tril(np.ones_like(R, bool))
+            R[met & np.isnan(R)] = np.broadcast_to(chance, R.shape)[met & np.isnan(R)]   # diverged: chance
+            freq = np.full((T, depth, hidden), np.nan, np.float32) if diverged else fake_freq(rng, v, T, depth, hidden)
+            summary[v] = summarize(R, None if diverged else freq, failure)
             timings[v] = {"train_s": float(rng.uniform(0.5, 2)), "eval_s": float(rng.uniform(0.1, 0.3))}
             if s == seed:
                 W0, W = fake_weights(np.random.default_rng([seed, 99]), hidden, 0.04 + 0.02 * (i % 3), fails)

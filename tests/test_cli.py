@@ -168,12 +168,14 @@ def test_divergence_is_reported_where_it_first_happened(synthetic, tmp_path, cap
     doc = strict_json(tmp_path / "out" / "results.json")
     s = doc["headline"]["summary"]["relu"]
     assert s["failed"]["reason"] == "diverged" and s["failed"]["task"] == 1
-    lines = [line for line in captured.out.splitlines() if line.startswith("relu")]
     assert s["failed"]["epoch"] in (1, 2)                  # task 1 of 2 epochs each: its epoch is the global one
-    assert lines == [f"relu      failed (diverged) in task 1, epoch {s['failed']['epoch']} of 2: "
-                     f"{s['failed']['detail']}"]
-    assert "forgetting" not in s and s["R"] == [[None, None], [None, None]]
-    assert doc["aggregate"]["variants"]["relu"]["n_failed_left_out"] == 2
+    assert f"failed (diverged) in task 1, epoch {s['failed']['epoch']} of 2: {s['failed']['detail']}" in captured.out
+    assert s["R"] == [[0.2, None], [0.2, 0.2]]              # scored at chance (five outputs allowed) from then on
+    assert (s["acc"], s["forgetting"], s["learning_acc"], s["active"]) == (0.2, 0.0, 0.2, None)
+    relu = doc["aggregate"]["variants"]["relu"]
+    assert relu["n_failed"] == 2 and relu["acc"]["mean"] == 0.2 and relu["acc"]["n"] == 2
+    cmp = doc["aggregate"]["paired"]["metrics"]["acc"]["lwta"]           # counted, and the secondary reading beside
+    assert cmp["n_pairs"] == 2 and cmp["without_failed"]["n_pairs"] == 0
 
 
 @pytest.mark.robustness
@@ -214,16 +216,21 @@ def test_one_model_diverging_at_a_known_point_stops_there_and_the_others_run_on(
 
 
 @pytest.mark.robustness
-def test_a_model_that_learns_nothing_is_failed_not_a_number(synthetic, tmp_path, monkeypatch, capsys):
+def test_a_model_that_learns_nothing_is_marked_failed_trains_on_and_is_counted(synthetic, tmp_path, monkeypatch,
+                                                                                  capsys):
     monkeypatch.setattr(c.ReLU, "mask", lambda self, z, training: np.zeros(z.shape, bool))   # every unit silent
     assert c.main(tiny_args(tmp_path, synthetic, "--workers", "1", "--n-seeds", "2")) == 3
     doc = strict_json(tmp_path / "out" / "results.json")
-    failed = doc["headline"]["summary"]["relu"]["failed"]
+    relu = doc["headline"]["summary"]["relu"]
+    failed = relu["failed"]
     assert failed["reason"] == "learned nothing" and (failed["task"], failed["epoch"]) == (1, 2)
-    assert "forgetting" not in doc["headline"]["summary"]["relu"]
-    assert doc["aggregate"]["variants"]["relu"]["n_failed_left_out"] == 2
-    assert doc["aggregate"]["variants"]["lwta"]["n_failed_left_out"] == 0
-    assert doc["aggregate"]["paired"]["metrics"]["forgetting"]["lwta"]["n_pairs"] == 0
+    assert None not in relu["R"][1] and relu["forgetting"] is not None     # trained on: task 2 measured too
+    assert all(a is not None for a in doc["headline"]["curves"]["relu"][-1])
+    assert doc["aggregate"]["variants"]["relu"]["n_failed"] == 2
+    assert doc["aggregate"]["variants"]["lwta"]["n_failed"] == 0
+    cmp = doc["aggregate"]["paired"]["metrics"]["forgetting"]["lwta"]
+    assert cmp["n_pairs"] == 2 and cmp["without_failed"] == {"n_pairs": 0, "diff": c.describe([], (-1, 1)),
+                                                             "wilcoxon_p": 1.0}
     captured = capsys.readouterr()
     assert "relu" in captured.out and "failed (learned nothing) in task 1, epoch 2" in captured.out
     assert "learned nothing" in captured.err

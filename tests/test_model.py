@@ -349,10 +349,29 @@ def test_learned_nothing_is_chance_accuracy_or_a_silent_layer():
              c.Task("b", (2, 3, 4, 5), c.head_mask([2, 3, 4, 5], "task"), *[None] * 4)]
     phase = c.Phase(None, None, None, (1,))
     alive = [[np.array([0.5, 0.0])], [np.array([0.2, 0.1])]]
-    assert c.learned_nothing(phase, tasks, [0.1, 0.31], alive) is None
-    assert "chance (0.2500)" in c.learned_nothing(phase, tasks, [0.9, 0.29], alive)
+    assert c.learned_nothing(phase, tasks, [0.1, 0.31], alive, "test") is None
+    assert "validation accuracy 0.2900 on the tasks just trained is within 0.05 of chance (0.2500)" == \
+        c.learned_nothing(phase, tasks, [0.9, 0.29], None, "validation")
+    assert c.learned_nothing(phase, tasks, [0.9, 0.9], None, "validation") is None        # no firing to read
     silent = [[np.array([0.5, 0.0])], [np.array([0.0, 0.0])]]
-    assert "no unit of hidden layer 1 fires" in c.learned_nothing(phase, tasks, [0.9, 0.9], silent)
+    assert "no unit of hidden layer 1 fires on any test image" in c.learned_nothing(phase, tasks, [0.9, 0.9], silent,
+                                                                                     "test")
+
+
+def test_a_diverged_models_rows_of_R_are_chance_on_every_task_met_from_its_divergence_on():
+    tasks = [c.Task(str(j), cls, c.head_mask(list(cls), "task"), *[None] * 4)
+             for j, cls in enumerate([(0, 1), (2, 3), (4, 5, 6, 7)])]
+    phases = [c.Phase(None, None, None, (j,)) for j in range(3)]
+    R = np.full((3, 3), np.nan)
+    R[0, 0] = 0.9                                            # task 1 learned; diverged while training task 2
+    c.fill_at_chance(R, phases[1:], tasks)
+    chance = [0.5, 0.5, 0.25]                               # one over the outputs each task allows
+    np.testing.assert_array_equal(R[1, :2], chance[:2])
+    np.testing.assert_array_equal(R[2], chance)
+    assert np.isnan(R[0, 1:]).all() and np.isnan(R[1, 2]) and R[0, 0] == 0.9
+    m = c.continual_metrics(R)
+    assert m["acc"] == pytest.approx(np.mean(chance)) and m["forgetting"] == pytest.approx((0.9 - 0.5 + 0) / 2)
+    assert m["learning_acc"] == pytest.approx((0.9 + 0.5 + 0.25) / 3)
 
 
 def test_flop_count_of_default_run():

@@ -135,8 +135,8 @@ def test_a_variant_with_no_selected_configuration_is_left_out_of_the_evaluation_
 
 def scored(val_final, acc, failed=None):
     """A job summary with a validation ACC at the end (val_final) and a test ACC (acc) on two tasks."""
-    if failed:
-        return {"failed": {"reason": failed}, "R": [[acc, None]]}
+    if failed:                                  # a failed run keeps its test numbers (chance after a divergence)
+        return {**summary_of(acc, acc), "failed": {"reason": failed}}
     return {**summary_of(acc, acc), "val_R": [[0.9, 0.0], [val_final, val_final]]}
 
 
@@ -156,7 +156,9 @@ def test_leave_one_seed_out_picks_on_the_other_seeds_and_tests_on_the_held_out_o
     got = {r["seed"]: (r["summary"]["relu"], r["summary"]["lwta"]["failed"]) for r in loo["per_seed"]}
     assert got == {0: (table["relu"][0][0], None), 1: (table["relu"][1][1], {"reason": "diverged"}),
                    2: (table["relu"][1][2], None), 3: (table["relu"][0][3], None)}
-    assert loo["aggregate"]["variants"]["lwta"]["n_failed_left_out"] == 1
+    lwta = loo["aggregate"]["variants"]["lwta"]
+    assert lwta["n_failed"] == 1 and lwta["acc"]["n"] == 4          # the failed run is counted, at what it scored
+    assert loo["aggregate"]["paired"]["metrics"]["acc"]["lwta"]["without_failed"]["n_pairs"] == 3
 
 
 def test_leave_one_seed_out_equals_a_brute_force_argmax_over_the_other_seeds():

@@ -1,18 +1,18 @@
 """Study 17: the field's methods against forgetting beside competition, permuted MNIST, 10 tasks.
 
 Study 4's setting (one shared head, 2 x 400 units, 500 images per class and task, 5 epochs per task): ReLU,
-LWTA, Top-K and the SDM Top-K MLP, each alone and with EWC, SI, L2 and replay, each strength
-chosen on validation data (see studies/methods.py). A job costs 20-70 s of one core here (evaluating ten
-tasks' test images after every task is a large part; EWC's and SI's penalties add elementwise passes over the
-weights at every update), so the grid is coarser than study 16's, the search runs on 2 tuning seeds and at
-one learning rate (0.01, momentum 0.9, for every variant: the search over rates was cut to fit a session;
-adding 0.05 to LRS reuses every job run so far); the evaluation keeps 20 seeds.
+LWTA, Top-K and the SDM Top-K MLP, each alone and with EWC, SI, L2 and replay, each strength and the
+learning rate (0.01 or 0.05, momentum 0.9) chosen per variant on validation data (see studies/methods.py).
+A job costs 10-70 s of one core here, so the strength grids are coarser than study 16's and the search runs
+on 2 tuning seeds; the evaluation keeps 20 seeds. The grids reach past the picks of an earlier run of this
+study, which sat on their edges (EWC 1, L2 0.01, replay 100 per class, all at lr 0.01): EWC down to 0.01,
+L2 to 1e-4, replay up to 300 images per class.
 """
 from common import parse_study_args
 from methods import rules_flag, run_methods_study
 
-GRIDS = {"ewc": (1, 100, 1e4), "si": (0.1, 10, 1e3), "l2": (0.01, 1, 100), "replay": (10, 100)}
-LRS = [0.01]
+GRIDS = {"ewc": (0.01, 1, 100, 1e4), "si": (0.1, 10, 1e3), "l2": (1e-4, 0.01, 1, 100), "replay": (10, 100, 300)}
+LRS = [0.01, 0.05]
 
 if __name__ == "__main__":
     parse_study_args(__doc__, extra=rules_flag)

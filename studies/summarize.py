@@ -127,8 +127,10 @@ def main():
              "validation ACC at the end over the other evaluation seeds. Evaluation on seeds 0-19, test data.", "",
              header, "|---|" + "---|" * len(COLUMNS), *tuned, "",
              "Frontier: old-task validation accuracy on each variant's envelope (over every configuration and "
-             "epoch of the last task), at matched new-task accuracy, minus ReLU's, paired by tuning seed "
-             "(**above** = keeps more of the old tasks at the same new-task accuracy).", "",
+             "epoch of the last task), at matched new-task accuracy, minus ReLU's, paired by seed: the tuning "
+             "seeds, or the 20 evaluation seeds where the study ran with `--loo` (every configuration on every "
+             "evaluation seed; the seeds in brackets) (**above** = keeps more of the old tasks at the same "
+             "new-task accuracy).", "",
              header, "|---|" + "---|" * len(COLUMNS), *frontier, "",
              "## Fixed hyperparameters: what happens at the one setting each study ran (studies 1-8)", "",
              header, "|---|" + "---|" * len(COLUMNS)]

@@ -193,16 +193,18 @@ def envelope(points: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.where(reach > 0, best_old[np.maximum(reach - 1, 0)], np.nan)
 
 
-def frontier(points: dict, variants: list) -> dict | None:
-    """points[variant][seed] -> the paired frontier statistic: mean envelope over the new-task span that
-    every variant reaches on every seed, variant against the first, seed by seed (Holm over variants).
-    Variants with no point (every configuration failed on every seed) are left out and named."""
+def frontier(points: dict, variants: list, floor: float | None = None) -> dict | None:
+    """points[variant][seed] -> the paired frontier statistic: mean envelope over a new-task span, variant
+    against the first, seed by seed (Holm over variants). The span ends at the highest new-task accuracy every
+    variant reaches on every seed and starts FRONTIER_SPAN below it, or lower, at `floor` (the lowest
+    operating point a selection chose), so that it covers every chosen point. Variants with no point (every
+    configuration failed on every seed) are left out and named."""
     missing = [v for v in variants if not any(len(p) for p in points[v].values())]
     if variants[0] in missing or len(missing) == len(variants) - 1:
         return None
     variants = [v for v in variants if v not in missing]
     top = min(p[:, 0].max() for v in variants for p in points[v].values() if len(p))
-    grid = np.linspace(top - FRONTIER_SPAN, top, 21)
+    grid = np.linspace(min(top - FRONTIER_SPAN, top if floor is None else floor), top, 21)
     seeds = sorted(set.intersection(*[{s for s, p in points[v].items() if len(p)} for v in variants]))
     stat = {v: {s: float(envelope(points[v][s], grid).mean()) for s in seeds} for v in variants}
     base = variants[0]
@@ -271,8 +273,6 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
     run_pool([j for st, jc in zip(searched, job_configs) for j in pending(st, {**jc, "no_test": True}, tune, variants)],
              "search")
     search, search_s = load_table(searched, tune, variants)
-    points = {v: {s: np.concatenate([frontier_points(search[v][i][s]) for i in search[v]]) for s in tune}
-              for v in variants}            # every (configuration, epoch) point of each variant and tuning seed
     picks = {}
     for rule in RULES:
         picks[rule] = {v: select(rule_scores({i: [job_scores(search[v][i][s]) for s in tune]
@@ -286,6 +286,17 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
     print(f"[{study}] evaluation: {len(wanted)} (configuration, variant) pairs x {len(evals)} seeds", flush=True)
     run_pool([j for i, v in sorted(wanted) for j in pending(stores[i], job_configs[i], evals, [v])], "evaluation")
     table, eval_s = load_table(stores, evals, variants)
+    evaluations = {r: evaluation(table, picks[r], variants, evals) for r in picks}
+    loo_doc = leave_one_out(table, variants, evals) if loo else None
+    # The frontier: every (configuration, epoch) point of each variant and seed. With --loo every configuration
+    # ran on every evaluation seed, so it is read there (20 seeds, the test's own), over a span that reaches
+    # down to every operating point a rule chose; otherwise on the tuning seeds, the top FRONTIER_SPAN only.
+    on, seeds_of, where = (("evaluation", evals, table) if loo else ("tuning", tune, search))
+    points = {v: {s: np.concatenate([frontier_points(where[v][i][s]) for i in where[v] if s in where[v][i]])
+                  for s in seeds_of} for v in variants}
+    chosen = [r["summary"][v]["val_last"][-1][-1] for ev in [*evaluations.values(), loo_doc] if ev and loo
+              for r in ev["per_seed"] for v in r["summary"] if not r["summary"][v]["failed"]]
+    fr = frontier(points, variants, min(chosen) if chosen else None)
     doc = {"study": study, "title": title, "setting_args": args, "variants": variants,
            "val_per_class": val, "tune_seeds": tune, "eval_seeds": evals,
            "search_space": {"seed": SEARCH_SEED, "lr_log_uniform": LR_RANGE, "momentum": MOMENTA,
@@ -302,9 +313,9 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
            "core_minutes": {"search": search_s / 60, "evaluation": eval_s / 60},
            "failure_check": failure_check(search, [1 / max(1, np.count_nonzero(t.head)) for t in
                                                    c.make_tasks(0, job_configs[0])]),
-           "evaluation": {r: evaluation(table, picks[r], variants, evals) for r in picks},
-           **({"leave_one_out": leave_one_out(table, variants, evals)} if loo else {}),
-           "frontier": frontier(points, variants),
+           "evaluation": evaluations,
+           **({"leave_one_out": loo_doc} if loo else {}),
+           "frontier": fr and {**fr, "on": on},
            "environment": c.environment()}
     out = ROOT / "studies" / study
     write_text(out / "tuned.json", [json.dumps(doc, indent=1, allow_nan=False)])
@@ -384,14 +395,20 @@ def summary_lines(doc: dict, notes: list) -> list:
     fr = doc["frontier"]
     if fr is None:
         return lines + ["", "## Frontier", "", f"None: {v0} or every other variant failed on every configuration."]
-    lines += ["", "## Frontier (validation data, tuning seeds)", "",
+    on = fr.get("on", "tuning")
+    reach = (f"the top {FRONTIER_SPAN:g} that every variant reaches on every seed" if on == "tuning" else
+             "from the lowest new-task accuracy of any configuration a rule chose, on any seed, to the highest "
+             "that every variant reaches on every seed")
+    lines += ["", f"## Frontier (validation data, {on} seeds)", "",
               f"Old-task validation accuracy averaged over the envelope where the new-task accuracy is in "
-              f"[{fr['span'][0]:.3f}, {fr['span'][1]:.3f}] (the top {FRONTIER_SPAN:g} that every variant reaches on "
-              f"every seed), paired by tuning seed ({len(fr['seeds'])} seeds) against {v0}:", "",
+              f"[{fr['span'][0]:.3f}, {fr['span'][1]:.3f}] ({reach}), paired by {on} seed ({len(fr['seeds'])} "
+              f"seeds) against {v0}" + (" (every configuration ran on every evaluation seed, with validation "
+                                         "images, for the leave-one-seed-out rule)" if on == "evaluation" else "")
+              + ":", "",
               "| variant | old-task accuracy on the envelope | − " + v0 + " | verdict |", "|---|---|---|---|"]
     for v in doc["variants"]:
         if v in fr["left_out"]:
-            lines.append(f"| {v} | n/a | n/a | no point: every configuration failed on every tuning seed |")
+            lines.append(f"| {v} | n/a | n/a | no point: every configuration failed on every {on} seed |")
             continue
         if v == v0:
             lines.append(f"| {v} | {fr['mean'][v]:.4f} | baseline | |")
@@ -417,8 +434,8 @@ def loo_lines(doc: dict) -> list:
 
 
 def frontier_figure(points: dict, variants: list, doc: dict, path) -> None:
-    """One envelope per variant: its mean over tuning seeds, and the band from the lowest to the highest
-    seed's envelope; every (configuration, epoch) point faintly behind."""
+    """One envelope per variant: its mean over the frontier's seeds (tuning, or evaluation with --loo), and the
+    band from the lowest to the highest seed's envelope; every (configuration, epoch) point faintly behind."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -447,7 +464,8 @@ def frontier_figure(points: dict, variants: list, doc: dict, path) -> None:
     ax.set_xlabel("new (last) task: validation accuracy")
     ax.set_ylabel("old tasks: mean validation accuracy")
     ax.set_title(f"{doc['title']}\nenvelope over {len(doc['configurations'])} configurations x epochs: "
-                 f"mean of {len(doc['tune_seeds'])} tuning seeds (band: lowest to highest seed)", fontsize=9.5)
+                 f"mean of {len(doc['frontier']['seeds'])} {doc['frontier']['on']} seeds (band: lowest to highest "
+                 "seed)", fontsize=9.5)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9, frameon=False)
     fig.tight_layout()

@@ -184,6 +184,10 @@ def test_frontier_leaves_out_a_variant_without_points_and_pairs_the_others_by_se
     assert fr["paired"]["lwta"]["diff"]["mean"] == pytest.approx(0.1) and fr["paired"]["lwta"]["better"] == 6
     assert fr["mean"]["relu"] == pytest.approx(np.mean(tuning.envelope(pts(0.8), np.linspace(0.85, 0.95, 21))))
     assert tuning.frontier({"relu": points["sdm"], "lwta": points["lwta"]}, ["relu", "lwta"]) is None
+    low = tuning.frontier(points, ["relu", "lwta", "sdm"], floor=0.6)        # down to a chosen operating point
+    assert low["span"] == pytest.approx([0.6, 0.95])
+    assert low["mean"]["relu"] == pytest.approx(np.mean(tuning.envelope(pts(0.8), np.linspace(0.6, 0.95, 21))))
+    assert tuning.frontier(points, ["relu", "lwta"], floor=0.9)["span"] == pytest.approx([0.85, 0.95])  # never less
 
 
 # ---------------------------------------------------------------------------- the frontier's envelope
@@ -253,6 +257,12 @@ def test_tiny_search_on_real_mnist_interrupted_and_resumed_equals_an_uninterrupt
     ev = whole["evaluation"]["all"]["aggregate"]["variants"]
     assert all(ev[v]["n_seeds"] == 2 and ev[v]["learning_acc"]["mean"] > 0.75 for v in ("relu", "lwta"))  # chance 0.2
     assert (tmp_path / "whole" / "studies" / "tiny" / "frontier.png").stat().st_size > 10_000
+    assert whole["frontier"]["on"] == "tuning" and whole["frontier"]["seeds"] == whole["tune_seeds"]
+    monkeypatch.setattr(tuning.OPTIONS, "loo", True, raising=False)   # every configuration on the evaluation seeds:
+    loo = study(tmp_path / "whole")                                   # the frontier is read there, down to the picks
+    fr, picked = loo["frontier"], [r["summary"][v]["val_last"][-1][-1] for ev in [*loo["evaluation"].values(),
+                                   loo["leave_one_out"]] for r in ev["per_seed"] for v in r["summary"]]
+    assert fr["on"] == "evaluation" and fr["seeds"] == [0, 1] and fr["span"][0] <= min(picked) + 1e-12
 
 
 # ---------------------------------------------------------------------------- search jobs read no test image

@@ -1151,7 +1151,8 @@ class Model:
 
     def diverge(self, where: dict, detail: str) -> None:
         """Mark the model diverged at `where`, keeping an earlier failure (learned nothing) inside the record."""
-        self.failed = {"reason": "diverged", **where, "detail": detail, **({"after": self.failed} if self.failed else {})}
+        earlier = {"after": self.failed} if self.failed else {}
+        self.failed = {"reason": "diverged", **where, "detail": detail, **earlier}
 
     def state(self) -> dict:
         """What training has changed, for a checkpoint at a phase's end: the parameters, the optimiser's state,
@@ -2285,8 +2286,8 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
     seed is also scored on every task's validation images at the end of each phase (val_R) and after every
     epoch of the last phase (val_last, what the learning/forgetting frontier is drawn from): what
     hyperparameters are chosen on, never the test; with --no-test (a search job) the test images are not
-    read at all. A model that diverges stops there, and is scored at chance (chance) on every task it has
-    met from then on; one that learns nothing is marked failed where it did and trains on. Either way its
+    read at all. A model that diverges stops there, and is scored at chance (`chance`) on every task it
+    has met from then on; one that learns nothing is marked failed where it did and trains on. Either way its
     accuracies are its outcome: the comparisons count them, and say how many runs failed.
     With a `checkpoint` path the course's whole state (weights, optimiser, random generators, mechanism
     state, what was measured so far) is saved there at each phase end but the last, and a course started

@@ -88,7 +88,7 @@ def curve_figure(doc: dict, evaluation: dict, path) -> None:
         failed = [float(lam) for lam in doc["search"]["failed"][m]]
         if failed:                              # one row of marks per model, so neither hides the other
             ax.plot(failed, [0.03 + 0.05 * i] * len(failed), "x", ms=7, mew=2, color=col,
-                    label=f"{m}: learned nothing (stopped)")
+                    label=f"{m}: learned nothing (never picked)")
         agg = (evaluation.get("aggregate") or {}).get("variants", {}).get(spec(m, float(doc["picks"][m])))
         if agg:
             d = agg["acc"]

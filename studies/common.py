@@ -407,23 +407,35 @@ def detectable(cmp: dict, digits: int = 4) -> str:
     return "undecidable" if not cmp["can_reach_005"] else "n/a"
 
 
+def without_failed(cmp: dict) -> str | None:
+    """The secondary reading of a comparison in which a side failed on some seed: the difference over the
+    other seeds (unadjusted), or None where nobody failed."""
+    w = cmp.get("without_failed")
+    if w is None:
+        return None
+    if not w["n_pairs"]:
+        return "no seed on which neither side failed"
+    return f"{ci(w['diff'], True)} on {w['n_pairs']} pairs (exact Wilcoxon p {w['wilcoxon_p']:.2g}, unadjusted)"
+
+
 def variant_table(doc: dict) -> list:
-    """Markdown rows: each variant's ACC and forgetting, and its paired differences from the baseline over
-    every seed (failed runs at what they scored), then a footnote for each comparison in which a side failed:
-    the difference without those seeds, a secondary reading."""
+    """Markdown rows: each variant's ACC, forgetting and learning accuracy (forgetting is read beside how well
+    each task was learned), and its paired differences from the baseline over every seed (failed runs at
+    what they scored), then a footnote for each comparison in which a side failed: the difference without
+    those seeds, a secondary reading."""
     agg, base = doc["aggregate"], doc["config"]["models"][0]
-    rows = ["| variant | seeds (failed) | ACC | forgetting | ACC − " + base + " | forgetting − " + base
-            + " | Holm p (forgetting) | detectable | verdict (forgetting) |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| variant | seeds (failed) | ACC | forgetting | learning acc. | ACC − " + base + " | forgetting − " + base
+            + " | Holm p (forgetting) | detectable | verdict (forgetting) |", "|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for v, m in agg["variants"].items():
-        line = f"| {v} | {m['n_seeds']} ({m['n_failed']}) | {ci(m['acc'])} | {ci(m['forgetting'])} |"
+        learned = "n/a" if m["learning_acc"]["mean"] is None else f"{m['learning_acc']['mean']:.4f}"
+        line = f"| {v} | {m['n_seeds']} ({m['n_failed']}) | {ci(m['acc'])} | {ci(m['forgetting'])} | {learned} |"
         if v == base:
             rows.append(line + " baseline | | | | |")
             continue
         acc, fgt = (agg["paired"]["metrics"][k][v] for k in ("acc", "forgetting"))
-        notes += [f"- {v} − {base}, {name} without the seeds where a side failed: {ci(w['diff'], True)} on "
-                  f"{w['n_pairs']} pairs (exact Wilcoxon p {w['wilcoxon_p']:.2g}, unadjusted; secondary)"
-                  for name, x in (("ACC", acc), ("forgetting", fgt)) if (w := x.get("without_failed"))]
+        notes += [f"- {v} − {base}, {name} without the seeds where a side failed (secondary): {text}"
+                  for name, x in (("ACC", acc), ("forgetting", fgt)) if (text := without_failed(x))]
         if not fgt["n_pairs"]:                  # joint training: no forgetting; the ACC comparison speaks
             rows.append(line + f" {ci(acc['diff'], True)} | n/a | {p_text(acc)} (ACC) | {detectable(acc)} (ACC) | "
                         f"{acc['verdict']} |")

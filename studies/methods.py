@@ -27,7 +27,7 @@ import json
 import numpy as np
 
 from common import (CORE_RATE, OPTIONS, ROOT, RUNS, c, cost_text, detectable, duration, refresh_statistics,
-                    write_text)
+                    without_failed, write_text)
 from tuning import EVAL_SEEDS, TUNE_SEED, job_config, load_table, pending, run_pool, search_stores
 
 GRIDS = {"ewc": (1, 10, 100, 1e3, 1e4, 1e5), "si": (0.1, 1, 10, 100, 1e3), "l2": (0.01, 0.1, 1, 10, 100),
@@ -249,9 +249,8 @@ def summary_lines(doc: dict, notes: list, sources=None) -> list:
             lines.append(f"| {a} | " + " | ".join(cells) + " |")
         groups = [(f"{base} {m}", res["competition_adds"][m]) for m in doc["methods"]] + \
                  [(f"{a} alone", res["method_gains"][a]) for a in doc["activations"]]
-        secondary = [f"- {name} − {against_name}: {w['diff']['mean']:+.3f} on {w['n_pairs']} pairs (exact Wilcoxon "
-                     f"p {w['wilcoxon_p']:.2g}, unadjusted)"
-                     for against_name, group in groups for name, cmp in group.items() if (w := cmp.get("without_failed"))]
+        secondary = [f"- {name} − {against_name}: {text}" for against_name, group in groups
+                     for name, cmp in group.items() if (text := without_failed(cmp))]
         if secondary:
             lines += ["", "Without the seeds where a side failed (a secondary reading, never the verdict):", "", *secondary]
     if sources:

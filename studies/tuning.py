@@ -385,10 +385,6 @@ def summary_lines(doc: dict, notes: list) -> list:
             continue
         ok = [v for v in doc["variants"] if v not in ev["left_out"]]
         lines += variant_table({"aggregate": ev["aggregate"], "config": {"models": ok}, "per_seed": ev["per_seed"]})
-        la = ev["aggregate"]["variants"]
-        lines += ["", "Learning accuracy (each task right after it was learned): " + "; ".join(
-            f"{v} {la[v]['learning_acc']['mean']:.4f}" for v in ok if la[v]["learning_acc"]["mean"]
-            is not None) + "."]
         if ev["left_out"]:
             lines.append(f"Not evaluated (no configuration trained on every tuning seed): {', '.join(ev['left_out'])}.")
     lines += loo_lines(doc)

@@ -7,10 +7,10 @@ here, so the search is cut to 12 configurations on 3 tuning seeds (the evaluatio
 validation images out leaves the training data unchanged).
 """
 from common import parse_study_args
-from tuning import loo_flag, run_study
+from tuning import tuned_flags, run_study
 
 if __name__ == "__main__":
-    parse_study_args(__doc__, extra=loo_flag)
+    parse_study_args(__doc__, extra=tuned_flags)
     run_study("12_tuned_permuted", "Study 12: permuted MNIST, 10 tasks, tuned per variant", ["--permuted", "10"],
               ["relu", "lwta", "topk", "kwinners:k_inference_factor=1.5:boost_strength_factor=0.9"], n_configs=12, epochs=5, tune_seeds=3, val=50, fixed=False,
               notes=["Ten pixel permutations of MNIST (task 1 unpermuted), one shared head, 2 x 400 units, "

@@ -6,10 +6,10 @@ trains with plain SGD whatever the configuration says (its source's recipe), so 
 that differ only in momentum are the same run: it is tuned over fewer distinct configurations.
 """
 from common import parse_study_args
-from tuning import loo_flag, run_study
+from tuning import tuned_flags, run_study
 
 if __name__ == "__main__":
-    parse_study_args(__doc__, extra=loo_flag)
+    parse_study_args(__doc__, extra=tuned_flags)
     run_study("13_tuned_class_incremental", "Study 13: class-incremental split MNIST, tuned per variant",
               ["--tasks", "01,23,45,67,89", "--scenario", "class"], ["relu", "topk", "sdm:schedule=both", "relu:sleep=1"],
               n_configs=20, epochs=5, tune_seeds=6, val=100, fixed=True,

@@ -49,6 +49,7 @@ FIXED = "fixed"                      # configuration 0 for every variant: the se
 LOO = "loo"                          # with --loo: each evaluation seed at the pick of the other evaluation seeds
 LOO_TEXT = ("leave one seed out: on each evaluation seed, the best validation ACC at the end averaged over the "
             "other evaluation seeds (every configuration run on every evaluation seed)")
+BAND = 3                             # with --band: each variant's best BAND configurations on every evaluation seed
 FRONTIER_SPAN = 0.10                 # the frontier statistic averages the envelope over this new-task span
 FRONTIER_METRIC = "old-task accuracy at matched new-task accuracy"
 
@@ -240,12 +241,50 @@ def evaluation(table: dict, picks: dict, variants: list, seeds: list) -> dict | 
     return {"per_seed": runs, "aggregate": c.aggregate(runs, ok), "left_out": [v for v in variants if v not in ok]}
 
 
-def loo_flag(parser) -> None:
-    """A tuned study's own flag (parse_study_args(..., extra=loo_flag))."""
+def ranked(search: dict, variant: str, tune: list, k: int = BAND) -> list:
+    """A variant's k best configurations by validation ACC at the end, averaged over the tuning seeds (the
+    *all tasks* rule's score, so the first is its pick); a configuration that failed on a tuning seed never."""
+    scores = rule_scores({i: [job_scores(search[variant][i][s]) for s in tune] for i in search[variant]}, "all")
+    return [i for _, i in sorted((-score, i) for i, score in scores.items() if score is not None)[:k]]
+
+
+def band(table: dict, ranks: dict, variants: list, seeds: list) -> dict | None:
+    """The verdict at each near-best choice: for every pairing (the variants at their a-th best configuration,
+    the baseline at its b-th), the paired table as evaluation() makes it (Holm over the variants). Where a
+    search cannot put every configuration on every evaluation seed (--loo), band_lines then says how much a
+    verdict rests on which of a few good configurations was chosen."""
+    base = variants[0]
+    if not ranks[base]:
+        return None
+    ok = [v for v in variants if ranks[v]]
+    pairings = []
+    for a in range(max(len(ranks[v]) for v in ok[1:]) if len(ok) > 1 else 0):
+        for b, j in enumerate(ranks[base]):
+            picks = {base: j, **{v: ranks[v][min(a, len(ranks[v]) - 1)] for v in ok[1:]}}
+            pairings.append({"variant_rank": a + 1, "baseline_rank": b + 1, "picks": picks,
+                             "aggregate": evaluation(table, picks, ok, seeds)["aggregate"]})
+    return {"ranks": {v: ranks[v] for v in variants}, "pairings": pairings, "left_out": [v for v in variants if v not in ok]}
+
+
+def verdict_word(cmp: dict) -> str:
+    """higher / lower / n.s. / undecidable, on the Holm-adjusted p (the sign of the mean gives the direction)."""
+    if not cmp["can_reach_005"]:
+        return "undecidable"
+    if cmp["wilcoxon_p_holm"] >= 0.05:
+        return "n.s."
+    return "higher" if cmp["diff"]["mean"] > 0 else "lower"
+
+
+def tuned_flags(parser) -> None:
+    """A tuned study's own flags (parse_study_args(..., extra=tuned_flags))."""
     parser.add_argument("--loo", action="store_true",
                         help="also run every configuration on every evaluation seed and report the rule "
                              "'leave one seed out' (selection inside the paired test; costs n_configs times "
                              "the evaluation)")
+    parser.add_argument("--band", action="store_true",
+                        help=f"also run each variant's {BAND} best configurations (by validation ACC at the end) "
+                             f"on every evaluation seed and report the verdict at every pairing of them (where "
+                             f"--loo does not fit; costs about {BAND} times the evaluation)")
 
 
 def run_study(study: str, title: str, args: list, variants: list, n_configs: int, epochs: int,
@@ -263,7 +302,8 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
         per_seed = [c.count_flops({**jc, "n_seeds": 1}, c.task_table(jc))["per_variant_other_seed"] for jc in job_configs]
         search = sum(sum(f.values()) for f in per_seed) * tune_seeds
         print(f"  search: {cost_text(n_configs * tune_seeds * len(variants), search)}")
-        per = n_configs if getattr(OPTIONS, "loo", False) else len(RULES) + fixed
+        per = n_configs if getattr(OPTIONS, "loo", False) else min(n_configs, len(RULES) + fixed
+                                                                    + BAND * getattr(OPTIONS, "band", False))
         print(f"  evaluation: at most {per} configurations per variant x {len(evals)} seeds, "
               f"each about {duration(search / n_configs / tune_seeds * len(evals) / CORE_RATE / OPTIONS.workers)} "
               "per configuration")
@@ -280,9 +320,11 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
     if fixed:
         picks[FIXED] = {v: 0 for v in variants}
     wanted = {(picks[r][v], v) for r in picks for v in variants if picks[r][v] is not None}
-    loo = getattr(OPTIONS, "loo", False)
+    loo, with_band = getattr(OPTIONS, "loo", False), getattr(OPTIONS, "band", False)
     if loo:                                     # the leave-one-seed-out rule reads every configuration
         wanted |= {(i, v) for i in range(n_configs) for v in variants}
+    ranks = {v: ranked(search, v, tune) for v in variants} if with_band else {}
+    wanted |= {(i, v) for v in ranks for i in ranks[v]}
     print(f"[{study}] evaluation: {len(wanted)} (configuration, variant) pairs x {len(evals)} seeds", flush=True)
     run_pool([j for i, v in sorted(wanted) for j in pending(stores[i], job_configs[i], evals, [v])], "evaluation")
     table, eval_s = load_table(stores, evals, variants)
@@ -315,6 +357,7 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
                                                    c.make_tasks(0, job_configs[0])]),
            "evaluation": evaluations,
            **({"leave_one_out": loo_doc} if loo else {}),
+           **({"band": band(table, ranks, variants, evals)} if with_band else {}),
            "frontier": fr and {**fr, "on": on},
            "environment": c.environment()}
     out = ROOT / "studies" / study
@@ -333,8 +376,8 @@ def redraw(study: str, notes: list) -> dict:
     if not path.is_file():
         sys.exit(f"[{study}] redraw: studies/{study}/tuned.json does not exist yet; run the study first")
     doc = json.loads(path.read_text())
-    groups = [g for ev in [*doc["evaluation"].values(), doc.get("leave_one_out")] if ev
-              for g in aggregate_groups(ev["aggregate"])]
+    groups = [g for ev in [*doc["evaluation"].values(), doc.get("leave_one_out"), *(doc.get("band") or {}).get(
+              "pairings", [])] if ev for g in aggregate_groups(ev["aggregate"])]
     if doc["frontier"]:
         base = next(v for v in doc["variants"] if v not in doc["frontier"]["left_out"])
         groups.append((doc["frontier"]["paired"], FRONTIER_METRIC, base))
@@ -387,7 +430,7 @@ def summary_lines(doc: dict, notes: list) -> list:
         lines += variant_table({"aggregate": ev["aggregate"], "config": {"models": ok}, "per_seed": ev["per_seed"]})
         if ev["left_out"]:
             lines.append(f"Not evaluated (no configuration trained on every tuning seed): {', '.join(ev['left_out'])}.")
-    lines += loo_lines(doc)
+    lines += loo_lines(doc) + band_lines(doc)
     fr = doc["frontier"]
     if fr is None:
         return lines + ["", "## Frontier", "", f"None: {v0} or every other variant failed on every configuration."]
@@ -412,6 +455,36 @@ def summary_lines(doc: dict, notes: list) -> list:
         p = fr["paired"][v]
         lines.append(f"| {v} | {fr['mean'][v]:.4f} | {p['diff']['mean']:+.4f} | {p['verdict']} |")
     return lines
+
+
+def band_lines(doc: dict) -> list:
+    """The band (--band), if the study ran it: per variant, the range of its mean difference from the
+    baseline over every pairing of near-best configurations, and how many pairings reach each verdict."""
+    if "band" not in doc:
+        return []
+    bd, v0 = doc["band"], doc["variants"][0]
+    lines = ["", f"## Evaluation at each of the {BAND} best configurations ({len(doc['eval_seeds'])} seeds, test data)", ""]
+    if bd is None:
+        return lines + [f"Not run: {v0} has no configuration that trained on every tuning seed."]
+    lines += [f"Each variant's {BAND} best configurations by validation ACC at the end (the *all tasks* rule's first "
+              "is its pick) ran on every evaluation seed; every pairing of a variant's a-th with "
+              f"{v0}'s b-th is a paired table (Holm over the variants). Configurations (best first): "
+              + "; ".join(f"{v} {', '.join(map(str, r))}" for v, r in bd["ranks"].items() if r) + ".", "",
+              f"| variant | forgetting − {v0}: lowest to highest mean | verdicts (forgetting) | ACC − {v0}: lowest to "
+              "highest mean | verdicts (ACC) |", "|---|---|---|---|---|"]
+    for v in doc["variants"][1:]:
+        if v in bd["left_out"]:
+            lines.append(f"| {v} | n/a | no configuration trained on every tuning seed | | |")
+            continue
+        cells = []
+        for m in ("forgetting", "acc"):
+            cmps = [p["aggregate"]["paired"]["metrics"][m][v] for p in bd["pairings"]]
+            means, words = [x["diff"]["mean"] for x in cmps], [verdict_word(x) for x in cmps]
+            cells += [f"{min(means):+.4f} to {max(means):+.4f}",
+                      ", ".join(f"{w} {words.count(w)}" for w in ("higher", "lower", "n.s.", "undecidable") if w in words)]
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return lines + ["", f"Verdicts count the {len(bd['pairings'])} pairings: higher / lower at Holm p < 0.05, else "
+                    "n.s. (undecidable: no p < 0.05 reachable at this number of seeds)."]
 
 
 def loo_lines(doc: dict) -> list:

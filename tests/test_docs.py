@@ -74,7 +74,7 @@ def test_every_command_shown_is_accepted(page, command, tmp_path, monkeypatch):
         assert (ROOT / script).is_file() or "NN" in script, f"{page}: {script} does not exist"
         if "--help" not in args:                  # --help is run for every study in test_studies_cli.py
             text = (ROOT / script).read_text() if "NN" not in script else ""
-            own = methods.rules_flag if "rules_flag" in text else tuning.loo_flag if "loo_flag" in text else None
+            own = methods.rules_flag if "rules_flag" in text else tuning.tuned_flags if "tuned_flags" in text else None
             common.parse_study_args("", args, extra=own)
     elif script == "visualize_compete_to_compute.py":
         viz.build_parser().parse_args(args)

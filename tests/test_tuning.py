@@ -175,6 +175,30 @@ def test_leave_one_seed_out_equals_a_brute_force_argmax_over_the_other_seeds():
     assert tuning.leave_one_out({"relu": {}, "topk": table["topk"]}, ["relu", "topk"], seeds) is None
 
 
+def test_the_band_runs_each_variants_best_configurations_and_pairs_every_rank_with_every_baseline_rank():
+    tune, seeds = [1000, 1001], list(range(6))
+    val = {"relu": {0: 0.8, 1: 0.9, 2: 0.7, 3: 0.85}, "lwta": {0: 0.6, 1: 0.95, 2: 0.94, 3: None}}
+    search = {v: {i: {t: scored(x, 0.5) if x is not None else scored(0.0, 0.5, "diverged") for t in tune}
+                  for i, x in cfg.items()} for v, cfg in val.items()}
+    ranks = {v: tuning.ranked(search, v, tune) for v in val}
+    assert ranks == {"relu": [1, 3, 0], "lwta": [1, 2, 0]}            # best first; a failed configuration never
+    assert ranks["relu"][0] == tuning.select(tuning.rule_scores(
+        {i: [tuning.job_scores(search["relu"][i][t]) for t in tune] for i in search["relu"]}, "all"))  # the pick
+    table = {"relu": {i: {s: summary_of(0.9, 0.90 - 0.01 * i) for s in seeds} for i in (0, 1, 3)},
+             "lwta": {i: {s: summary_of(0.9, 0.95 - 0.1 * i + 0.001 * s) for s in seeds} for i in (0, 1, 2)}}
+    bd = tuning.band(table, ranks, ["relu", "lwta"], seeds)
+    assert len(bd["pairings"]) == 9 and bd["left_out"] == []
+    p = next(x for x in bd["pairings"] if (x["variant_rank"], x["baseline_rank"]) == (2, 3))
+    assert p["picks"] == {"relu": 0, "lwta": 2}
+    assert p["aggregate"] == tuning.evaluation(table, {"relu": 0, "lwta": 2}, ["relu", "lwta"], seeds)["aggregate"]
+    lines = tuning.band_lines({"band": bd, "variants": ["relu", "lwta"], "eval_seeds": seeds})
+    row = next(line for line in lines if line.startswith("| lwta |"))
+    means = [np.mean([table["lwta"][i][s]["acc"] - table["relu"][j][s]["acc"] for s in seeds])  # by hand
+             for i in (0, 1, 2) for j in (0, 1, 3)]
+    assert f"{min(means):+.4f} to {max(means):+.4f}" in row and "higher" in row and "lower" in row
+    assert tuning.band(table, {"relu": [], "lwta": [1]}, ["relu", "lwta"], seeds) is None
+
+
 def test_frontier_leaves_out_a_variant_without_points_and_pairs_the_others_by_seed():
     pts = lambda old: np.array([[0.90, old], [0.95, old - 0.1]])   # noqa: E731
     points = {"relu": {s: pts(0.8) for s in range(6)}, "lwta": {s: pts(0.9) for s in range(6)},
@@ -259,7 +283,12 @@ def test_tiny_search_on_real_mnist_interrupted_and_resumed_equals_an_uninterrupt
     assert (tmp_path / "whole" / "studies" / "tiny" / "frontier.png").stat().st_size > 10_000
     assert whole["frontier"]["on"] == "tuning" and whole["frontier"]["seeds"] == whole["tune_seeds"]
     monkeypatch.setattr(tuning.OPTIONS, "loo", True, raising=False)   # every configuration on the evaluation seeds:
-    loo = study(tmp_path / "whole")                                   # the frontier is read there, down to the picks
+    monkeypatch.setattr(tuning.OPTIONS, "band", True, raising=False)  # the frontier is read there, down to the picks
+    loo = study(tmp_path / "whole")
+    ranks = loo["band"]["ranks"]
+    assert len(loo["band"]["pairings"]) == len(ranks["relu"]) * len(ranks["lwta"]) >= 1
+    assert ranks["relu"][0] == loo["selected"]["all"]["relu"] and "## Evaluation at each of the 3 best" in \
+        (tmp_path / "whole" / "studies" / "tiny" / "summary.md").read_text()
     fr, picked = loo["frontier"], [r["summary"][v]["val_last"][-1][-1] for ev in [*loo["evaluation"].values(),
                                    loo["leave_one_out"]] for r in ev["per_seed"] for v in r["summary"]]
     assert fr["on"] == "evaluation" and fr["seeds"] == [0, 1] and fr["span"][0] <= min(picked) + 1e-12

@@ -51,6 +51,16 @@ def test_adam_resumes_bit_for_bit(synthetic, tmp_path, monkeypatch):
     assert same(resumed, whole) and not whole["summary"]["failed"]
 
 
+@pytest.mark.robustness
+def test_a_model_that_learned_nothing_trains_on_and_resumes_bit_for_bit(synthetic, tmp_path, monkeypatch):
+    config = config_of(synthetic, tmp_path, "relu", "--lr", "1e-9")           # too small a rate to learn anything
+    whole, resumed = whole_and_resumed(config, "relu", 3, tmp_path / "job.ckpt", monkeypatch)
+    assert whole["summary"]["failed"]["reason"] == "learned nothing" and whole["summary"]["failed"]["task"] == 1
+    assert None not in whole["summary"]["R"][-1]                            # every task measured to the end
+    whole.pop("timings"), resumed.pop("timings")
+    assert same(resumed, whole)
+
+
 def test_a_checkpoint_is_arrays_and_json_with_shared_arrays_kept_shared(synthetic, tmp_path, monkeypatch):
     config = config_of(synthetic, tmp_path, "relu:si=0.5")
     ckpt = tmp_path / "job.ckpt"

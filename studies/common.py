@@ -100,7 +100,9 @@ def parse_study_args(doc: str, argv: list | None = None, extra=None) -> argparse
                         "others are read from their committed results, as with --redraw")
     if extra:
         extra(p)
-    OPTIONS.__dict__.update(vars(p.parse_args(argv)))
+    parsed = vars(p.parse_args(argv))
+    OPTIONS.__dict__.clear()                    # the options are this command line's, wholly: a study's own
+    OPTIONS.__dict__.update(parsed)             # flags (--loo, --rules) never outlive the line that set them
     if argv is None:                            # run as a program: a signal stops it and everything it started
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, stop_on_signal)

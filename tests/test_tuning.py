@@ -252,6 +252,9 @@ def test_tiny_search_on_real_mnist_interrupted_and_resumed_equals_an_uninterrupt
     monkeypatch.setattr(tuning, "EPOCHS", (1,))
     monkeypatch.setattr(tuning, "EVAL_SEEDS", 2)
     monkeypatch.setattr(tuning.OPTIONS, "workers", 2)
+    for flag, default in {"seeds": None, "dry_run": False, "redraw": False, "only": None, "loo": False,
+                          "band": False}.items():      # whatever command line an earlier test parsed
+        monkeypatch.setattr(tuning.OPTIONS, flag, default, raising=False)
     args = ["--data-dir", MNIST_DIR, "--hidden", "40", "--n-train-per-class", "200"]
 
     def study(root):

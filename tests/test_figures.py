@@ -414,7 +414,7 @@ def project_variant_sets() -> list:
                 walk(y)
     ablations = ("19_sdm_ablation", "20_kwta_ablation")
     for path in [ROOT / "results.json", *sorted((ROOT / "studies").glob("**/*.json"))]:
-        if not any(a in path.parts for a in ablations):
+        if not any(a in path.parts for a in ablations) and "runs" not in path.parts:   # committed outputs only
             walk(json.loads(path.read_text()))
     for recipe in c.RECIPES.values():
         flags = list(recipe.flags)

@@ -420,6 +420,15 @@ def without_failed(cmp: dict) -> str | None:
     return f"{ci(w['diff'], True)} on {w['n_pairs']} pairs (exact Wilcoxon p {w['wilcoxon_p']:.2g}, unadjusted)"
 
 
+def failures_said(doc: dict, variant: str, m: dict) -> str:
+    """What a verdict must add when its variant failed on some seeds: how often and how (a diverged run's
+    forgetting, at chance, is a number like any other, and the verdict alone would not say why)."""
+    if not m["n_failed"]:
+        return ""
+    reasons = sorted({r["summary"][variant]["failed"]["reason"] for r in doc["per_seed"] if r["summary"][variant]["failed"]})
+    return f"; {variant} failed on {m['n_failed']} of {m['n_seeds']} seeds ({', '.join(reasons)})"
+
+
 def variant_table(doc: dict) -> list:
     """Markdown rows: each variant's ACC, forgetting and learning accuracy (forgetting is read beside how well
     each task was learned), and its paired differences from the baseline over every seed (failed runs at
@@ -438,12 +447,14 @@ def variant_table(doc: dict) -> list:
         acc, fgt = (agg["paired"]["metrics"][k][v] for k in ("acc", "forgetting"))
         notes += [f"- {v} − {base}, {name} without the seeds where a side failed (secondary): {text}"
                   for name, x in (("ACC", acc), ("forgetting", fgt)) if (text := without_failed(x))]
-        if not fgt["n_pairs"]:                  # joint training: no forgetting; the ACC comparison speaks
+        said = fgt if fgt["n_pairs"] else acc   # joint training: no forgetting; the ACC comparison speaks
+        verdict = said["verdict"] + failures_said(doc, v, m)
+        if not fgt["n_pairs"]:
             rows.append(line + f" {ci(acc['diff'], True)} | n/a | {p_text(acc)} (ACC) | {detectable(acc)} (ACC) | "
-                        f"{acc['verdict']} |")
+                        f"{verdict} |")
             continue
         rows.append(line + f" {ci(acc['diff'], True)} | {ci(fgt['diff'], True)} | {p_text(fgt)} | {detectable(fgt)} "
-                    f"| {fgt['verdict']} |")
+                    f"| {verdict} |")
     return rows + ([""] + notes if notes else [])
 
 

@@ -123,9 +123,13 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
+def setting_config(args: list, seeds: int) -> dict:
+    return c.parse_config([*args, "--seed", "0", "--n-seeds", str(seeds), "--quiet"])[0]
+
+
 def setting_cost(args: list, seeds: int) -> tuple:
-    """(jobs, FLOPs) of one setting, from the module's own count."""
-    config = c.parse_config([*args, "--seed", "0", "--n-seeds", str(seeds), "--quiet"])[0]
+    """(jobs, FLOPs) of one setting, from the module's own count (it reads the data set: the task sizes)."""
+    config = setting_config(args, seeds)
     return seeds * len(config["models"]), c.count_flops(config, c.task_table(config))["total"]
 
 
@@ -277,7 +281,7 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
     cmd = [sys.executable, str(ROOT / "compete_to_compute.py"), *args, "--seed", "0", "--n-seeds", str(seeds),
            "--run-dir", str(runs), "--out", str(out), "--snapshots", str(runs / "snapshots.npz"), "--quiet",
            "--workers", str(OPTIONS.workers)]
-    jobs = setting_cost(args, seeds)[0]
+    jobs = seeds * len(setting_config(args, seeds)["models"])          # (the cost was counted above)
     t0, start = time.perf_counter(), finished_jobs(runs, seeds)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     try:
@@ -388,6 +392,15 @@ def ablation_figure(cells: dict, panels: list, title: str, path: Path) -> None:
         ax.tick_params(labelbottom=True)
     fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
+
+
+def verdict_word(cmp: dict, words: tuple) -> str:
+    """**more**/**less** (or above/below) at Holm p < 0.05; 'undecidable' where no p < 0.05 is reachable at
+    this number of seeds after the correction; else n.s."""
+    p = cmp["wilcoxon_p_holm"]
+    if p is not None and p < 0.05:
+        return words[0] if cmp["diff"]["mean"] > 0 else words[1]
+    return "n.s." if cmp["can_reach_005"] else "undecidable"
 
 
 def ci(d: dict, signed: bool = False) -> str:

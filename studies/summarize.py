@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import ROOT, c, colour, forest, save_figure, write_text  # noqa: E402
+from common import ROOT, c, colour, forest, save_figure, verdict_word, write_text  # noqa: E402
 
 TUNED = [  # (row label, study folder): each holds tuned.json
     ("default", "10_tuned_default"),
@@ -55,15 +55,6 @@ def column(variant: str) -> str | None:
     if name == "topk":
         return f"topk {parts.get('k', '10%')}"
     return {"kwinners": "k-winners", "sdm": "sdm"}.get(name)
-
-
-def verdict_word(cmp: dict, words: tuple) -> str:
-    """**more**/**less** (or above/below) at Holm p < 0.05; 'undecidable' where no p < 0.05 is reachable at
-    this number of seeds after the correction; else n.s."""
-    p = cmp["wilcoxon_p_holm"]
-    if p is not None and p < 0.05:
-        return words[0] if cmp["diff"]["mean"] > 0 else words[1]
-    return "n.s." if cmp["can_reach_005"] else "undecidable"
 
 
 def frontier_cell(cmp: dict) -> str:

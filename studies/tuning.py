@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from common import (CORE_RATE, OPTIONS, ROOT, RUNS, aggregate_groups, c, colour, cost_text, duration,
-                    refresh_statistics, save_figure, short_names, variant_table, write_text, written)
+                    refresh_statistics, save_figure, short_names, variant_table, verdict_word, write_text, written)
 
 SEARCH_SEED = 2026
 LR_RANGE = (0.002, 0.2)              # two decades around the fixed rate 0.05
@@ -266,15 +266,6 @@ def band(table: dict, ranks: dict, variants: list, seeds: list) -> dict | None:
     return {"ranks": {v: ranks[v] for v in variants}, "pairings": pairings, "left_out": [v for v in variants if v not in ok]}
 
 
-def verdict_word(cmp: dict) -> str:
-    """higher / lower / n.s. / undecidable, on the Holm-adjusted p (the sign of the mean gives the direction)."""
-    if not cmp["can_reach_005"]:
-        return "undecidable"
-    if cmp["wilcoxon_p_holm"] >= 0.05:
-        return "n.s."
-    return "higher" if cmp["diff"]["mean"] > 0 else "lower"
-
-
 def tuned_flags(parser) -> None:
     """A tuned study's own flags (parse_study_args(..., extra=tuned_flags))."""
     parser.add_argument("--loo", action="store_true",
@@ -336,8 +327,8 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
     on, seeds_of, where = (("evaluation", evals, table) if loo else ("tuning", tune, search))
     points = {v: {s: np.concatenate([frontier_points(where[v][i][s]) for i in where[v] if s in where[v][i]])
                   for s in seeds_of} for v in variants}
-    chosen = [r["summary"][v]["val_last"][-1][-1] for ev in [*evaluations.values(), loo_doc] if ev and loo
-              for r in ev["per_seed"] for v in r["summary"] if not r["summary"][v]["failed"]]
+    chosen = [r["summary"][v]["val_last"][-1][-1] for ev in [*evaluations.values(), loo_doc] if ev
+              for r in ev["per_seed"] for v in r["summary"] if not r["summary"][v]["failed"]] if loo else []
     fr = frontier(points, variants, min(chosen) if chosen else None)
     doc = {"study": study, "title": title, "setting_args": args, "variants": variants,
            "val_per_class": val, "tune_seeds": tune, "eval_seeds": evals,
@@ -479,7 +470,7 @@ def band_lines(doc: dict) -> list:
         cells = []
         for m in ("forgetting", "acc"):
             cmps = [p["aggregate"]["paired"]["metrics"][m][v] for p in bd["pairings"]]
-            means, words = [x["diff"]["mean"] for x in cmps], [verdict_word(x) for x in cmps]
+            means, words = [x["diff"]["mean"] for x in cmps], [verdict_word(x, ("higher", "lower")) for x in cmps]
             cells += [f"{min(means):+.4f} to {max(means):+.4f}",
                       ", ".join(f"{w} {words.count(w)}" for w in ("higher", "lower", "n.s.", "undecidable") if w in words)]
         lines.append(f"| {v} | " + " | ".join(cells) + " |")

@@ -198,8 +198,8 @@ def frontier(points: dict, variants: list, floor: float | None = None) -> dict |
     """points[variant][seed] -> the paired frontier statistic: mean envelope over a new-task span, variant
     against the first, seed by seed (Holm over variants). The span ends at the highest new-task accuracy every
     variant reaches on every seed and starts FRONTIER_SPAN below it, or lower, at `floor` (the lowest
-    operating point a selection chose), so that it covers every chosen point. Variants with no point (every
-    configuration failed on every seed) are left out and named."""
+    operating point a selection chose), so that it covers every chosen point. Variants with no point (none
+    of their configurations was chosen) are left out and named."""
     missing = [v for v in variants if not any(len(p) for p in points[v].values())]
     if variants[0] in missing or len(missing) == len(variants) - 1:
         return None
@@ -214,6 +214,14 @@ def frontier(points: dict, variants: list, floor: float | None = None) -> dict |
     c.add_holm(cmp, FRONTIER_METRIC, base)
     return {"span": [float(grid[0]), float(grid[-1])], "seeds": seeds, "per_seed": stat, "left_out": missing,
             "mean": {v: float(np.mean(list(stat[v].values()))) for v in variants}, "paired": cmp}
+
+
+def never_chosen(variants: list, evaluations: dict, loo_doc: dict | None) -> set:
+    """The variants no selection rule (the fixed setting is none) chose a configuration of, because each
+    failed on some seed: the frontier leaves them out, as those evaluations do, since their runs that learned
+    nothing would pull its span (the top every variant reaches) down to chance for every variant."""
+    chosen_by = [ev for r, ev in [*evaluations.items(), ("loo", loo_doc)] if ev and r != FIXED]
+    return {v for v in variants if all(v in ev["left_out"] for ev in chosen_by)}
 
 
 # ---------------------------------------------------------------------------- a tuned study
@@ -325,8 +333,10 @@ def run_study(study: str, title: str, args: list, variants: list, n_configs: int
     # ran on every evaluation seed, so it is read there (20 seeds, the test's own), over a span that reaches
     # down to every operating point a rule chose; otherwise on the tuning seeds, the top FRONTIER_SPAN only.
     on, seeds_of, where = (("evaluation", evals, table) if loo else ("tuning", tune, search))
-    points = {v: {s: np.concatenate([frontier_points(where[v][i][s]) for i in where[v] if s in where[v][i]])
-                  for s in seeds_of} for v in variants}
+    never = never_chosen(variants, evaluations, loo_doc)
+    points = {v: {} if v in never else
+              {s: np.concatenate([frontier_points(where[v][i][s]) for i in where[v] if s in where[v][i]])
+               for s in seeds_of} for v in variants}
     chosen = [r["summary"][v]["val_last"][-1][-1] for ev in [*evaluations.values(), loo_doc] if ev
               for r in ev["per_seed"] for v in r["summary"] if not r["summary"][v]["failed"]] if loo else []
     fr = frontier(points, variants, min(chosen) if chosen else None)
@@ -438,7 +448,7 @@ def summary_lines(doc: dict, notes: list) -> list:
               "| variant | old-task accuracy on the envelope | − " + v0 + " | verdict |", "|---|---|---|---|"]
     for v in doc["variants"]:
         if v in fr["left_out"]:
-            lines.append(f"| {v} | n/a | n/a | no point: every configuration failed on every {on} seed |")
+            lines.append(f"| {v} | n/a | n/a | left out: no rule chose a configuration (each failed on some seed) |")
             continue
         if v == v0:
             lines.append(f"| {v} | {fr['mean'][v]:.4f} | baseline | |")
@@ -518,12 +528,12 @@ def frontier_figure(points: dict, variants: list, doc: dict, path) -> None:
         bottom = min(bottom, np.nanmin(env))
     ax.axvspan(*span, color="0.5", alpha=0.08, lw=0, label="span of the paired statistic")
     for v in doc["frontier"]["left_out"]:
-        ax.plot([], [], color=colour(v), lw=2, ls=":", label=f"{short[v]}: no configuration trained")
+        ax.plot([], [], color=colour(v), lw=2, ls=":", label=f"{short[v]}: no configuration chosen")
     ax.set_xlim(lo, allp[:, 0].max() + 0.005)
     ax.set_ylim(bottom - 0.02, min(1.0, allp[:, 1].max() + 0.01))
     ax.set_xlabel("new (last) task: validation accuracy")
     ax.set_ylabel("old tasks: mean validation accuracy")
-    ax.set_title(f"{doc['title']}\nenvelope over {len(doc['configurations'])} configurations x epochs: "
+    ax.set_title(f"{doc['title']}\nenvelope over {len(doc['configurations'])} configurations x epochs:\n"
                  f"mean of {len(doc['frontier']['seeds'])} {doc['frontier']['on']} seeds (band: lowest to highest "
                  "seed)", fontsize=9.5)
     ax.grid(alpha=0.3)

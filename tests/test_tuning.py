@@ -214,6 +214,14 @@ def test_frontier_leaves_out_a_variant_without_points_and_pairs_the_others_by_se
     assert tuning.frontier(points, ["relu", "lwta"], floor=0.9)["span"] == pytest.approx([0.85, 0.95])  # never less
 
 
+def test_the_frontier_leaves_out_a_variant_no_selection_rule_chose_even_if_the_fixed_setting_ran_it():
+    ev = lambda left: {"left_out": left}                                # noqa: E731
+    evaluations = {"first": ev(["sdm"]), "all": ev(["sdm"]), tuning.FIXED: ev([])}
+    assert tuning.never_chosen(["relu", "topk", "sdm"], evaluations, None) == {"sdm"}
+    assert tuning.never_chosen(["relu", "topk", "sdm"], evaluations, ev([])) == set()      # chosen leaving seeds out
+    assert tuning.never_chosen(["relu", "sdm"], {"first": ev(["sdm"]), "all": None}, ev(["sdm"])) == {"sdm"}
+
+
 # ---------------------------------------------------------------------------- the frontier's envelope
 def test_envelope_against_brute_force_on_a_hand_made_point_set():
     points = np.array([[0.90, 0.50], [0.80, 0.70], [0.95, 0.40], [0.80, 0.60], [0.60, 0.95], [0.70, 0.65]])
@@ -315,13 +323,13 @@ def test_a_search_job_reads_no_test_image_and_scores_what_a_tested_job_scores(sy
     assert all(a is None for row in search["summary"]["R"] for a in row)
 
 
-def test_a_search_job_that_learns_nothing_is_stopped_on_validation_accuracy(synthetic, tmp_path):
+def test_a_search_job_that_learns_nothing_is_marked_on_validation_accuracy_and_trains_on(synthetic, tmp_path):
     config = c.parse_config(tiny_args(tmp_path, synthetic, "--tasks", "01,23", "--val-per-class", "5",
                                       "--lr", "1e-9", "--epochs", "1"))[0]
     out = c.run_course(0, "relu", {**config, "no_test": True}, headline=False)
     failed = out["summary"]["failed"]
     assert failed["reason"] == "learned nothing" and failed["detail"].startswith("validation accuracy")
-    assert out["summary"]["val_R"][0][0] is not None
+    assert out["summary"]["val_R"][0][0] is not None and out["summary"]["val_R"][1][1] is not None   # task 2 ran
 
 
 def test_the_studies_search_folders_are_separate_and_marked_no_test(synthetic, tmp_path):

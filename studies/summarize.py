@@ -195,6 +195,15 @@ PRIMARY = [
      *evaluated("13_tuned_class_incremental", "all", "forgetting", "topk")),
     ("class-incremental, tuned: sleep − ReLU ACC",
      *evaluated("13_tuned_class_incremental", "all", "acc", "relu:sleep=1")),
+    ("class-incremental, tuned leaving each seed out: Top-K − ReLU forgetting",
+     "studies/13_tuned_class_incremental/tuned.json", ("leave_one_out", "aggregate", "paired", "metrics", "forgetting",
+                                                       "topk")),
+    ("Fashion-MNIST, tuned leaving each seed out: LWTA − ReLU forgetting", "studies/14_tuned_fashion/tuned.json",
+     ("leave_one_out", "aggregate", "paired", "metrics", "forgetting", "lwta:k=2")),
+    *[(f"{name}, frontier on 20 seeds: Top-K − ReLU old-task accuracy at matched new-task accuracy",
+       f"studies/{study}/tuned.json", ("frontier", "paired", "topk"))
+      for name, study in (("default", "10_tuned_default"), ("class-incremental", "13_tuned_class_incremental"),
+                          ("Fashion-MNIST", "14_tuned_fashion"))],
     ("sleep recipe: sleep − ReLU forgetting",
      *aggregated("studies/15_recipes/src.json", "forgetting", "relu:sleep=1:dropout=0.25")),
     *[(f"SDM recipe, 20 epochs: {cell} − {base} ACC", "studies/19_sdm_ablation/comparisons.json", (table, "acc", cell))

@@ -11,7 +11,7 @@ initialisation draws, and each comparison is paired seed by seed:
 The budget is 20 epochs per task (the source: 500), with N scaled to 10,000 firings per epoch as in study 15:
 the smallest budget at which the SDMLP k=10 learned every task on every seed in study 15 (3 of 3 seeds,
 ACC 0.355 against ReLU's 0.197), so that 10 seeds of 13 cells fit one sitting (about 1.5 h on 2 cores).
-k=1 failed on every seed there at this budget and is left out. Finished jobs are committed in
+k=1 learned nothing on some task on every seed there at this budget (ACC 0.268) and is not ablated. Finished jobs are committed in
 studies/19_sdm_ablation/jobs/, so running the script again goes on where it stopped.
 """
 import json

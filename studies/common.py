@@ -485,16 +485,18 @@ def show(lines: list) -> None:
 
 
 def forest(ax, rows: list, title: str) -> None:
-    """rows: (label, colour, describe-dict of a paired difference). Mean and 95% interval per row."""
+    """rows: (label, colour, describe-dict of a paired difference). Mean and 95% interval per row; a row whose
+    dict says `failed` (a side failed on some seeds: its label says how often) has a hollow mean, and one
+    without a mean shows its `note` (default: the metric is undefined, as forgetting under joint training)."""
     from matplotlib.ticker import MaxNLocator
     for i, (label, colour, d) in enumerate(rows):
-        if d["mean"] is None:                   # the metric is undefined (joint training)
-            ax.text(0.02, i, "n/a (no such metric: see the table)", va="center", fontsize=8,
+        if d["mean"] is None:
+            ax.text(0.02, i, d.get("note", "n/a (no such metric: see the table)"), va="center", fontsize=8,
                     color="0.35", transform=ax.get_yaxis_transform(), bbox=dict(fc="white", ec="none", pad=1))
             continue
         lo, hi = d["ci95"] if d["ci95"] else (d["mean"], d["mean"])
         ax.plot([lo, hi], [i, i], color=colour, lw=2.5, solid_capstyle="butt")
-        ax.plot(d["mean"], i, "o", color=colour, ms=6)
+        ax.plot(d["mean"], i, "o", color=colour, ms=6, **({"mfc": "white", "mew": 1.5} if d.get("failed") else {}))
     ax.axvline(0, color="0.3", lw=1)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8.5)
     ax.set_ylim(len(rows) - 0.5, -0.5)                 # top to bottom, half a row of margin

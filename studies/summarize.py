@@ -77,14 +77,16 @@ def tuned_tables() -> tuple:
             if ev is None:
                 continue
             metrics = ev["aggregate"]["paired"]["metrics"]
-            cells = {column(v): cell(cmp, metrics["acc"][v]) for v, cmp in metrics["forgetting"].items()}
-            cells.update({column(v): "no configuration trained" for v in ev["left_out"]})
+            cells = {column(v): cell(cmp, metrics["acc"][v], failed_text(ev["aggregate"], v))
+                     for v, cmp in metrics["forgetting"].items()}
+            cells.update({column(v): "no configuration chosen" for v in ev["left_out"]})
             name = f"{label}, {RULE_NAMES[rule]} (study {study})"
             rows.append(f"| {name} ({len(doc['eval_seeds'])}) | " + " | ".join(cells.get(c, "") for c in COLUMNS)
                         + " |")
-            fig_rows += [(f"{label}, {RULE_NAMES[rule]}: {column(v)}", colour(v), cmp["diff"])
-                         for v, cmp in metrics["forgetting"].items()]           # failed: marked n/a in the figure
-            fig_rows += [(f"{label}, {RULE_NAMES[rule]}: {column(v)}", colour(v), {"mean": None})
+            fig_rows += [figure_row(f"{label}, {RULE_NAMES[rule]}: {column(v)}", v, cmp, ev["aggregate"])
+                         for v, cmp in metrics["forgetting"].items()]
+            fig_rows += [(f"{label}, {RULE_NAMES[rule]}: {column(v)}", colour(v),
+                          {"mean": None, "note": "no configuration chosen (each failed on some tuning seed)"})
                          for v in ev["left_out"]]
         fr = doc["frontier"]
         cells = {column(v): frontier_cell(cmp) for v, cmp in fr["paired"].items()}
@@ -94,13 +96,26 @@ def tuned_tables() -> tuple:
     return rows, frontier, fig_rows
 
 
-def cell(cmp_f: dict, cmp_a: dict) -> str:
+def failed_text(agg: dict, v: str) -> str:
+    """How often a variant failed, where it did: its verdict is then partly that of runs at what they scored
+    (chance after a divergence), which the reader must know."""
+    m = agg["variants"][v]
+    return f"failed on {m['n_failed']} of {m['n_seeds']}" if m["n_failed"] else ""
+
+
+def figure_row(label: str, v: str, cmp: dict, agg: dict) -> tuple:
+    """A forest row: a variant that failed on some seeds says so in its label and is drawn hollow."""
+    failed = failed_text(agg, v)
+    return (f"{label} ({failed})" if failed else label, colour(v), {**cmp["diff"], "failed": bool(failed)})
+
+
+def cell(cmp_f: dict, cmp_a: dict, failed: str = "") -> str:
     d = cmp_f["diff"]
     if d["mean"] is None:
         return "n/a"
     word = verdict_word(cmp_f, ("**more**", "**less**"))
     ci = f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d["ci95"] else ""
-    return f"{d['mean']:+.3f}{ci} {word}<br>ACC {cmp_a['diff']['mean']:+.3f}"
+    return f"{d['mean']:+.3f}{ci} {word}<br>ACC {cmp_a['diff']['mean']:+.3f}" + (f"<br>{failed}" if failed else "")
 
 
 def main():
@@ -136,8 +151,8 @@ def main():
         for v, cmp_f in metrics["forgetting"].items():
             col = column(v)
             if col and col not in cells:
-                cells[col] = cell(cmp_f, metrics["acc"][v])
-                rows.append((f"{label}: {col}", colour(v), cmp_f["diff"]))     # failed: marked n/a
+                cells[col] = cell(cmp_f, metrics["acc"][v], failed_text(doc["aggregate"], v))
+                rows.append(figure_row(f"{label}: {col}", v, cmp_f, doc["aggregate"]))
         lines.append(f"| {label} ({len(doc['seeds'])}) | " + " | ".join(cells.get(c, "") for c in COLUMNS) + " |")
     write_text(ROOT / "studies" / "summary.md", lines)
     panels = [(r, t) for r, t in ((tuned_fig, "Tuned per variant (studies 10-14)"),

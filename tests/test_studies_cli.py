@@ -377,6 +377,20 @@ def test_benjamini_hochberg_matches_a_hand_computation():
     assert summarize.benjamini_hochberg([0.02, 0.03, 0.025]) == pytest.approx([0.03, 0.03, 0.03])
 
 
+def test_the_summary_says_where_a_variant_failed_and_draws_it_hollow():
+    import summarize
+    agg = {"variants": {"maxout:k=2": {"n_failed": 20, "n_seeds": 20}, "lwta:k=2": {"n_failed": 0, "n_seeds": 20}}}
+    cmp = {"diff": {"mean": -0.11, "ci95": [-0.16, -0.06]}, "wilcoxon_p": 5.7e-6, "wilcoxon_p_holm": 1.7e-5,
+           "can_reach_005": True}
+    label, _, d = summarize.figure_row("Fashion, lr 0.05: maxout", "maxout:k=2", cmp, agg)
+    assert label == "Fashion, lr 0.05: maxout (failed on 20 of 20)" and d["failed"] and d["mean"] == -0.11
+    label, _, d = summarize.figure_row("Fashion, lr 0.05: lwta", "lwta:k=2", cmp, agg)
+    assert label == "Fashion, lr 0.05: lwta" and not d["failed"]
+    acc = {"diff": {"mean": -0.613}}
+    assert summarize.cell(cmp, acc, summarize.failed_text(agg, "maxout:k=2")).endswith("ACC -0.613<br>failed on 20 of 20")
+    assert summarize.cell(cmp, acc, summarize.failed_text(agg, "lwta:k=2")).endswith("ACC -0.613")
+
+
 def test_every_front_page_verdict_of_the_family_is_a_stored_comparison():
     import summarize
     for claim, rel, path in summarize.PRIMARY:

@@ -1112,6 +1112,12 @@ def clip_column_norms(W: np.ndarray, c: float) -> None:
         W *= np.divide(W.dtype.type(c), norms, out=np.ones_like(norms), where=long)
 
 
+def failed_because(failed: dict | None, reason: str) -> bool:
+    """Whether a run's failure record (a model's `failed`, or a summary's) names this reason: "diverged"
+    (training stopped, chance from there on) or "learned nothing" (training went on)."""
+    return bool(failed) and failed["reason"] == reason
+
+
 class Model:
     """One MLP: its layers, parameters, the optimiser state of the current phase, and its bookkeeping."""
 
@@ -1147,7 +1153,7 @@ class Model:
     @property
     def diverged(self) -> bool:
         """A failure that ends training (a model that learned nothing goes on, and is measured)."""
-        return bool(self.failed) and self.failed["reason"] == "diverged"
+        return failed_because(self.failed, "diverged")
 
     def diverge(self, where: dict, detail: str) -> None:
         """Mark the model diverged at `where`, keeping an earlier failure (learned nothing) inside the record."""
@@ -3390,7 +3396,7 @@ def print_validation(runs: list, config: dict) -> None:
           "mean over seeds:")
     for v in config["models"]:
         val = [r["summary"][v]["val_R"] for r in runs
-               if (r["summary"][v]["failed"] or {}).get("reason") != "diverged"]
+               if not failed_because(r["summary"][v]["failed"], "diverged")]
         if not val:
             print(f"  {v:<12} every run diverged")
             continue

@@ -439,7 +439,12 @@ def failures_said(doc: dict, variant: str, m: dict) -> str:
     if not m["n_failed"]:
         return ""
     reasons = sorted({r["summary"][variant]["failed"]["reason"] for r in doc["per_seed"] if r["summary"][variant]["failed"]})
-    return f"; {variant} failed on {m['n_failed']} of {m['n_seeds']} seeds ({', '.join(reasons)})"
+    return f"; {variant} {failed_count(m)} seeds ({', '.join(reasons)})"
+
+
+def failed_count(m: dict) -> str:
+    """"failed on n of N" for a variant's aggregate that failed on some seeds, else nothing."""
+    return f"failed on {m['n_failed']} of {m['n_seeds']}" if m["n_failed"] else ""
 
 
 def variant_table(doc: dict) -> list:

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import ROOT, c, colour, forest, save_figure, verdict_word, write_text  # noqa: E402
+from common import ROOT, c, colour, failed_count, forest, save_figure, verdict_word, write_text  # noqa: E402
 
 TUNED = [  # (row label, study folder): each holds tuned.json
     ("default", "10_tuned_default"),
@@ -77,7 +77,7 @@ def tuned_tables() -> tuple:
             if ev is None:
                 continue
             metrics = ev["aggregate"]["paired"]["metrics"]
-            cells = {column(v): cell(cmp, metrics["acc"][v], failed_text(ev["aggregate"], v))
+            cells = {column(v): cell(cmp, metrics["acc"][v], failed_count(ev["aggregate"]["variants"][v]))
                      for v, cmp in metrics["forgetting"].items()}
             cells.update({column(v): "no configuration chosen" for v in ev["left_out"]})
             name = f"{label}, {RULE_NAMES[rule]} (study {study})"
@@ -96,16 +96,9 @@ def tuned_tables() -> tuple:
     return rows, frontier, fig_rows
 
 
-def failed_text(agg: dict, v: str) -> str:
-    """How often a variant failed, where it did: its verdict is then partly that of runs at what they scored
-    (chance after a divergence), which the reader must know."""
-    m = agg["variants"][v]
-    return f"failed on {m['n_failed']} of {m['n_seeds']}" if m["n_failed"] else ""
-
-
 def figure_row(label: str, v: str, cmp: dict, agg: dict) -> tuple:
     """A forest row: a variant that failed on some seeds says so in its label and is drawn hollow."""
-    failed = failed_text(agg, v)
+    failed = failed_count(agg["variants"][v])
     return (f"{label} ({failed})" if failed else label, colour(v), {**cmp["diff"], "failed": bool(failed)})
 
 
@@ -151,7 +144,7 @@ def main():
         for v, cmp_f in metrics["forgetting"].items():
             col = column(v)
             if col and col not in cells:
-                cells[col] = cell(cmp_f, metrics["acc"][v], failed_text(doc["aggregate"], v))
+                cells[col] = cell(cmp_f, metrics["acc"][v], failed_count(doc["aggregate"]["variants"][v]))
                 rows.append(figure_row(f"{label}: {col}", v, cmp_f, doc["aggregate"]))
         lines.append(f"| {label} ({len(doc['seeds'])}) | " + " | ".join(cells.get(c, "") for c in COLUMNS) + " |")
     write_text(ROOT / "studies" / "summary.md", lines)

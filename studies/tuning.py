@@ -138,7 +138,7 @@ def val_says_nothing_learned(summary: dict, chance: list) -> bool:
 def failure_check(search: dict, chance: list) -> dict:
     """Search jobs whose failure verdict would differ if it were read on validation images."""
     disagree = [(v, i, s) for v in search for i in search[v] for s, summary in search[v][i].items()
-                if ((summary["failed"] or {}).get("reason") == "learned nothing")
+                if c.failed_because(summary["failed"], "learned nothing")
                 != val_says_nothing_learned(summary, chance)]
     return {"learned_nothing_verdicts_that_validation_data_would_change": len(disagree), "jobs": disagree}
 
@@ -179,7 +179,7 @@ def leave_one_out(table: dict, variants: list, seeds: list, rule: str = "all") -
 # ---------------------------------------------------------------------------- frontier
 def frontier_points(summary: dict) -> np.ndarray:
     """(new-task, mean old-task) validation accuracy after each epoch of the last task; none if diverged."""
-    if (summary["failed"] or {}).get("reason") == "diverged":
+    if c.failed_because(summary["failed"], "diverged"):
         return np.zeros((0, 2))
     rows = np.array(summary["val_last"], dtype=float)
     return np.stack([rows[:, -1], rows[:, :-1].mean(axis=1)], axis=1)

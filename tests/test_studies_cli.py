@@ -387,8 +387,8 @@ def test_the_summary_says_where_a_variant_failed_and_draws_it_hollow():
     label, _, d = summarize.figure_row("Fashion, lr 0.05: lwta", "lwta:k=2", cmp, agg)
     assert label == "Fashion, lr 0.05: lwta" and not d["failed"]
     acc = {"diff": {"mean": -0.613}}
-    assert summarize.cell(cmp, acc, summarize.failed_text(agg, "maxout:k=2")).endswith("ACC -0.613<br>failed on 20 of 20")
-    assert summarize.cell(cmp, acc, summarize.failed_text(agg, "lwta:k=2")).endswith("ACC -0.613")
+    assert summarize.cell(cmp, acc, summarize.failed_count(agg["variants"]["maxout:k=2"])).endswith("ACC -0.613<br>failed on 20 of 20")
+    assert summarize.cell(cmp, acc, summarize.failed_count(agg["variants"]["lwta:k=2"])).endswith("ACC -0.613")
 
 
 def test_every_front_page_verdict_of_the_family_is_a_stored_comparison():

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common import ROOT, c, colour, failed_count, forest, save_figure, verdict_word, write_text  # noqa: E402
+from tuning import BAND, band_range  # noqa: E402
 
 TUNED = [  # (row label, study folder): each holds tuned.json
     ("default", "10_tuned_default"),
@@ -88,12 +89,30 @@ def tuned_tables() -> tuple:
             fig_rows += [(f"{label}, {RULE_NAMES[rule]}: {column(v)}", colour(v),
                           {"mean": None, "note": "no configuration chosen (each failed on some tuning seed)"})
                          for v in ev["left_out"]]
+        if doc.get("band"):
+            rows.append(band_row(f"{label}, band over the {BAND} best configurations each (study {study})", doc))
         fr = doc["frontier"]
         cells = {column(v): frontier_cell(cmp) for v, cmp in fr["paired"].items()}
         cells.update({column(v): "no point" for v in fr["left_out"]})
         frontier.append(f"| {label} (study {study}) ({len(fr['seeds'])}) | "
                         + " | ".join(cells.get(c, "") for c in COLUMNS) + " |")
     return rows, frontier, fig_rows
+
+
+def band_row(name: str, doc: dict) -> str:
+    """A study run with --band: per variant, the range of its mean forgetting (and ACC) difference from ReLU
+    over every pairing of near-best configurations, and how many pairings give each verdict, so a tuned
+    verdict that rests on which of a few good configurations was chosen says so beside its number."""
+    bd = doc["band"]
+    cells = {}
+    for v in doc["variants"][1:]:
+        if v in bd["left_out"]:
+            cells[column(v)] = "no configuration chosen"
+            continue
+        (f_range, f_words), (a_range, _) = (band_range(bd, v, m, 3) for m in ("forgetting", "acc"))
+        cells[column(v)] = f"{f_range} ({f_words.replace('higher', 'more').replace('lower', 'less')})<br>ACC {a_range}"
+    return (f"| {name} ({len(doc['eval_seeds'])}, {len(bd['pairings'])} pairings) | "
+            + " | ".join(cells.get(c, "") for c in COLUMNS) + " |")
 
 
 def figure_row(label: str, v: str, cmp: dict, agg: dict) -> tuple:
@@ -123,7 +142,10 @@ def main():
              "Rules (studies/tuning.py): *tuned on task 1* = best validation accuracy on task 1 after task 1; "
              "*tuned on all tasks* = best validation ACC at the end; *fixed lr 0.05* = the untuned setting, "
              "for comparison; *tuned leaving each seed out* (`--loo`) = on each evaluation seed, the best "
-             "validation ACC at the end over the other evaluation seeds. Evaluation on seeds 0-19, test data.", "",
+             "validation ACC at the end over the other evaluation seeds; *band* (`--band`, where every configuration "
+             f"on every seed does not fit) = each variant's {BAND} best configurations by validation ACC at the end, "
+             "all on every evaluation seed: the range of the mean over every pairing of a variant's with ReLU's, and how many "
+             "pairings give each verdict. Evaluation on seeds 0-19, test data.", "",
              header, "|---|" + "---|" * len(COLUMNS), *tuned, "",
              "Frontier: old-task validation accuracy on each variant's envelope (over every configuration and "
              "epoch of the last task), at matched new-task accuracy, minus ReLU's, paired by seed: the tuning "

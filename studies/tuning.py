@@ -458,6 +458,15 @@ def summary_lines(doc: dict, notes: list) -> list:
     return lines
 
 
+def band_range(bd: dict, v: str, metric: str, digits: int = 4) -> tuple:
+    """A variant's band for one metric: its lowest to highest mean difference from the baseline over every
+    pairing of near-best configurations, and how many pairings reach each verdict."""
+    cmps = [p["aggregate"]["paired"]["metrics"][metric][v] for p in bd["pairings"]]
+    means, words = [x["diff"]["mean"] for x in cmps], [verdict_word(x, ("higher", "lower")) for x in cmps]
+    return (f"{min(means):+.{digits}f} to {max(means):+.{digits}f}",
+            ", ".join(f"{w} {words.count(w)}" for w in ("higher", "lower", "n.s.", "undecidable") if w in words))
+
+
 def band_lines(doc: dict) -> list:
     """The band (--band), if the study ran it: per variant, the range of its mean difference from the
     baseline over every pairing of near-best configurations, and how many pairings reach each verdict."""
@@ -477,12 +486,7 @@ def band_lines(doc: dict) -> list:
         if v in bd["left_out"]:
             lines.append(f"| {v} | n/a | no configuration trained on every tuning seed | | |")
             continue
-        cells = []
-        for m in ("forgetting", "acc"):
-            cmps = [p["aggregate"]["paired"]["metrics"][m][v] for p in bd["pairings"]]
-            means, words = [x["diff"]["mean"] for x in cmps], [verdict_word(x, ("higher", "lower")) for x in cmps]
-            cells += [f"{min(means):+.4f} to {max(means):+.4f}",
-                      ", ".join(f"{w} {words.count(w)}" for w in ("higher", "lower", "n.s.", "undecidable") if w in words)]
+        cells = [text for m in ("forgetting", "acc") for text in band_range(bd, v, m)]
         lines.append(f"| {v} | " + " | ".join(cells) + " |")
     return lines + ["", f"Verdicts count the {len(bd['pairings'])} pairings: higher / lower at Holm p < 0.05, else "
                     "n.s. (undecidable: no p < 0.05 reachable at this number of seeds)."]

@@ -391,6 +391,23 @@ def test_the_summary_says_where_a_variant_failed_and_draws_it_hollow():
     assert summarize.cell(cmp, acc, summarize.failed_count(agg["variants"]["lwta:k=2"])).endswith("ACC -0.613")
 
 
+def test_the_band_row_gives_the_range_over_pairings_and_counts_each_verdict():
+    import summarize
+
+    def pairing(f, p, a):
+        def cmp(mean):
+            return {"diff": {"mean": mean}, "wilcoxon_p_holm": p, "can_reach_005": True}
+        return {"aggregate": {"paired": {"metrics": {"forgetting": {"lwta:k=2": cmp(f)}, "acc": {"lwta:k=2": cmp(a)}}}}}
+    doc = {"variants": ["relu", "lwta:k=2", "topk"], "eval_seeds": list(range(20)),
+           "band": {"pairings": [pairing(-0.045, 0.001, 0.01), pairing(0.052, 0.002, -0.02), pairing(0.003, 0.4, 0.0)],
+                    "left_out": ["topk"]}}
+    row = summarize.band_row("3 × 1000 units, band", doc)
+    cells = [x.strip() for x in row.split("|")]
+    assert cells[1] == "3 × 1000 units, band (20, 3 pairings)"
+    assert cells[1 + summarize.COLUMNS.index("lwta k=2") + 1] == "-0.045 to +0.052 (more 1, less 1, n.s. 1)<br>ACC -0.020 to +0.010"
+    assert cells[1 + summarize.COLUMNS.index("topk 10%") + 1] == "no configuration chosen"
+
+
 def test_every_front_page_verdict_of_the_family_is_a_stored_comparison():
     import summarize
     for claim, rel, path in summarize.PRIMARY:

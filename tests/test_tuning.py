@@ -107,18 +107,6 @@ def test_selection_rules_on_a_hand_made_table_with_ties_and_failures():
     assert tuning.select({4: 0.5, 2: 0.5}) == 2
 
 
-def test_failure_check_counts_learned_nothing_verdicts_that_validation_data_would_change():
-    chance = [0.2, 0.5]
-    search = {"relu": {0: {1000: {"failed": None, "val_R": [[0.9, None], [0.8, 0.9]]},          # agree: learned
-                           1001: {"failed": {"reason": "learned nothing"}, "val_R": [[0.24, None]]}},  # agree
-                       1: {1000: {"failed": {"reason": "diverged"}, "val_R": [[0.9, None], [None, None]]},
-                           1001: {"failed": None, "val_R": [[0.9, None], [0.9, 0.54]]}}},  # val: within 0.05
-              "topk": {0: {1000: {"failed": {"reason": "learned nothing"}, "val_R": [[0.26, None]]}}}}  # val: learned
-    check = tuning.failure_check(search, chance)
-    assert check["learned_nothing_verdicts_that_validation_data_would_change"] == 2
-    assert sorted(check["jobs"]) == [("relu", 1, 1001), ("topk", 0, 1000)]
-
-
 def summary_of(acc1, acc2):
     return {"failed": None, "R": [[acc1, 0.0], [acc1 - 0.1, acc2]], **c.continual_metrics(
         np.array([[acc1, 0.0], [acc1 - 0.1, acc2]]))}

@@ -493,8 +493,8 @@ def frontier_figure(points: dict, variants: list, doc: dict, path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    short = short_names(variants)
-    fig, ax = plt.subplots(figsize=(9, 5))
+    short = {v: s.replace(":", ":\n  ") if len(s) > 24 else s for v, s in short_names(variants).items()}
+    fig, ax = plt.subplots(figsize=(9, 5))     # (a long spec's keys on lines of their own: the axes keep their width)
     pts = {v: points[v] for v in variants if v not in doc["frontier"]["left_out"]}
     variants = list(pts)
     allp = np.concatenate([p for v in variants for p in pts[v].values() if len(p)])

@@ -492,9 +492,14 @@ def show(lines: list) -> None:
 def forest(ax, rows: list, title: str) -> None:
     """rows: (label, colour, describe-dict of a paired difference). Mean and 95% interval per row; a row whose
     dict says `failed` (a side failed on some seeds: its label says how often) has a hollow mean, and one
-    without a mean shows its `note` (default: the metric is undefined, as forgetting under joint training)."""
+    without a mean shows its `band` (the range of means over several choices, a bar with end ticks and no
+    point) or else its `note` (default: the metric is undefined, as forgetting under joint training)."""
     from matplotlib.ticker import MaxNLocator
     for i, (label, colour, d) in enumerate(rows):
+        if d["mean"] is None and d.get("band"):
+            ax.plot(d["band"], [i, i], color=colour, lw=5, alpha=0.35, solid_capstyle="butt")
+            ax.plot(d["band"], [i, i], "|", color=colour, ms=9, mew=1.5)
+            continue
         if d["mean"] is None:
             ax.text(0.02, i, d.get("note", "n/a (no such metric: see the table)"), va="center", fontsize=8,
                     color="0.35", transform=ax.get_yaxis_transform(), bbox=dict(fc="white", ec="none", pad=1))

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common import ROOT, c, colour, failed_count, forest, save_figure, verdict_word, write_text  # noqa: E402
-from tuning import BAND, band_range  # noqa: E402
+from tuning import BAND, band_comparisons, band_range  # noqa: E402
 
 TUNED = [  # (row label, study folder): each holds tuned.json
     ("default", "10_tuned_default"),
@@ -91,6 +91,10 @@ def tuned_tables() -> tuple:
                          for v in ev["left_out"]]
         if doc.get("band"):
             rows.append(band_row(f"{label}, band over the {BAND} best configurations each (study {study})", doc))
+            fig_rows += [(f"{label}, band of {BAND} best configurations: {column(v)}", colour(v),
+                          {"mean": None, "band": [min(means), max(means)]})
+                         for v in doc["variants"][1:] if v not in doc["band"]["left_out"]
+                         for means in [[x["diff"]["mean"] for x in band_comparisons(doc["band"], v, "forgetting")]]]
         fr = doc["frontier"]
         cells = {column(v): frontier_cell(cmp) for v, cmp in fr["paired"].items()}
         cells.update({column(v): "no point" for v in fr["left_out"]})

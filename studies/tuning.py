@@ -438,10 +438,15 @@ def summary_lines(doc: dict, notes: list) -> list:
     return lines
 
 
+def band_comparisons(bd: dict, v: str, metric: str) -> list:
+    """A variant's paired comparison with the baseline for one metric, at every pairing of the band."""
+    return [p["aggregate"]["paired"]["metrics"][metric][v] for p in bd["pairings"]]
+
+
 def band_range(bd: dict, v: str, metric: str, digits: int = 4) -> tuple:
     """A variant's band for one metric: its lowest to highest mean difference from the baseline over every
     pairing of near-best configurations, and how many pairings reach each verdict."""
-    cmps = [p["aggregate"]["paired"]["metrics"][metric][v] for p in bd["pairings"]]
+    cmps = band_comparisons(bd, v, metric)
     means, words = [x["diff"]["mean"] for x in cmps], [verdict_word(x, ("higher", "lower")) for x in cmps]
     return (f"{min(means):+.{digits}f} to {max(means):+.{digits}f}",
             ", ".join(f"{w} {words.count(w)}" for w in ("higher", "lower", "n.s.", "undecidable") if w in words))

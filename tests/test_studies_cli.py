@@ -406,6 +406,13 @@ def test_the_band_row_gives_the_range_over_pairings_and_counts_each_verdict():
     assert cells[1] == "3 × 1000 units, band (20, 3 pairings)"
     assert cells[1 + summarize.COLUMNS.index("lwta k=2") + 1] == "-0.045 to +0.052 (more 1, less 1, n.s. 1)<br>ACC -0.020 to +0.010"
     assert cells[1 + summarize.COLUMNS.index("topk 10%") + 1] == "no configuration chosen"
+    import matplotlib.pyplot as plt
+    from common import forest
+    fig, ax = plt.subplots()
+    forest(ax, [("band", "C0", {"mean": None, "band": [-0.045, 0.052]})], "t")     # a bar from end to end, no point
+    assert [list(line.get_xdata()) for line in ax.lines if line.get_marker() in ("None", "|")][:2] == [[-0.045, 0.052]] * 2
+    assert not [line for line in ax.lines if line.get_marker() == "o"]
+    plt.close(fig)
 
 
 def test_every_front_page_verdict_of_the_family_is_a_stored_comparison():

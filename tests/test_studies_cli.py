@@ -427,19 +427,22 @@ def test_each_ablation_cell_differs_from_its_reference_in_exactly_its_ingredient
     from the bare one, in that ingredient's settings alone; study 20's cells parse, each at one change."""
     import importlib
     s19 = importlib.import_module("19_sdm_ablation")
-    settings = {name: c.parse_variant(spec).settings() for name, spec in s19.CELLS.items()}
     keys = {"unit-norm inputs and rows": {"unit_norm"}, "non-negative weights": {"nonneg"}, "bias-free": {"bias"},
             "GABA switch": {"gaba"}, "competition (k = width)": {"k"}}
+    for k, epochs, _ in s19.SETTINGS.values():                 # k = 10 at 20 epochs, k = 1 at 50
+        cells = s19.make_cells(k, epochs)
+        settings = {name: c.parse_variant(spec).settings() for name, spec in cells.items()}
 
-    def changed(a, b):
-        return {k for k in settings[a].keys() | settings[b].keys() if settings[a].get(k) != settings[b].get(k)}
-    for name in settings:
-        if name.startswith("SDMLP − "):
-            assert changed(name, "SDMLP") == keys[name[len("SDMLP − "):]], name
-        if name.startswith("bare + "):
-            assert changed(name, s19.BARE) == keys[name[len("bare + "):]], name
-    assert changed(s19.BARE, "SDMLP") == {"unit_norm", "nonneg", "bias", "gaba"}
-    assert len(set(s19.CELLS.values())) == len(s19.CELLS)
+        def changed(a, b):
+            return {x for x in settings[a].keys() | settings[b].keys() if settings[a].get(x) != settings[b].get(x)}
+        for name in settings:
+            if name.startswith("SDMLP − "):
+                assert changed(name, "SDMLP") == keys[name[len("SDMLP − "):]], name
+            if name.startswith("bare + "):
+                assert changed(name, s19.BARE) == keys[name[len("bare + "):]], name
+        assert changed(s19.BARE, "SDMLP") == {"unit_norm", "nonneg", "bias", "gaba"}
+        assert settings["SDMLP"]["k"] == k and settings["SDMLP"]["gaba"] == 10_000 * epochs
+        assert len(set(cells.values())) == len(cells)
     s20 = importlib.import_module("20_kwta_ablation")
     recipe = s20.SETTINGS["recipe"][1]
     kwta = c.parse_variant(recipe["k-winners"])

@@ -11,7 +11,9 @@ against the model's own arg-max, over 2,560; penalty lambda * sum F (theta - the
    training images per class; scored on the validation images alone (the search jobs read no test image).
 2. Each model at its best lambda on validation ACC, run under the recipe proper (every training image of
    each task) on seeds 0-2, tested, beside study 15's same recipe without EWC (studies/15_recipes/sdm_10_epochs.json).
-Budget: 10 epochs per task (Table 9's). Resumable: rerunning goes on from the run folders.
+Budget: 10 epochs per task (Table 9's); `--epochs E` runs the same at E epochs per task (a budget study 15
+ran without EWC: 20, 50, 100 or 200), its outputs in studies/18_sdm_ewc/E_epochs/. Resumable: rerunning goes
+on from the run folders.
 """
 import json
 import sys
@@ -23,9 +25,9 @@ from common import (OPTIONS, RUNS, STUDIES, aggregate_groups, c, ci, colour, par
 from tuning import job_config, load_table, pending, run_pool, search_stores
 
 STUDY = "18_sdm_ewc"
-EPOCHS = 10
+EPOCHS = 10                                                  # the default budget, Table 9's
+BUDGETS = (10, 20, 50, 100, 200)                             # those study 15 ran without EWC (the baseline row)
 LAMBDAS = (1e2, 1e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7)
-MODELS = {"ReLU": "relu", "SDMLP k=10": f"sdm:k=10:schedule=gaba:gaba={10_000 * EPOCHS}"}  # study 15's scaling
 TUNE_SEED, EVAL_SEEDS = 1000, 3
 RECIPE = ["--recipe", "sdm-split-mnist"]
 SEARCH_DATA = ["--n-train-per-class", "5000"]                 # 400 more per class fit MNIST's rarest digit (5,421)
@@ -34,26 +36,36 @@ PAPER = {"ReLU": ("0.61 (Table 7, 500 epochs); EWC 63.23 % (Table 9, 10 epochs)"
          "SDMLP k=10": ("0.83 (Table 7, 500 epochs)", 0.83)}
 
 
-def spec(model: str, lam: float) -> str:
-    return f"{MODELS[model]}:ewc={lam:g}:ewc_fisher=sdm"
+def models(epochs: int) -> dict:
+    """The two models, the SDMLP's GABA switch scaled to the budget as in study 15 (10,000 firings per epoch)."""
+    return {"ReLU": "relu", "SDMLP k=10": f"sdm:k=10:schedule=gaba:gaba={10_000 * epochs}"}
 
 
-def search() -> dict:
+def spec(model: str, lam: float, epochs: int) -> str:
+    return f"{models(epochs)[model]}:ewc={lam:g}:ewc_fisher=sdm"
+
+
+def where(root, epochs: int):
+    """The budget's folder under root: the default budget at root itself, as first run."""
+    return root / STUDY if epochs == EPOCHS else root / STUDY / f"{epochs}_epochs"
+
+
+def search(epochs: int) -> dict:
     """{model: {lambda: validation ACC at the end, or None if the job failed}} on the tuning seed."""
-    specs = [spec(m, lam) for m in MODELS for lam in LAMBDAS]
-    config = job_config([*RECIPE, *SEARCH_DATA], specs, {"lr": 0.05, "momentum": 0.0, "epochs": EPOCHS}, VAL)
-    store = search_stores(RUNS / STUDY, [config])[0]
+    specs = [spec(m, lam, epochs) for m in models(epochs) for lam in LAMBDAS]
+    config = job_config([*RECIPE, *SEARCH_DATA], specs, {"lr": 0.05, "momentum": 0.0, "epochs": epochs}, VAL)
+    store = search_stores(where(RUNS, epochs), [config])[0]
     run_pool(pending(store, {**config, "no_test": True}, [TUNE_SEED], specs), "search")
     table, seconds = load_table([store], [TUNE_SEED], specs)
     out = {}
-    for m in MODELS:
+    for m in models(epochs):
         out[m] = {}
         for lam in LAMBDAS:
-            s = table[spec(m, lam)].get(0, {}).get(TUNE_SEED)
+            s = table[spec(m, lam, epochs)].get(0, {}).get(TUNE_SEED)
             out[m][f"{lam:g}"] = None if s is None or s["failed"] else float(np.mean(s["val_R"][-1]))
-    return {"val_acc": out, "failed": {m: [f"{lam:g}" for lam in LAMBDAS if (table[spec(m, lam)].get(0, {})
+    return {"val_acc": out, "failed": {m: [f"{lam:g}" for lam in LAMBDAS if (table[spec(m, lam, epochs)].get(0, {})
                                                                              .get(TUNE_SEED) or {}).get("failed")]
-                                       for m in MODELS}, "core_minutes": seconds / 60}
+                                       for m in out}, "core_minutes": seconds / 60}
 
 
 def best(curve: dict) -> str | None:
@@ -61,10 +73,10 @@ def best(curve: dict) -> str | None:
     return max(scored, key=lambda t: (t[0], -float(t[1])))[1] if scored else None   # ties: the smaller lambda
 
 
-def evaluate(picks: dict) -> dict:
-    models = [spec(m, float(lam)) for m, lam in picks.items() if lam is not None]
-    out, runs = STUDIES / STUDY / "evaluation.json", RUNS / STUDY / "evaluation"
-    code = c.main([*RECIPE, "--epochs", str(EPOCHS), "--models", ",".join(models), "--seed", "0",
+def evaluate(picks: dict, epochs: int) -> dict:
+    specs = [spec(m, float(lam), epochs) for m, lam in picks.items() if lam is not None]
+    out, runs = where(STUDIES, epochs) / "evaluation.json", where(RUNS, epochs) / "evaluation"
+    code = c.main([*RECIPE, "--epochs", str(epochs), "--models", ",".join(specs), "--seed", "0",
                    "--n-seeds", str(OPTIONS.seeds or EVAL_SEEDS), "--run-dir", str(runs), "--out", str(out),
                    "--snapshots", str(runs / "snapshots.npz"), "--workers", str(OPTIONS.workers), "--quiet"])
     if code not in (0, 3):
@@ -89,7 +101,7 @@ def curve_figure(doc: dict, evaluation: dict, path) -> None:
         if failed:                              # one row of marks per model, so neither hides the other
             ax.plot(failed, [0.03 + 0.05 * i] * len(failed), "x", ms=7, mew=2, color=col,
                     label=f"{m}: learned nothing (never picked)")
-        agg = (evaluation.get("aggregate") or {}).get("variants", {}).get(spec(m, float(doc["picks"][m])))
+        agg = (evaluation.get("aggregate") or {}).get("variants", {}).get(spec(m, float(doc["picks"][m]), doc["epochs"]))
         if agg:
             d = agg["acc"]
             lo, hi = d["ci95"] if d["ci95"] else (d["mean"], d["mean"])
@@ -105,20 +117,22 @@ def curve_figure(doc: dict, evaluation: dict, path) -> None:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    ax.set_title(f"EWC under the SDM recipe, {EPOCHS} epochs per task\n(class-incremental split MNIST,\n"
+    ax.set_title(f"EWC under the SDM recipe, {doc['epochs']} epochs per task\n(class-incremental split MNIST,\n"
                  "one layer of 1,000 units, SGD 0.05 clipped to norm 1)", fontsize=9.5)
     save_figure(fig, path)
 
 
 def summary(doc: dict) -> list:
-    lines = [f"# Study 18: EWC under the SDM recipe ({EPOCHS} epochs per task)", "",
-             f"`python studies/{STUDY}.py` (search: `{' '.join(RECIPE + SEARCH_DATA)} --epochs {EPOCHS} "
+    epochs, names = doc["epochs"], list(doc["search"]["val_acc"])
+    flag = "" if epochs == EPOCHS else f" --epochs {epochs}"
+    lines = [f"# Study 18: EWC under the SDM recipe ({epochs} epochs per task)", "",
+             f"`python studies/{STUDY}.py{flag}` (search: `{' '.join(RECIPE + SEARCH_DATA)} --epochs {epochs} "
              f"--val-per-class {VAL}` on seed {TUNE_SEED}, validation images only; evaluation: "
-             f"`{' '.join(RECIPE)} --epochs {EPOCHS}` on seeds 0-{doc['eval_seeds'] - 1}, test images).", "",
+             f"`{' '.join(RECIPE)} --epochs {epochs}` on seeds 0-{doc['eval_seeds'] - 1}, test images).", "",
              "## The lambda curve (validation ACC after the 5th task, tuning seed; - = the job failed)", "",
-             "| lambda | " + " | ".join(MODELS) + " |", "|---|" + "---|" * len(MODELS)]
+             "| lambda | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for lam in LAMBDAS:
-        cells = [doc["search"]["val_acc"][m][f"{lam:g}"] for m in MODELS]
+        cells = [doc["search"]["val_acc"][m][f"{lam:g}"] for m in names]
         lines.append(f"| {lam:g} | " + " | ".join("-" if v is None else f"{v:.4f}" for v in cells) + " |")
     lines += ["", "## At the best lambda, under the recipe proper (test ACC over seeds, mean [95% CI])", "",
               "| model | lambda | ACC with EWC | learning acc. | without EWC (study 15) | the paper |",
@@ -140,9 +154,16 @@ def cells(doc: dict, variant: str) -> dict | None:
             "learning_acc": ci(agg["learning_acc"])}
 
 
+def budget_flag(parser) -> None:
+    parser.add_argument("--epochs", type=int, choices=BUDGETS, default=EPOCHS,
+                        help=f"epochs per task (default {EPOCHS}, Table 9's); another budget writes its outputs "
+                             "in studies/18_sdm_ewc/<epochs>_epochs/")
+
+
 def main() -> None:
-    parse_study_args(__doc__)
-    out = STUDIES / STUDY
+    parse_study_args(__doc__, extra=budget_flag)
+    epochs = OPTIONS.epochs
+    out = where(STUDIES, epochs)
     if OPTIONS.redraw:                          # the committed results, redrawn: nothing runs
         doc, evaluation = (json.loads((out / name).read_text()) for name in ("ewc.json", "evaluation.json"))
         refresh_statistics(aggregate_groups(evaluation["aggregate"]), out / "evaluation.json", evaluation)
@@ -150,20 +171,20 @@ def main() -> None:
         write_text(out / "summary.md", summary(doc))
         return
     if OPTIONS.dry_run:
-        n = len(MODELS) * len(LAMBDAS)
-        print(f"[{STUDY}] search: {n} jobs on seed {TUNE_SEED}; evaluation: {len(MODELS)} models x "
-              f"{OPTIONS.seeds or EVAL_SEEDS} seeds; about 1 minute of one core per job")
+        n = len(models(epochs)) * len(LAMBDAS)
+        print(f"[{STUDY}] search: {n} jobs on seed {TUNE_SEED}; evaluation: {len(models(epochs))} models x "
+              f"{OPTIONS.seeds or EVAL_SEEDS} seeds; about {epochs / EPOCHS:g} minute(s) of one core per job")
         return
-    searched = search()
+    searched = search(epochs)
     picks = {m: best(curve) for m, curve in searched["val_acc"].items()}
-    evaluation = evaluate(picks)
-    base = json.loads((STUDIES / "15_recipes" / "sdm_10_epochs.json").read_text())
-    doc = {"study": STUDY, "epochs": EPOCHS, "lambdas": LAMBDAS, "models": MODELS, "tune_seed": TUNE_SEED,
+    evaluation = evaluate(picks, epochs)
+    base = json.loads((STUDIES / "15_recipes" / f"sdm_{epochs}_epochs.json").read_text())
+    doc = {"study": STUDY, "epochs": epochs, "lambdas": LAMBDAS, "models": models(epochs), "tune_seed": TUNE_SEED,
            "eval_seeds": OPTIONS.seeds or EVAL_SEEDS, "search": searched, "picks": picks,
-           "evaluation": {m: cells(evaluation, spec(m, float(lam))) for m, lam in picks.items() if lam},
-           "without_ewc": {m: (cells(base, MODELS[m]) or {}).get("acc") for m in MODELS},
+           "evaluation": {m: cells(evaluation, spec(m, float(lam), epochs)) for m, lam in picks.items() if lam},
+           "without_ewc": {m: (cells(base, v) or {}).get("acc") for m, v in models(epochs).items()},
            "notes": ["The paper's numbers are at 500 epochs per task (Table 7) or from its Table 9 at 10; ours are "
-                     f"at {EPOCHS}. A lambda curve on one tuning seed is a single draw: its noise is not in the "
+                     f"at {epochs}. A lambda curve on one tuning seed is a single draw: its noise is not in the "
                      "intervals, which are over the evaluation seeds at the picked lambda."]}
     write_text(out / "ewc.json", [json.dumps(doc, indent=1, allow_nan=False)])
     curve_figure(doc, evaluation, out / "lambda.png")

@@ -451,3 +451,12 @@ def test_each_ablation_cell_differs_from_its_reference_in_exactly_its_ingredient
         if name.startswith("k-winners, "):
             assert (v.params != kwta.params) + (v.lr != kwta.lr) + (v.weight_sparsity != kwta.weight_sparsity) == 1
     assert c.parse_variant(recipe["dense, all else equal"]).weight_sparsity == kwta.weight_sparsity
+
+
+def test_study_18_at_another_budget_scales_the_gaba_switch_and_writes_apart():
+    import importlib
+    s18 = importlib.import_module("18_sdm_ewc")
+    assert s18.spec("SDMLP k=10", 200, 50) == "sdm:k=10:schedule=gaba:gaba=500000:ewc=200:ewc_fisher=sdm"
+    assert s18.spec("ReLU", 1e5, 10) == "relu:ewc=100000:ewc_fisher=sdm"
+    assert s18.where(Path("x"), 10) == Path("x/18_sdm_ewc")                   # the first budget, where it ran
+    assert s18.where(Path("x"), 50) == Path("x/18_sdm_ewc/50_epochs")

@@ -91,10 +91,10 @@ def tuned_tables() -> tuple:
                          for v in ev["left_out"]]
         if doc.get("band"):
             rows.append(band_row(f"{label}, band over the {BAND} best configurations each (study {study})", doc))
-            fig_rows += [(f"{label}, band of {BAND} best configurations: {column(v)}", colour(v),
-                          {"mean": None, "band": [min(means), max(means)]})
-                         for v in doc["variants"][1:] if v not in doc["band"]["left_out"]
-                         for means in [[x["diff"]["mean"] for x in band_comparisons(doc["band"], v, "forgetting")]]]
+            for v in [v for v in doc["variants"][1:] if v not in doc["band"]["left_out"]]:
+                means = [x["diff"]["mean"] for x in band_comparisons(doc["band"], v, "forgetting")]
+                fig_rows.append((f"{label}, band of {BAND} best configurations: {column(v)}", colour(v),
+                                 {"mean": None, "band": [min(means), max(means)]}))
         fr = doc["frontier"]
         cells = {column(v): frontier_cell(cmp) for v, cmp in fr["paired"].items()}
         cells.update({column(v): "no point" for v in fr["left_out"]})

@@ -475,16 +475,43 @@ def training_phases(tasks: list, joint: bool) -> list:
 # they pass on. The gradient flows through exactly the units that fired. Each activation is one class
 # below, registered in ACTIVATIONS with its spec keys: the one place a new activation is added.
 
-def int_at_least(lo: int, what: str):
-    def parse(s: str) -> int:
+def bounded(convert, ok, what: str):
+    """A parser of the strings `convert` takes to a value that `ok` accepts, described as `what` in errors."""
+    def parse(s: str):
         try:
-            v = int(s)
+            v = convert(s)
         except ValueError:
             raise ValueError(f"must be {what}, got {s!r}") from None
-        if v < lo:
+        if not ok(v):
             raise ValueError(f"must be {what}, got {s!r}")
         return v
     return parse
+
+
+def int_at_least(lo: int, what: str):
+    return bounded(int, lambda v: v >= lo, what)
+
+
+def real_in(lo: float, hi: float, what: str, lo_open: bool = False, hi_open: bool = False):
+    """Finite numbers in [lo, hi] (ends open as asked)."""
+    return bounded(float, lambda v: math.isfinite(v) and (lo < v if lo_open else lo <= v)
+                   and (v < hi if hi_open else v <= hi), what)
+
+
+def one_of(*choices: str, convert=str):
+    """Exactly one of the strings `choices`, as `convert` makes it."""
+    def parse(s: str):
+        if s not in choices:
+            raise ValueError(f"must be {', '.join(choices[:-1])} or {choices[-1]}, got {s!r}")
+        return convert(s)
+    return parse
+
+
+rate = real_in(0, 1, "a rate in [0, 1)", hi_open=True)
+zero_or_one = one_of("0", "1", convert=int)
+nonnegative = int_at_least(0, "an integer >= 0")
+at_least_zero = real_in(0, math.inf, "a number >= 0")
+positive = real_in(0, math.inf, "a positive number", lo_open=True, hi_open=True)
 
 
 def count_or_percent(s: str):
@@ -496,35 +523,6 @@ def count_or_percent(s: str):
     if not (0 < v <= (100 if s.endswith("%") else math.inf)):
         raise ValueError(f"must be a count >= 1 or a percentage in (0, 100], got {s!r}")
     return s if s.endswith("%") else v
-
-
-def rate(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise ValueError(f"must be a rate in [0, 1), got {s!r}") from None
-    if not 0 <= v < 1:
-        raise ValueError(f"must be a rate in [0, 1), got {s!r}")
-    return v
-
-
-def zero_or_one(s: str) -> int:
-    if s not in ("0", "1"):
-        raise ValueError(f"must be 0 or 1, got {s!r}")
-    return int(s)
-
-
-def real_in(lo: float, hi: float, what: str, lo_open: bool = False, hi_open: bool = False):
-    """A parser of finite numbers in [lo, hi] (ends open as asked), described as `what` in errors."""
-    def parse(s: str) -> float:
-        try:
-            v = float(s)
-        except ValueError:
-            raise ValueError(f"must be {what}, got {s!r}") from None
-        if not (math.isfinite(v) and (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)):
-            raise ValueError(f"must be {what}, got {s!r}")
-        return v
-    return parse
 
 
 def declared_state(obj, names) -> dict:
@@ -727,12 +725,6 @@ def presentations(config: dict) -> int:
     return sum(per_task) * config["epochs"]
 
 
-def schedule(s: str) -> str:
-    if s not in ("gaba", "anneal", "both"):
-        raise ValueError(f"must be gaba, anneal or both, got {s!r}")
-    return s
-
-
 class SDM(Activation):
     """The SDMLP's Top-K (Bricken et al. 2023): ReLU, then the (k+1)-th largest value, times each unit's
     GABA factor, is subtracted from every unit (an inhibitory interneuron); what stays positive fires.
@@ -754,10 +746,11 @@ class SDM(Activation):
     competition: nothing is subtracted, a ReLU layer with the other ingredients).
     """
     keys = {"k": (count_or_percent, 10, "units left firing once annealed: a count or a share of --hidden"),
-            "schedule": (schedule, "gaba", "gaba (the GABA switch), anneal (k annealed) or both"),
-            "anneal": (int_at_least(0, "an integer >= 0"), 2,
+            "schedule": (one_of("gaba", "anneal", "both"), "gaba",
+                         "gaba (the GABA switch), anneal (k annealed) or both"),
+            "anneal": (nonnegative, 2,
                        "schedule anneal/both: epochs over which k falls from --hidden (0: k from the start)"),
-            "gaba": (int_at_least(0, "an integer >= 0"), 2000,
+            "gaba": (nonnegative, 2000,
                      "schedule gaba/both: firings N that switch a unit from excited to inhibited "
                      "(0: inhibited from the start)"),
             "gaba_eval": (zero_or_one, 0, "1: the GABA counters also count the source's evaluation passes "
@@ -931,7 +924,7 @@ VARIANT_KEYS = {"dropout_in": (rate, 0.0, "input dropout rate while training"),
                 "sleep": (zero_or_one, 0, "1: sleep replay consolidation after each task (bias-free)"),
                 "sleep_iters": (int_at_least(1, "an integer >= 1"), 15000,
                                 "sleep time steps after the first task, a third more after each later one"),
-                "lr": (real_in(0, math.inf, "a positive number", True, True), None,
+                "lr": (positive, None,
                        "this variant's learning rate (default: --lr), so models at their own rates share a run"),
                 "weight_sparsity": (real_in(0, 1, "a number in (0, 1]", lo_open=True), 1.0,
                                     "share of each hidden unit's incoming weights that may be non-zero, the rest "
@@ -1331,9 +1324,6 @@ LOSSES = {"xent": Loss(masked_cross_entropy, identity),
 # GMvandeVen/continual-learning (models/cl/continual_learner.py, models/classifier.py), the field's common
 # public implementation, except where a docstring says otherwise.
 
-at_least_zero = real_in(0, math.inf, "a number >= 0")
-
-
 class Method:
     """A method against forgetting; one instance per model. `keys` lists its spec parameters (the first
     is its strength, named like the method; 0 switches it off). The hooks do nothing here. Every other
@@ -1483,12 +1473,6 @@ def sdm_importance(model: Model, phase: Phase, rng, batches: int = 6, size: int 
     return out
 
 
-def fisher_kind(s: str) -> str:
-    if s not in ("exact", "sdm"):
-        raise ValueError(f"must be exact or sdm, got {s!r}")
-    return s
-
-
 class EWC(Penalty):
     """ewc=lambda (Kirkpatrick et al. 2017): after each task, the diagonal Fisher of its training images
     (diagonal_fisher) and the weights then; the penalty lambda / 2 * sum over past tasks of
@@ -1500,8 +1484,8 @@ class EWC(Penalty):
     lambda * sum F (theta - theta_t)^2 (no half)."""
     keys = {"ewc": (at_least_zero, 0.0, "EWC penalty lambda (0: off)"),
             "ewc_online": (zero_or_one, 0, "1: online EWC, one running Fisher at the latest weights"),
-            "ewc_fisher": (fisher_kind, "exact", "exact: the softmax's diagonal Fisher; sdm: the SDM source's "
-                                                 "importance and penalty")}
+            "ewc_fisher": (one_of("exact", "sdm"), "exact",
+                           "exact: the softmax's diagonal Fisher; sdm: the SDM source's importance and penalty")}
 
     def __init__(self, seq, **params):
         super().__init__(seq, **params)
@@ -1578,7 +1562,7 @@ class Replay(Method):
     images + (1 - 1/t) * mean over the replayed ones, t = tasks seen so far with the current one (the
     source's weighting, models/classifier.py). The buffer holds past tasks' training images only. With
     permuted tasks, every task's classes count as its own (N per class and task)."""
-    keys = {"replay": (int_at_least(0, "an integer >= 0"), 0,
+    keys = {"replay": (nonnegative, 0,
                        "experience replay: training images kept per class of each past task (0: off)")}
 
     def __init__(self, seq, **params):
@@ -3406,36 +3390,18 @@ def print_validation(runs: list, config: dict) -> None:
 
 
 # ============================================================================ command line
-def positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}")
-    return v
-
-
-def nonnegative_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {s!r}")
-    return v
-
-
-def float_in(lo: float, hi: float, lo_open: bool, hi_open: bool, what: str):
-    def parse(s: str) -> float:
+def flag_type(parse):
+    """A spec-key parser as an argparse type: its message becomes the flag's error."""
+    def typed(s: str):
         try:
-            v = float(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {s!r}") from None
-        if not (math.isfinite(v) and (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {s!r}")
-        return v
-    return parse
+            return parse(s)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return typed
+
+
+positive_int = flag_type(int_at_least(1, "a positive integer"))
+nonnegative_int = flag_type(nonnegative)
 
 
 def task_groups(s: str) -> list:
@@ -3605,25 +3571,25 @@ def build_parser() -> argparse.ArgumentParser:
     a("--depth", type=positive_int, default=2, help="number of hidden layers (default %(default)s)")
     a("--epochs", type=positive_int, default=5, help="epochs on each task (default %(default)s)")
     a("--batch-size", type=positive_int, default=64, help="minibatch size (default %(default)s)")
-    a("--lr", type=float_in(0, math.inf, True, True, "a positive number"), default=0.05,
+    a("--lr", type=flag_type(positive), default=0.05,
       help="learning rate (default %(default)s)")
     a("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
       help="sgd (with --momentum) or adam (with --adam-betas, --adam-eps, and an --lr of its own) (default "
            "%(default)s); the other optimizer's flags are refused")
-    a("--momentum", type=float_in(0, 1, False, True, "a number in [0, 1)"), default=0.9,
+    a("--momentum", type=flag_type(real_in(0, 1, "a number in [0, 1)", hi_open=True)), default=0.9,
       help="SGD momentum, reset at each task (default %(default)s)")
     a("--adam-betas", type=beta_pair, default=[0.9, 0.999],
       help="Adam's two moment decay rates, comma-separated (default 0.9,0.999)")
-    a("--adam-eps", type=float_in(0, math.inf, True, True, "a positive number"), default=1e-8,
+    a("--adam-eps", type=flag_type(positive), default=1e-8,
       help="Adam's epsilon (default %(default)s)")
-    a("--clip-grad-norm", type=float_in(0, math.inf, True, True, "a positive number"), default=None,
+    a("--clip-grad-norm", type=flag_type(positive), default=None,
       help="scale each minibatch's gradient down to this joint L2 norm when it is longer (default: none)")
     a("--loss", choices=sorted(LOSSES), default="xent",
       help="xent: softmax cross-entropy; mse: half squared error of a ReLU output layer against one-hot "
            "targets, predicting with the ReLU outputs (default %(default)s)")
-    a("--weight-decay", type=float_in(0, math.inf, False, True, "a number >= 0"), default=1e-4,
+    a("--weight-decay", type=flag_type(at_least_zero), default=1e-4,
       help="L2 weight decay on weights, not biases (default %(default)s)")
-    a("--max-norm", type=float_in(0, math.inf, True, True, "a positive number"), default=None,
+    a("--max-norm", type=flag_type(positive), default=None,
       help="after every update, rescale each hidden unit's incoming weight vector to L2 norm <= this "
            "(the max-norm constraint that goes with dropout; default: none)")
     a("--momentum-carry", action="store_true",

@@ -525,21 +525,28 @@ def count_or_percent(s: str):
     return s if s.endswith("%") else v
 
 
-def declared_state(obj, names) -> dict:
-    """The attributes `names` of obj: the part of an object a checkpoint keeps (the rest is rebuilt from the
-    seed and the settings)."""
-    return {name: getattr(obj, name) for name in names}
+class Checkpointed:
+    """A part of a course whose checkpoint keeps the attributes `state_names()` lists, the ones training
+    changes (the rest is rebuilt from the seed and the settings)."""
+    STATE: tuple = ()
+
+    def state_names(self):
+        return self.STATE
+
+    def state(self) -> dict:
+        return {name: getattr(self, name) for name in self.state_names()}
+
+    def load_state(self, state: dict) -> None:
+        """Go on from `state` (this part freshly built with the same settings and seed), which must hold
+        exactly the attributes named (else ValueError)."""
+        names = self.state_names()
+        if not isinstance(state, dict) or set(state) != set(names):
+            raise ValueError(f"{type(self).__name__}: expected the state {sorted(names)}")
+        for name in names:
+            setattr(self, name, state[name])
 
 
-def load_declared(obj, names, state: dict) -> None:
-    """Set the attributes `names` of obj from state, which must hold exactly those (else ValueError)."""
-    if not isinstance(state, dict) or set(state) != set(names):
-        raise ValueError(f"{type(obj).__name__}: expected the state {sorted(names)}")
-    for name in names:
-        setattr(obj, name, state[name])
-
-
-class Activation:
+class Activation(Checkpointed):
     """A hidden activation; one instance per hidden layer of a model.
 
     By default the units in `mask` pass their pre-activation unchanged and the others output 0.
@@ -550,19 +557,11 @@ class Activation:
     keys: dict = {}
     variant_defaults: dict = {}    # this activation's own defaults for VARIANT_KEYS (sdm: {"bias": 0})
     optimizer: dict = {}
-    state_keys: tuple = ()         # the attributes training changes: what a checkpoint keeps of the layer
 
     def __init__(self, width: int, **params):
         self.width = width
         for name, value in {**{k: default for k, (_, default, _) in self.keys.items()}, **params}.items():
             setattr(self, name, value)
-
-    def state(self) -> dict:
-        return declared_state(self, self.state_keys)
-
-    def load_state(self, state: dict) -> None:
-        """Go on from `state` (this layer freshly built with the same parameters and seed)."""
-        load_declared(self, self.state_keys, state)
 
     def problem(self) -> str | None:
         """Why these parameters cannot work at this width, or None."""
@@ -761,7 +760,7 @@ class SDM(Activation):
             "nonneg": (zero_or_one, 1, "1: every weight, the output layer's too, is held non-negative")}
     variant_defaults = {"bias": 0}     # bias-free unless bias=1
     optimizer = {"optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0}
-    state_keys = ("k_now", "counts", "silent", "dead")
+    STATE = ("k_now", "counts", "silent", "dead")
     counting = False                   # set while a pass the source's counters count runs (Model.source_passes)
 
     def __init__(self, width, **params):
@@ -875,7 +874,7 @@ class KWinners(Activation):
             "k_inference_factor": (real_in(0, math.inf, "a number > 0", True, True), 1.0,
                                    "winners at test time are int(k * this)")}
     variant_defaults = {"weight_sparsity": 0.5}
-    state_keys = ("boost", "seen", "duty")
+    STATE = ("boost", "seen", "duty")
 
     def __init__(self, width, **params):
         super().__init__(width, **params)
@@ -1111,7 +1110,7 @@ def failed_because(failed: dict | None, reason: str) -> bool:
     return bool(failed) and failed["reason"] == reason
 
 
-class Model:
+class Model(Checkpointed):
     """One MLP: its layers, parameters, the optimiser state of the current phase, and its bookkeeping."""
 
     def __init__(self, variant: Variant, config: dict, streams: list, n_in: int = 784):
@@ -1157,7 +1156,7 @@ class Model:
         """What training has changed, for a checkpoint at a phase's end: the parameters, the optimiser's state,
         the dropout generators, and each layer's and method's own (scratch space and weight decay are remade
         when the next phase starts; everything else is rebuilt from the seed and the settings)."""
-        return {**declared_state(self, self.STATE), "dropout": [drop and drop[1] for drop in self.dropout],
+        return {**super().state(), "dropout": [drop and drop[1] for drop in self.dropout],
                 "layers": [layer.state() for layer in self.layers],
                 "methods": [method.state() for method in self.methods]}
 
@@ -1170,7 +1169,7 @@ class Model:
         if [len(state[k]) for k in ("dropout", "layers", "methods")] != [len(self.dropout), len(self.layers),
                                                                          len(self.methods)]:
             raise ValueError("the dropout generators, layers or methods do not fit the model")
-        load_declared(self, self.STATE, {k: state[k] for k in self.STATE})
+        super().load_state({k: state[k] for k in self.STATE})
         self.dropout = [drop and (drop[0], rng) for drop, rng in zip(self.dropout, state["dropout"])]
         for part, part_state in zip(self.layers + self.methods, state["layers"] + state["methods"]):
             part.load_state(part_state)
@@ -1324,7 +1323,7 @@ LOSSES = {"xent": Loss(masked_cross_entropy, identity),
 # GMvandeVen/continual-learning (models/cl/continual_learner.py, models/classifier.py), the field's common
 # public implementation, except where a docstring says otherwise.
 
-class Method:
+class Method(Checkpointed):
     """A method against forgetting; one instance per model. `keys` lists its spec parameters (the first
     is its strength, named like the method; 0 switches it off). The hooks do nothing here. Every other
     attribute is what the method has gathered (anchors, importances, buffers, its generator): its state,
@@ -1335,12 +1334,8 @@ class Method:
         for name, value in params.items():
             setattr(self, name, value)
 
-    def state(self) -> dict:
-        return declared_state(self, [name for name in vars(self) if name not in self.keys])
-
-    def load_state(self, state: dict) -> None:
-        """Go on from `state` (this method freshly built with the same parameters and seed)."""
-        load_declared(self, [name for name in vars(self) if name not in self.keys], state)
+    def state_names(self):
+        return [name for name in vars(self) if name not in self.keys]
 
     def start_phase(self, model: Model) -> None:
         """Before a phase's first update."""
@@ -2057,7 +2052,7 @@ def flip_fraction(before: list, after: list) -> list:
     return [float(np.count_nonzero(a != b)) / a.size for a, b in zip(before, after)]
 
 
-class SubmaskAnalysis:
+class SubmaskAnalysis(Checkpointed):
     """The headline job's submask analysis. At the start of each phase a fixed sample of the phase's own
     training images is drawn from the seed; their submasks are recorded then and after every epoch, to see
     how much each epoch of training reassigns on the data being trained on (as in Srivastava et al. 2015, Fig. 4). At
@@ -2070,13 +2065,7 @@ class SubmaskAnalysis:
         self.x, self.masks, self.flips, self.sizes = None, None, [], []      # sizes: one per phase begun
         self.seconds = 0.0
 
-    STATE = ("rng", "x", "masks", "flips", "sizes", "seconds")     # the rest is rebuilt from the seed
-
-    def state(self) -> dict:
-        return declared_state(self, self.STATE)
-
-    def load_state(self, state: dict) -> None:
-        load_declared(self, self.STATE, state)
+    STATE = ("rng", "x", "masks", "flips", "sizes", "seconds")
 
     def start_phase(self, phase: Phase) -> None:
         t0 = time.perf_counter()

@@ -724,7 +724,7 @@ def presentations(config: dict) -> int:
     return sum(per_task) * config["epochs"]
 
 
-class SDM(Activation):
+class SDM(TopK):
     """The SDMLP's Top-K (Bricken et al. 2023): ReLU, then the (k+1)-th largest value, times each unit's
     GABA factor, is subtracted from every unit (an inhibitory interneuron); what stays positive fires.
 
@@ -765,18 +765,9 @@ class SDM(Activation):
 
     def __init__(self, width, **params):
         super().__init__(width, **params)
-        self.n_kept = n_units(self.k, width)
         self.k_now = self.k_at(0)
         self.counts = np.zeros(width, dtype=np.int64)
         self.silent, self.dead = None, []
-
-    def problem(self):
-        if self.n_kept > self.width:
-            return f"k={self.k} is more than --hidden {self.width}"
-        return None
-
-    def density(self):
-        return self.n_kept / self.width
 
     def caveat(self, config):
         if config["depth"] > 1 or config["epochs"] < 10:

@@ -2937,30 +2937,26 @@ def write_together(files: dict) -> None:
     """Write every output ({path: write(f)}) to a temporary file beside it, then rename them all into
     place: readers never see half a file, and a failure before the renames leaves every old output. A
     signal waits until the files are written (or removed)."""
-    with signals_held():
-        write_files(files)
-
-
-def write_files(files: dict) -> None:
     temps = []
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        for path, write in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            temps.append((tmp, path))
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.chmod(tmp, 0o666 & ~umask)
-        for tmp, path in temps:
-            os.replace(tmp, path)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write ({e.strerror or e}); choose another path") from None
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    with signals_held():
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            for path, write in files.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                temps.append((tmp, path))
+                with os.fdopen(fd, "wb") as f:
+                    write(f)
+                os.chmod(tmp, 0o666 & ~umask)
+            for tmp, path in temps:
+                os.replace(tmp, path)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write ({e.strerror or e}); choose another path") from None
+        finally:
+            for tmp, _ in temps:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
 
 
 def npz_writer(arrays: dict, compressed: bool = True):

@@ -1915,12 +1915,6 @@ def sleep_phase(model: Model, xs: list, iterations: int, rng, p: dict = SLEEP) -
             "rate": [float(n) / (iterations * W.shape[1]) for n, W in zip(fired, weights)]}
 
 
-def sleep_after_phase(model: Model, phases: list, rng) -> dict:
-    """The sleep that follows the last of `phases` (the phases trained so far), on their images."""
-    iterations = sleep_iterations(model.variant.sleep_iters, len(phases))
-    return sleep_phase(model, [ph.x for ph in phases], iterations, rng)
-
-
 KNN_K = 5                          # neighbours that vote in the submask kNN without validation data
 KNN_KS = (1, 3, 5, 7, 9, 15, 25)   # with validation data: the k chosen among these (as the source did on MNIST)
 FLIP_SAMPLE = 500                  # training inputs of the current phase whose submasks are followed per epoch
@@ -2297,7 +2291,7 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
         curves[0] = [evaluate(model, t)[0] for t in tasks]
     for point in range(start, n_points):
         ph, e = divmod(point - 1, epochs)
-        phase = phases[ph]
+        phase, phase_end = phases[ph], e == epochs - 1
         if e == 0:
             reset_optimizer(model, phase.heads.any(axis=0), config, carry=config["momentum_carry"])
             for method in model.methods:
@@ -2311,16 +2305,16 @@ def run_course(seed: int, spec: str, config: dict, headline: bool, progress: boo
             fill_at_chance(R, phases[ph:], tasks)
             break
         model.source_passes(tasks[:max(phase.tasks) + 1])
-        if model.variant.sleep and e == epochs - 1:     # SRC: sleep after the phase, before it is tested
-            slept.append(sleep_after_phase(model, phases[:ph + 1], sleep_rng))
-        if e == epochs - 1 and ph < len(phases) - 1:   # what the next phases protect: after sleep, if any
+        if model.variant.sleep and phase_end:           # SRC: sleep after the phase, before it is tested
+            iterations = sleep_iterations(model.variant.sleep_iters, ph + 1)
+            slept.append(sleep_phase(model, [p.x for p in phases[:ph + 1]], iterations, sleep_rng))
+        if phase_end and ph < len(phases) - 1:         # what the next phases protect: after sleep, if any
             t0 = time.perf_counter()
             for method in model.methods:
                 method.end_phase(model, phase)
             model.train_s += time.perf_counter() - t0
         if submask:
             submask.record()
-        phase_end = e == epochs - 1
         if with_val and (phase_end or ph == len(phases) - 1):
             val_row = [evaluate(model, t, split="val")[0] for t in tasks]
             if phase_end:

@@ -470,6 +470,13 @@ def training_phases(tasks: list, joint: bool) -> list:
                   np.concatenate([p.heads for p in phases]), tuple(range(len(tasks))))]
 
 
+def train_sizes(config: dict) -> list:
+    """Each task's number of training images, from the flags alone (before any image is loaded)."""
+    counts = DATASETS[config.get("dataset", "mnist")].train_class_counts
+    return [min(config["n_train_first"], sum(counts[c] for c in t)) if config["n_train_first"]
+            else config["n_train_per_class"] * len(t) for t in config["tasks"]]
+
+
 # ============================================================================ models
 # A hidden layer computes z = h W + b; its activation decides which units fire (a boolean mask) and what
 # they pass on. The gradient flows through exactly the units that fired. Each activation is one class
@@ -716,14 +723,6 @@ class TopK(Activation):
         return top_k(z, self.n_kept)
 
 
-def presentations(config: dict) -> int:
-    """At most how many training images a run shows (every task, every epoch), from its flags alone."""
-    counts = DATASETS[config.get("dataset", "mnist")].train_class_counts
-    per_task = [min(config["n_train_first"], sum(counts[c] for c in t)) if config["n_train_first"]
-                else config["n_train_per_class"] * len(t) for t in config["tasks"]]
-    return sum(per_task) * config["epochs"]
-
-
 class SDM(TopK):
     """The SDMLP's Top-K (Bricken et al. 2023): ReLU, then the (k+1)-th largest value, times each unit's
     GABA factor, is subtracted from every unit (an inhibitory interneuron); what stays positive fires.
@@ -775,7 +774,7 @@ class SDM(TopK):
                     "layer for 500 epochs per task (--recipe sdm-split-mnist); at --depth "
                     f"{config['depth']} and --epochs {config['epochs']} it is expected to fail or learn little "
                     "(docs/mechanisms.md)")
-        most = presentations(config)
+        most = sum(train_sizes(config)) * config["epochs"]
         if self.schedule != "anneal" and self.gaba > most:
             return (f"sdm's gaba={self.gaba} is more firings than this run's at most {most:,} training images "
                     "(every task, every epoch) can give a unit: no unit ever switches fully to inhibition; the "
@@ -2550,12 +2549,8 @@ def estimate_memory(config: dict) -> dict:
     each with its own tasks; threads sharing the tasks for one seed."""
     counts = DATASETS[config["dataset"]].train_class_counts
     real = 8 if config["dtype"] == "float64" else 4
-    per_task = []
-    for group in config["tasks"]:
-        n_train = (min(config["n_train_first"], sum(counts[c] for c in group)) if config["n_train_first"]
-                   else config["n_train_per_class"] * len(group))
-        n_test = sum(counts[c] for c in group) // 6                 # MNIST's test set is 1/6 of its training set
-        per_task.append((n_train + config["val_per_class"] * len(group) + n_test) * 784 * real)
+    per_task = [(n_train + config["val_per_class"] * len(group) + sum(counts[c] for c in group) // 6) * 784 * real
+                for group, n_train in zip(config["tasks"], train_sizes(config))]  # MNIST test: 1/6 of training
     largest_phase = sum(per_task) if config["joint"] else max(per_task)
     tasks = sum(per_task) + largest_phase
     widths = [784] + [config["hidden"]] * config["depth"] + [10]

@@ -1412,9 +1412,7 @@ def diagonal_fisher(model: Model, x: np.ndarray, heads: np.ndarray, chunk: int =
     no loop over images. The source divides by the number of images minus one (a loop index); this divides
     by the number of images."""
     sums = [np.zeros_like(p) for p in model.params]
-    for s in range(0, len(x), chunk):
-        if STOP.is_set():
-            raise Stopped
+    for s in stoppable(len(x), chunk):
         logits, cache = model.forward(x[s:s + chunk])
         prob = softmax_in_head(logits, heads[s:s + chunk])
         squares = [0.0] * len(cache[0])
@@ -1443,9 +1441,7 @@ def sdm_importance(model: Model, phase: Phase, rng, batches: int = 6, size: int 
     The square is of the minibatch's summed gradient, not a sum of per-image squares (not a Fisher)."""
     rows = rng.permutation(len(phase.y))[:batches * size]
     out = [np.zeros_like(p) for p in model.params]
-    for s in range(0, len(rows), size):
-        if STOP.is_set():
-            raise Stopped
+    for s in stoppable(len(rows), size):
         x, heads = phase.x[rows[s:s + size]], phase.heads[rows[s:s + size]]
         logits, cache = model.forward(x)
         d = softmax_in_head(logits * logits.dtype.type(beta), heads)
@@ -1587,6 +1583,14 @@ class Stopped(Exception):
     """Raised inside a job when STOP is set."""
 
 
+def stoppable(n: int, step: int):
+    """range(0, n, step) that raises Stopped before a step once STOP is set: where a job stops."""
+    for start in range(0, n, step):
+        if STOP.is_set():
+            raise Stopped
+        yield start
+
+
 def optimizer_settings(model: Model, config: dict) -> dict:
     """The run's optimiser settings with the overrides the model's activation asks for (sdm: plain SGD);
     settings newer than a config (an old run folder's) take the values it ran with."""
@@ -1686,9 +1690,7 @@ def train_epoch(model: Model, xs, ys, heads, config: dict, where: dict) -> float
     size, total, seen = config["batch_size"], 0.0, 0
     model.start_epoch()
     with np.errstate(over="ignore", invalid="ignore"):
-        for s in range(0, len(xs), size):
-            if STOP.is_set():
-                raise Stopped
+        for s in stoppable(len(xs), size):
             xb, yb, hb, weight = xs[s:s + size], ys[s:s + size], heads[s:s + size], None
             for method in model.methods:
                 xb, yb, hb, weight = method.minibatch(xb, yb, hb, weight)
@@ -1727,9 +1729,7 @@ def evaluate(model: Model, task: Task, with_freq: bool = False, chunk: int = 102
     x, y = (task.x_test, task.y_test) if split == "test" else (task.x_val, task.y_val)
     correct, counts = 0, None
     with np.errstate(over="ignore", invalid="ignore"):
-        for s in range(0, len(x), chunk):
-            if STOP.is_set():
-                raise Stopped
+        for s in stoppable(len(x), chunk):
             logits, (_, masks, _) = model.forward(x[s:s + chunk])
             predicted = np.where(task.head, model.loss.output(logits), -np.inf).argmax(axis=1)
             correct += int(np.count_nonzero(predicted == y[s:s + chunk]))
@@ -1903,9 +1903,7 @@ def sleep_phase(model: Model, xs: list, iterations: int, rng, p: dict = SLEEP) -
     potentials = [np.zeros(W.shape[1], dtype=real) for W in weights]
     mean_image = sum(x.sum(axis=0, dtype=real) for x in xs) / real(sum(len(x) for x in xs))
     fired = np.zeros(len(weights), dtype=np.int64)
-    for s in range(0, iterations, SLEEP_CHUNK):
-        if STOP.is_set():
-            raise Stopped
+    for s in stoppable(iterations, SLEEP_CHUNK):
         for spikes_in in sleep_inputs(mean_image, min(SLEEP_CHUNK, iterations - s), rng, p):
             for i, f in enumerate(sleep_step(weights, potentials, spikes_in, alphas, thresholds, p)[1:]):
                 fired[i] += np.count_nonzero(f)

@@ -3310,9 +3310,8 @@ def print_aggregate(agg: dict, n_seeds: int) -> None:
             d = m[k]
             if d["mean"] is None:
                 continue
-            spread = f" ± {d['std']:.4f} [{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]" if d["std"] is not None else ""
-            if k == "learning_acc":
-                spread = f" ± {d['std']:.4f}" if d["std"] is not None else ""
+            ci = f" [{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]" if d["ci95"] and k != "learning_acc" else ""
+            spread = f" ± {d['std']:.4f}{ci}" if d["std"] is not None else ""
             parts.append(f"{ {'acc': 'ACC', 'learning_acc': 'learning acc.'}.get(k, k)} {d['mean']:.4f}{spread}")
         print(f"  {v:<12} " + "; ".join(parts) + failed)
     base = agg["paired"]["baseline"]

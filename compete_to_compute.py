@@ -3637,14 +3637,19 @@ def seed_range(first: int, n: int) -> str:
     return f"seed {first}" if n == 1 else f"seeds {first}-{first + n - 1}"
 
 
-def headline_seed_problem(args) -> str | None:
-    """Why --headline-seed cannot be drawn from this run: without a run folder (which may hold it from
-    another command) it must be one of the seeds run."""
-    h = args.headline_seed
-    if h is None or args.run_dir or args.seed <= h < args.seed + args.n_seeds:
+def headline_seed_problem(config: dict, folder: Path | None = None) -> str | None:
+    """Why --headline-seed cannot be drawn from this run: it must be one of the seeds run or, with a run
+    folder (which may hold it from another command), one whose finished jobs with curves the folder holds."""
+    h, first, n = config["headline_seed"], config["seed"], config["n_seeds"]
+    if h is None or first <= h < first + n:
         return None
-    return (f"{h} is not among the {seed_range(args.seed, args.n_seeds)} this command runs; give one of "
-            "them, or leave the flag out")
+    not_run = f"{h} is not among the {seed_range(first, n)} this command runs"
+    if folder is None:
+        return f"{not_run}; give one of them, or leave the flag out"
+    if (folder / RUN_FILE).is_file() and all(RunDir(folder).load(h, v, headline=True) for v in config["models"]):
+        return None
+    return (f"{not_run}, and {folder} does not hold its finished jobs with curves; run that seed too, or leave "
+            "the flag out")
 
 
 def parse_config(argv: list | None) -> tuple:
@@ -3690,7 +3695,7 @@ def parse_config(argv: list | None) -> tuple:
         args.momentum_carry = False             # a recipe's carry means nothing for a single phase
     if problem := optimizer_problem(parser, args, sys.argv[1:] if argv is None else argv):
         parser.error(problem)
-    if problem := headline_seed_problem(args):
+    if not args.run_dir and (problem := headline_seed_problem(vars(args))):
         parser.error(f"argument --headline-seed: {problem}")
     if args.n_train_first and args.n_train_per_class:
         parser.error("argument --n-train-first: not allowed with --n-train-per-class (one subsample or the other)")
@@ -3852,17 +3857,6 @@ def print_jobs(results: list, folder: Path, epochs: int) -> int:
     return 3 if any(r["summary"]["failed"] for r in results) else 0
 
 
-def folder_headline_problem(config: dict) -> str | None:
-    """With --run-dir and --out, a headline seed the command does not run must be in the folder already."""
-    h, folder, models = config["headline_seed"], Path(config["run_dir"]), config["models"]
-    if config["seed"] <= h < config["seed"] + config["n_seeds"]:
-        return None
-    if (folder / RUN_FILE).is_file() and all(RunDir(folder).load(h, v, headline=True) for v in models):
-        return None
-    return (f"{h} is not among the {seed_range(config['seed'], config['n_seeds'])} this command runs, and "
-            f"{folder} does not hold its finished jobs with curves; run that seed too, or leave the flag out")
-
-
 def more_seeds_note(config: dict, runs: list, folder: Path, out: Path) -> str | None:
     """One line when the aggregate of a run folder holds seeds this command did not run."""
     asked = range(config["seed"], config["seed"] + config["n_seeds"])
@@ -3907,7 +3901,7 @@ def run_main(argv: list) -> int:
         store = RunDir(Path(config["run_dir"]), config)
         return print_jobs(run_jobs(config, not quiet, store, job_provenance(env)), store.path, config["epochs"])
     out, snapshots = Path(config["out"]), Path(config["snapshots"])
-    if config["run_dir"] and (problem := folder_headline_problem(config)):
+    if config["run_dir"] and (problem := headline_seed_problem(config, Path(config["run_dir"]))):
         print(f"compete_to_compute.py: error: argument --headline-seed: {problem}", file=sys.stderr)
         return 2
     check_outputs(out, snapshots, config["run_dir"])

@@ -2384,11 +2384,11 @@ def group_by_seed(results: list, models: list) -> list:
     for r in results:
         seed = per_seed.setdefault(r["seed"], {"seed": r["seed"], "summary": {}, "timings": {}})
         seed["summary"][r["variant"]], seed["timings"][r["variant"]] = r["summary"], r["timings"]
-        for key in r.keys() - {"seed", "variant", "summary", "timings"}:
+        for key in sorted(r.keys() - {"seed", "variant", "summary", "timings"}):
             seed.setdefault(key, {})[r["variant"]] = r[key]
-    for seed in per_seed.values():
-        seed["summary"] = {v: seed["summary"][v] for v in models}
-        seed["timings"] = {v: seed["timings"][v] for v in models}
+    for seed in per_seed.values():              # --models order, not the order the jobs finished in
+        for key in seed.keys() - {"seed"}:
+            seed[key] = {v: seed[key][v] for v in models if v in seed[key]}
     return [per_seed[s] for s in sorted(per_seed)]
 
 

@@ -139,6 +139,18 @@ def test_job_files_round_trip_exactly(tmp_path):
     assert store.load(4, "lwta:k=4", headline=False) is None
 
 
+def test_seeds_are_grouped_in_models_order_whatever_order_the_jobs_finished_in():
+    """results.json must be the same bytes however the jobs were spread: no dict follows finishing order."""
+    models = ["relu", "lwta", "topk"]
+    jobs = [{"seed": s, "variant": v, "summary": {"acc": s}, "timings": {"train_s": 1.0},
+             **({"curves": [s], "units": {"W1": v}} if s == 0 else {})} for s in (0, 1) for v in models]
+    grouped = [json.dumps(c.group_by_seed(order, models)) for order in (jobs, jobs[::-1], jobs[1::2] + jobs[::2])]
+    assert grouped[0] == grouped[1] == grouped[2]
+    first = json.loads(grouped[0])
+    assert [list(first[0][k]) for k in ("summary", "timings", "curves", "units")] == [models] * 4
+    assert list(first[0]) == ["seed", "summary", "timings", "curves", "units"] and [r["seed"] for r in first] == [0, 1]
+
+
 def run_cli(args, cwd):
     env = dict(os.environ, MNIST_DIR=MNIST_DIR or "", XDG_CACHE_HOME=os.environ["XDG_CACHE_HOME"])
     return subprocess.Popen([sys.executable, str(ROOT / "compete_to_compute.py"), *args], cwd=cwd, env=env,

@@ -137,13 +137,13 @@ def write_outputs(docs: dict) -> None:
                 learn = f"{m['learning_acc']:.4f}"
                 lines.append(f"| {label} | {v} | 1 | {acc} | {learn} | {silent_units(doc, v)} | "
                              f"{source_of(label, v)[0]} |")
+    ran = [str(e) for e in SDM_EPOCHS if any(k.startswith(f"sdm {e} epochs") for k in docs)]
     notes = ["Each setting is `python compete_to_compute.py --recipe NAME [budget flags]` (below); ACC is test "
              "accuracy over all tasks after the last, mean over seeds with a 95% t interval; silent units: hidden "
              "units that fire on no test image of any task at the end (mean over seeds).", "", *lines, "",
-             "Budgets: SDM's recipe is 500 epochs per task (9.6e13 FLOPs per model and seed, about half an hour of "
-             "one core here: 11 minutes per job at 200 epochs); these runs use 10 to 200 epochs so far (500 is "
-             f"defined and runs over sittings from committed jobs) with the GABA switch's N scaled to "
-             f"{GABA_PER_EPOCH:,} firings per epoch (5,000,000 at 500), on 3 seeds except seed 0 alone at 100. "
+             "Budgets: SDM's recipe is 500 epochs per task (9.6e13 FLOPs per model and seed, 28-41 minutes per job "
+             f"here, two at once); these runs use {', '.join(ran)} epochs per task, with the GABA switch's N scaled to "
+             f"{GABA_PER_EPOCH:,} firings per epoch (5,000,000 at 500), each on the seeds its rows show. "
              "kWTA's recipe is its source's in "
              "full: 5 epochs per task on all 60,000 images (1.1e14 FLOPs per model and seed, 20-60 minutes of one "
              "core here), normalised inputs and the source's modified initialisation, k-winners at lr 1e-4 and the "

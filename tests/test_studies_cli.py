@@ -288,8 +288,8 @@ def test_recipes_redraw_and_dry_run_skip_the_settings_not_run_yet_and_say_so(fla
     monkeypatch.setattr(common, "STUDIES", tmp_path / "studies")
     monkeypatch.setattr(common, "RUNS", tmp_path / "runs")
     monkeypatch.setattr(common.subprocess, "Popen", lambda *a, **k: pytest.fail("a setting was run"))
-    shutil.copytree(ROOT / "studies" / "15_recipes", tmp_path / "studies" / "15_recipes",
-                    ignore=shutil.ignore_patterns("*.md", "*.png"))
+    shutil.copytree(ROOT / "studies" / "15_recipes", tmp_path / "studies" / "15_recipes",     # the 500-epoch
+                    ignore=shutil.ignore_patterns("*.md", "*.png", "sdm_500_epochs*"))      # settings: not run
     monkeypatch.setattr(sys, "argv", ["15_recipes.py", flag])
     runpy.run_path(str(ROOT / "studies" / "15_recipes.py"), run_name="__main__")     # no SystemExit
     printed = capsys.readouterr().out

@@ -5,6 +5,7 @@ number the pages show has a source."""
 import functools
 import json
 import re
+import runpy
 import shlex
 import subprocess
 import sys
@@ -75,6 +76,8 @@ def test_every_command_shown_is_accepted(page, command, tmp_path, monkeypatch):
         if "--help" not in args:                  # --help is run for every study in test_studies_cli.py
             text = (ROOT / script).read_text() if "NN" not in script else ""
             own = methods.rules_flag if "rules_flag" in text else tuning.tuned_flags if "tuned_flags" in text else None
+            if "def budget_flag" in text:         # a study's own flags (study 18's --epochs)
+                own = runpy.run_path(str(ROOT / script))["budget_flag"]
             common.parse_study_args("", args, extra=own)
     elif script == "visualize_compete_to_compute.py":
         viz.build_parser().parse_args(args)

@@ -408,8 +408,8 @@ def child(seq: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
 def seed_streams(seed: int) -> list:
     """Independent seed sequences: initial weights, training subsample, minibatch order, dropout masks,
     pixel permutations, fixed weight masks (kwinners), sleep input spikes, the submask flip sample, the
-    validation images, the methods against forgetting (replay's buffer and draws). Spawned children do not depend on how many are spawned, so adding a stream never
-    changes the draws of the others."""
+    validation images, the methods against forgetting (replay's buffer and draws). Spawned children do not
+    depend on how many are spawned, so adding a stream never changes the draws of the others."""
     return [child(np.random.SeedSequence(seed), i) for i in range(10)]
 
 
@@ -989,8 +989,8 @@ def parse_variant(spec: str) -> Variant:
     for pair in pairs:
         key, eq, value = pair.partition("=")
         if key not in keys or not eq:
-            raise ValueError(f"{spec!r}: {'unknown key ' + repr(key) if eq else 'expected key=value, got ' + repr(pair)}"
-                             f" for {name}; allowed keys: {allowed_keys(name)}")
+            what = f"unknown key {key!r}" if eq else f"expected key=value, got {pair!r}"
+            raise ValueError(f"{spec!r}: {what} for {name}; allowed keys: {allowed_keys(name)}")
         if key in values:
             raise ValueError(f"{spec!r}: key {key!r} given twice")
         try:
@@ -1029,8 +1029,8 @@ def init_spec(s: str) -> str:
     except ValueError:
         ok = False
     if not ok:
-        raise argparse.ArgumentTypeError(f"must be he, lecun, torch, modified or uniform:S with S > 0 (e.g. uniform:0.01), "
-                                         f"got {s!r}")
+        raise argparse.ArgumentTypeError("must be he, lecun, torch, modified or uniform:S with S > 0 "
+                                         f"(e.g. uniform:0.01), got {s!r}")
     return s
 
 
@@ -2543,8 +2543,9 @@ def estimate_memory(config: dict) -> dict:
 
     Tasks: each task's training, validation and test images as floats (a permuted task holds its own
     copies), plus an epoch's shuffled copy of a phase. Weights: parameters, optimiser state and scratch
-    (4 copies; 5 with Adam) and what the methods against forgetting keep (method_copies), per job running at once. Jobs at once: --workers processes for several seeds,
-    each with its own tasks; threads sharing the tasks for one seed."""
+    (4 copies; 5 with Adam) and what the methods against forgetting keep (method_copies), per job running at
+    once. Jobs at once: --workers processes for several seeds, each with its own tasks; threads sharing the
+    tasks for one seed."""
     counts = DATASETS[config["dataset"]].train_class_counts
     real = 8 if config["dtype"] == "float64" else 4
     per_task = [(n_train + config["val_per_class"] * len(group) + sum(counts[c] for c in group) // 6) * 784 * real
@@ -3169,7 +3170,8 @@ class RunDir:
         if not (isinstance(seed, int) and isinstance(spec, str)):
             raise OutputError(f"{path}: not a job file (no seed and variant)")
         if path.name not in (self.file(seed, spec, ".json").name, self.legacy_file(seed, spec, ".json").name):
-            raise OutputError(f"{path}: holds {spec!r} seed {seed}, whose file is {self.file(seed, spec, '.json').name}")
+            raise OutputError(f"{path}: holds {spec!r} seed {seed}, "
+                              f"whose file is {self.file(seed, spec, '.json').name}")
         if "settings_digest" not in doc:
             raise OutputError(f"{path}: records no settings digest (written by an older version of the program), so "
                               "what it was computed with is unknown")
@@ -3228,7 +3230,8 @@ def task_table(config: dict) -> list:
 
 def full_matrix(headline: dict, variant: str, config: dict) -> np.ndarray:
     """The headline's accuracy matrix with the tasks not yet trained too: its curves at the phase ends."""
-    return np.asarray(headline["curves"][variant])[config["epochs"] * np.arange(1, len(headline["summary"][variant]["R"]) + 1)]
+    phase_ends = config["epochs"] * np.arange(1, len(headline["summary"][variant]["R"]) + 1)
+    return np.asarray(headline["curves"][variant])[phase_ends]
 
 
 def snapshot_arrays(headline: dict, config: dict, tasks: list) -> dict:
@@ -3374,7 +3377,8 @@ def task_groups(s: str) -> list:
         raise argparse.ArgumentTypeError(f"must be groups of digits 0-9 separated by commas, {example}; got {s!r}")
     digits = [int(d) for g in groups for d in g]
     if len(set(digits)) != len(digits):
-        raise argparse.ArgumentTypeError(f"each digit may appear once (the tasks must be disjoint), {example}; got {s!r}")
+        raise argparse.ArgumentTypeError(f"each digit may appear once (the tasks must be disjoint), {example}; "
+                                         f"got {s!r}")
     if len(groups) < 2:
         raise argparse.ArgumentTypeError(f"needs at least two tasks, {example}; got {s!r}")
     return [[int(d) for d in g] for g in groups]
@@ -3399,7 +3403,8 @@ def beta_pair(s: str) -> list:
     except ValueError:
         betas = []
     if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-        raise argparse.ArgumentTypeError(f"must be two numbers in [0, 1) separated by a comma, e.g. 0.9,0.999; got {s!r}")
+        raise argparse.ArgumentTypeError("must be two numbers in [0, 1) separated by a comma, e.g. 0.9,0.999; "
+                                         f"got {s!r}")
     return betas
 
 

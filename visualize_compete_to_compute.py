@@ -1141,9 +1141,10 @@ def plot_winner_freq(snap: dict, out: Path) -> list:
 
 # ============================================================================ command line
 def plot_submasks(snap: dict, out: Path) -> list:
-    """The analysis of Srivastava et al. (ICLR 2015, Table 1 and Fig. 4) on the headline seed. Left: per task, kNN on the last hidden layer's submasks
-    against the softmax on the same test images (kNN - softmax, points). Right: the share of submask bits
-    that flip from one epoch to the next, per hidden layer, task switches marked. Returns printed lines."""
+    """The analysis of Srivastava et al. (ICLR 2015, Table 1 and Fig. 4) on the headline seed. Left: per task,
+    kNN on the last hidden layer's submasks against the softmax on the same test images (kNN - softmax,
+    points). Right: the share of submask bits that flip from one epoch to the next, per hidden layer, task
+    switches marked. Returns printed lines."""
     sub, variants, T = snap["submasks"], snap["variants"], snap["T"]
     col = colors(variants)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.4]})

@@ -83,10 +83,10 @@ def budget_figure(docs: dict, path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7.4, 4.3))
-    fig.subplots_adjust(left=0.1, right=0.62, bottom=0.13, top=0.82)
-    names = {"relu": ("ReLU", "o", -0.03), "topk:k=10": ("Top-K k=10", "D", -0.01), "sdm:k=10": ("SDMLP k=10", "o", 0.01),
-             "sdm:k=1": ("SDMLP k=1", "s", 0.03)}
+    fig, ax = plt.subplots(figsize=(6.7, 4.3))
+    fig.subplots_adjust(left=0.11, right=0.64, bottom=0.13, top=0.86)
+    names = {"relu": ("ReLU", "o", -0.03), "topk:k=10": ("Top-K k=10", "D", -0.01),
+             "sdm:k=10": ("SDMLP k=10", "o", 0.01), "sdm:k=1": ("SDMLP k=1", "s", 0.03)}
     budgets = set()
     for key, (name, marker, shift) in names.items():
         col, runs = colour(key), sdm_runs(docs, key)
@@ -112,7 +112,7 @@ def budget_figure(docs: dict, path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     seeds = {e: max(len(docs[k]["per_seed"]) for k in docs if k.startswith(f"sdm {e} epochs")) for e in budgets}
-    ax.set_title("SDM recipe, class-incremental split MNIST: ACC by budget, every seed a point\n"
+    fig.suptitle("SDM recipe, class-incremental split MNIST: ACC by budget, every seed a point\n"
                  f"(seeds per budget: {', '.join(f'{e}: {n}' for e, n in sorted(seeds.items()))})", fontsize=9)
     save_figure(fig, path)
 

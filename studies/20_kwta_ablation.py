@@ -16,8 +16,10 @@ job, a fifth of the recipe's): the ablation asks which ingredient matters, and 1
 test it do not fit at the full budget. Finished jobs are committed in studies/20_kwta_ablation/jobs/, so the
 study runs over several sittings and goes on where it stopped.
 """
-from common import (ROOT, ablation_figure, check_only, cell_summary, cell_table, parse_study_args, run_setting,
-                    show, write_text)
+import json
+
+from common import (ROOT, ablation_figure, cell_comparisons, cell_summary, cell_table, check_only, parse_study_args,
+                    run_setting, show, write_text)
 
 STUDY = "20_kwta_ablation"
 EPOCHS, SEEDS = 1, 10
@@ -43,22 +45,34 @@ def write_outputs(docs: dict) -> None:
              for name, v in specs.items()}
     kwta_back = [n for n in cells if n.startswith("k-winners") and n != "k-winners"]
     dense = [n for n in cells if n.startswith("dense") and n != "dense, all else equal"]
+    twins = {next(k for k, v in specs.items() if v == KWTA): next(k for k, v in specs.items() if v == EQUAL_DENSE)
+             for label, (_, specs) in SETTINGS.items() if label in docs}     # competition's effect in each setting
     n = min(len(d["per_seed"]) for d in docs.values())
+    tables = {"against k-winners": ("k-winners", ["dense, all else equal"] + kwta_back, "Each ingredient switched "
+                                    "back, and competition removed, against k-winners as the recipe runs it"),
+              "against the equal dense network": ("dense, all else equal", dense, "The dense network's ingredients, "
+                                                  "against the dense network with everything but competition equal "
+                                                  "to k-winners"),
+              "competition in each setting": (twins, list(twins), "Competition's effect in each setting: k-winners "
+                                              "against the dense network with everything else equal, on the same "
+                                              "inputs and initialisation")}
+    cmp = {key: cell_comparisons(cells, base, names) for key, (base, names, _) in tables.items()}
+    write_text(ROOT / "studies" / STUDY / "comparisons.json", [json.dumps(cmp, indent=1, allow_nan=False)])
+    command = "python studies/20_kwta_ablation.py" + ("" if n == SEEDS else f" --seeds {n}")
     lines = ["# Study 20: k-winners taken apart", "",
-             f"`python studies/20_kwta_ablation.py`: permuted MNIST, 10 tasks, under the k-winners source's recipe "
+             f"`{command}`: permuted MNIST, 10 tasks, under the k-winners source's recipe "
              f"(`python compete_to_compute.py {' '.join(RECIPE)}`, with the flags of each setting below) at "
              f"{EPOCHS} epoch per task (the source: 5), {n} seeds, every cell on the same seeds.", ""]
     for label, (flags, specs) in SETTINGS.items():
         lines.append(f"- {label}: `{' '.join(RECIPE + flags)} --models {','.join(specs.values())}`")
-    lines += ["", "## Every cell", "", *cell_summary(cells), "", "## Comparisons", "",
-              *cell_table(cells, "k-winners", ["dense, all else equal"] + kwta_back,
-                          "Each ingredient switched back, and competition removed, against k-winners as the recipe "
-                          "runs it"), "",
-              *cell_table(cells, "dense, all else equal", dense, "The dense network's ingredients, against the "
-                          "dense network with everything but competition equal to k-winners")]
+    lines += ["", "## Every cell", "", "Mean over the seeds where the cell did not fail, 95% t interval.", "",
+              *cell_summary(cells), "", "## Comparisons (also in comparisons.json)",
+              *[line for key, (base, names, title) in tables.items()
+                for line in ["", *cell_table(cells, base, names, title, cmp[key])]]]
     write_text(ROOT / "studies" / STUDY / "summary.md", lines)
     ablation_figure(cells, [("ACC − k-winners'", "k-winners", ["dense, all else equal"] + kwta_back),
-                            ("ACC − the equal dense network's", "dense, all else equal", dense)],
+                            ("ACC − the equal dense network's", "dense, all else equal", dense),
+                            ("ACC − the equal dense network's, same setting", twins, list(twins))],
                     f"k-winners taken apart: permuted MNIST, 10 tasks, its source's recipe at {EPOCHS} epoch per "
                     f"task,\n{n} paired seeds (a failed run counts at what it scored)",
                     ROOT / "studies" / STUDY / "ablation.png")

@@ -331,22 +331,28 @@ def failures(cell: tuple) -> str:
     return f"{sum(bool(r['summary'][v]['failed']) for r in doc['per_seed'])} of {len(doc['per_seed'])}"
 
 
-def cell_comparisons(cells: dict, base: str, names: list) -> dict:
-    """{metric: {name: cell `name` minus cell `base`}}, seed by seed over every seed (a failed run at what it
-    scored), Holm over `names` per metric."""
-    (doc_a, a) = cells[base]
-    return {metric: c.add_holm({n: paired_across(doc_a, cells[n][0], a, cells[n][1], metric) for n in names},
-                               metric, base) for metric, _ in ABLATION_METRICS}
+def cell_comparisons(cells: dict, base, names: list) -> dict:
+    """{metric: {name: cell `name` minus its base cell}}, seed by seed over every seed (a failed run at what it
+    scored), Holm over `names` per metric. `base`: one cell for all, or {name: its own base cell} (one
+    ingredient's effect measured within each setting)."""
+    bases = base if isinstance(base, dict) else dict.fromkeys(names, base)
+    return {metric: c.add_holm({n: paired_across(cells[bases[n]][0], cells[n][0], cells[bases[n]][1], cells[n][1],
+                                                 metric) for n in names}, metric, base_name(base))
+            for metric, _ in ABLATION_METRICS}
 
 
-def cell_table(cells: dict, base: str, names: list, title: str, cmp: dict | None = None) -> list:
+def base_name(base) -> str:
+    return base if isinstance(base, str) else "its pair"
+
+
+def cell_table(cells: dict, base: str | dict, names: list, title: str, cmp: dict | None = None) -> list:
     """A markdown section: each cell's paired differences from `base` on every metric, with the Holm p
     (`cmp`: those comparisons if already made, as cell_comparisons makes them)."""
     cmp = cmp or cell_comparisons(cells, base, names)
-    rows = [f"### {title}", "", f"Cell − {base}, paired by seed over every seed, a failed run at what it scored "
-            "(mean, 95% t interval, Holm-adjusted exact Wilcoxon p over this table's rows, per metric; 'undecidable': no p "
-            "< 0.05 is reachable at this number of seeds after the correction).", "",
-            "| cell | failed | " + " | ".join(f"{name} − {base}" for _, name in ABLATION_METRICS) + " |",
+    rows = [f"### {title}", "", f"Cell − {base_name(base)}, paired by seed over every seed, a failed run at what it "
+            "scored (mean, 95% t interval, Holm-adjusted exact Wilcoxon p over this table's rows, per metric; "
+            "'undecidable': no p < 0.05 is reachable at this number of seeds after the correction).", "",
+            "| cell | failed | " + " | ".join(f"{name} − {base_name(base)}" for _, name in ABLATION_METRICS) + " |",
             "|---|---|" + "---|" * len(ABLATION_METRICS)]
     for n in names:
         parts = []
@@ -354,7 +360,8 @@ def cell_table(cells: dict, base: str, names: list, title: str, cmp: dict | None
             x = cmp[metric][n]
             p = "undecidable" if not x["can_reach_005"] else f"p {x['wilcoxon_p_holm']:.2g}"
             parts.append(f"{ci(x['diff'], True)} ({p})" if x["n_pairs"] else "n/a")
-        rows.append(f"| {n} | {failures(cells[n])} | " + " | ".join(parts) + " |")
+        label = n if isinstance(base, str) else f"{n} − {base[n]}"
+        rows.append(f"| {label} | {failures(cells[n])} | " + " | ".join(parts) + " |")
     return rows
 
 

@@ -460,3 +460,21 @@ def test_study_18_at_another_budget_scales_the_gaba_switch_and_writes_apart():
     assert s18.spec("ReLU", 1e5, 10) == "relu:ewc=100000:ewc_fisher=sdm"
     assert s18.where(Path("x"), 10) == Path("x/18_sdm_ewc")                   # the first budget, where it ran
     assert s18.where(Path("x"), 50) == Path("x/18_sdm_ewc/50_epochs")
+
+
+def test_ablation_cells_pair_by_seed_with_one_base_or_each_its_own():
+    """An ablation's comparisons: a cell minus its base on the seeds both ran (hand-computed means), Holm over
+    the table's rows; with a base per cell (study 20's competition in each setting), each against its own."""
+    def doc(accs, seeds=range(6)):
+        return {"per_seed": [{"seed": s, "summary": {"v": {"acc": a, "forgetting": 0.1, "learning_acc": a,
+                                                          "failed": False}}} for s, a in zip(seeds, accs)]}
+    cells = {"A": (doc([0.5, 0.6, 0.7, 0.8, 0.9, 0.4]), "v"), "B": (doc([0.6, 0.8, 0.8, 0.9, 1.0, 0.6]), "v"),
+             "A2": (doc([0.1] * 6), "v"), "B2": (doc([0.3] * 5, seeds=range(1, 6)), "v")}
+    one = common.cell_comparisons(cells, "A", ["B", "A2"])["acc"]
+    assert one["B"]["diff"]["mean"] == pytest.approx(0.8 / 6) and one["B"]["n_pairs"] == 6
+    assert one["A2"]["diff"]["mean"] == pytest.approx(0.1 - 0.65) and one["A2"]["holm_m"] == 2
+    own = common.cell_comparisons(cells, {"B": "A", "B2": "A2"}, ["B", "B2"])["acc"]
+    assert own["B"]["diff"]["mean"] == pytest.approx(0.8 / 6)
+    assert own["B2"]["diff"]["mean"] == pytest.approx(0.2) and own["B2"]["n_pairs"] == 5   # seed 0 not in B2
+    table = common.cell_table(cells, {"B": "A", "B2": "A2"}, ["B", "B2"], "per setting")
+    assert "| B2 − A2 | 0 of 5 |" in "\n".join(table) and "ACC − its pair" in table[4]

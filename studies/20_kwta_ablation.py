@@ -69,7 +69,8 @@ def write_outputs(docs: dict) -> None:
              f"(`python compete_to_compute.py {' '.join(RECIPE)}`, with the flags of each setting below) at "
              f"{EPOCHS} epoch per task (the source: 5), {n} seeds, every cell on the same seeds.", ""]
     for label, (flags, specs) in SETTINGS.items():
-        lines.append(f"- {label}: `{' '.join(RECIPE + flags)} --models {','.join(specs.values())}`")
+        lines.append(f"- {label}: `{' '.join(RECIPE + flags)} --models {','.join(specs.values())}`"
+                     + ("" if label in docs else " (not run yet)"))
     lines += ["", "## Every cell", "", "Mean over the seeds where the cell did not fail, 95% t interval.", "",
               *cell_summary(cells), "", "## Comparisons (also in comparisons.json)",
               *[line for key, (base, names, title) in tables.items()

@@ -52,16 +52,18 @@ def write_outputs(docs: dict) -> None:
     twins = {next(k for k, v in specs.items() if v == KWTA): next(k for k, v in specs.items() if v == EQUAL_DENSE)
              for label, (_, specs) in SETTINGS.items() if label in docs}     # competition's effect in each setting
     n = min(len(d["per_seed"]) for d in docs.values())
-    tables = {"against k-winners": ("k-winners", ["dense, all else equal"] + kwta_back, "Each ingredient switched "
-                                    "back, and competition removed, against k-winners as the recipe runs it"),
-              "against the equal dense network": ("dense, all else equal", dense, "The dense network's ingredients, "
-                                                  "against the dense network with everything but competition equal "
-                                                  "to k-winners"),
-              **({"competition in each setting": (twins, list(twins), "Competition's effect in each setting: "
-                                                  "k-winners against the dense network with everything else equal, "
-                                                  "on the same inputs and initialisation")}
-                 if len(twins) > 1 else {})}                # one setting: the first table's first row already
-    cmp = {key: cell_comparisons(cells, base, names) for key, (base, names, _) in tables.items()}
+    tables = {             # key: (base, cells, table title, figure panel)
+        "against k-winners": ("k-winners", ["dense, all else equal"] + kwta_back, "Each ingredient switched back, "
+                              "and competition removed, against k-winners as the recipe runs it", "ACC − k-winners'"),
+        "against the equal dense network": ("dense, all else equal", dense, "The dense network's ingredients, "
+                                            "against the dense network with everything but competition equal to "
+                                            "k-winners", "ACC − the equal dense network's"),
+        **({"competition in each setting": (twins, list(twins), "Competition's effect in each setting: k-winners "
+                                            "against the dense network with everything else equal, on the same "
+                                            "inputs and initialisation", "ACC − the equal dense network's, same "
+                                            "setting")}
+           if len(twins) > 1 else {})}                      # one setting: the first table's first row already
+    cmp = {key: cell_comparisons(cells, base, names) for key, (base, names, _, _) in tables.items()}
     write_text(ROOT / "studies" / STUDY / "comparisons.json", [json.dumps(cmp, indent=1, allow_nan=False)])
     command = "python studies/20_kwta_ablation.py" + ("" if n == SEEDS else f" --seeds {n}")
     lines = ["# Study 20: k-winners taken apart", "",
@@ -73,13 +75,10 @@ def write_outputs(docs: dict) -> None:
                      + ("" if label in docs else " (not run yet)"))
     lines += ["", "## Every cell", "", "Mean over the seeds where the cell did not fail, 95% t interval.", "",
               *cell_summary(cells), "", "## Comparisons (also in comparisons.json)",
-              *[line for key, (base, names, title) in tables.items()
+              *[line for key, (base, names, title, _) in tables.items()
                 for line in ["", *cell_table(cells, base, names, title, cmp[key])]]]
     write_text(ROOT / "studies" / STUDY / "summary.md", lines)
-    ablation_figure(cells, [("ACC − k-winners'", "k-winners", ["dense, all else equal"] + kwta_back),
-                            ("ACC − the equal dense network's", "dense, all else equal", dense),
-                            *([("ACC − the equal dense network's, same setting", twins, list(twins))]
-                              if len(twins) > 1 else [])],
+    ablation_figure(cells, [(panel, base, names) for base, names, _, panel in tables.values()],
                     f"k-winners taken apart: permuted MNIST, 10 tasks, its source's recipe at {EPOCHS} epoch per "
                     f"task,\n{n} paired seeds (a failed run counts at what it scored)",
                     ROOT / "studies" / STUDY / "ablation.png")

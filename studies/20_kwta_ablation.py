@@ -10,11 +10,17 @@ initialisation (which scales by the expected density of the layer's input). The 
 - the dense network at lr 1e-4 with dense weights, and at its source's own 3e-6 (the recipe's baseline);
 - k-winners with each ingredient switched back: dense weights, lr 3e-6, and 1 % or 20 % of units winning;
 - k-winners and the equal dense network without the input normalisation, and with torch's initialisation
-  (two further settings on the same seeds, so every cell is paired with every other).
+  (two further settings on the same seeds, so every cell is paired with every other);
+- the equal dense network at its own rate, chosen on validation images: Adam's rate searched over
+  SEARCH_LRS on TUNE_SEEDS tuning seeds (never evaluation seeds), 400 images per class and task held out of
+  5,000 per class (so the search trains on 50,000 images per task, the evaluation on all 60,000), the best
+  validation ACC at the end chosen (a rate that failed on any tuning seed never is). Then that rate on the
+  evaluation seeds, unless it is 1e-4, which the recipe's cells already hold. k-winners keeps its source's
+  1e-4: untuned against a tuned dense network, its advantage can only shrink.
 The budget is 1 epoch per task instead of 5 (10 tasks of all 60,000 images; about 6 minutes of one core per
 job, a fifth of the recipe's): the ablation asks which ingredient matters, and 12 cells on enough seeds to
-test it do not fit at the full budget. 10 seeds: the fewest at which the first table's 7 rows, Holm-corrected,
-can each reach p < 0.05 with the exact Wilcoxon test even if one seed disagrees. Three tables: every cell
+test it do not fit at the full budget. 10 seeds: the fewest at which the first table's 7 rows (8 with a chosen
+rate), Holm-corrected, can each reach p < 0.05 with the exact Wilcoxon test even if one seed disagrees. Three tables: every cell
 against k-winners, the dense cells against the equal dense network, and competition's effect within each
 setting (k-winners against the dense network with everything else equal, on the same inputs and
 initialisation). Finished jobs are committed in studies/20_kwta_ablation/jobs/, so the study runs over
@@ -22,8 +28,11 @@ several sittings and goes on where it stopped.
 """
 import json
 
-from common import (ROOT, ablation_figure, cell_comparisons, cell_summary, cell_table, check_only, parse_study_args,
-                    run_setting, show, write_text)
+import numpy as np
+
+from common import (OPTIONS, ROOT, RUNS, ablation_figure, c, cell_comparisons, cell_summary, cell_table, check_only,
+                    cost_text, keep_jobs, kept_folder, parse_study_args, restore_jobs, run_setting, show, write_text)
+from tuning import TUNE_SEED, job_scores, load_table, pending, run_pool, select
 
 STUDY = "20_kwta_ablation"
 EPOCHS, SEEDS = 1, 10
@@ -42,18 +51,70 @@ SETTINGS = {                                    # label: (extra flags, {cell nam
     "torch init": (["--init", "torch"], {"k-winners, torch init": KWTA,
                                          "dense all else equal, torch init": EQUAL_DENSE}),
 }
+SEARCH_LRS, TUNE_SEEDS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3), 3
+SEARCH = [*RECIPE, "--n-train-per-class", "5000", "--val-per-class", "400",
+          "--models", ",".join(f"{EQUAL_DENSE}:lr={lr:g}" for lr in SEARCH_LRS)]
+RECIPE_LR = 1e-4
 
 
-def write_outputs(docs: dict) -> None:
-    cells = {name: (docs[label], v) for label, (_, specs) in SETTINGS.items() if label in docs
+def rate_search() -> dict | None:
+    """Run (or resume) the search for the equal dense network's rate, on the tuning seeds, as tuned studies
+    search: jobs that read no test image and skip the headline analysis. Returns {rate: [validation ACC at
+    the end per tuning seed, None where the run failed]}, also written to rate_search.json; with --dry-run,
+    --redraw or --only without it, the committed one (None if there is none yet)."""
+    out, runs, kept = ROOT / "studies" / STUDY / "rate_search.json", RUNS / STUDY / "rate_search", \
+        kept_folder(STUDY, "rate_search")
+    config = c.parse_config([*SEARCH, "--workers", "1"])[0]
+    seeds, variants = list(range(TUNE_SEED, TUNE_SEED + TUNE_SEEDS)), config["models"]
+    flops = sum(c.count_flops({**config, "no_test": True}, c.task_table(config))["per_variant_other_seed"].values())
+    print(f"[{STUDY}] rate_search: python compete_to_compute.py {' '.join(SEARCH)} --seed {TUNE_SEED} --n-seeds "
+          f"{TUNE_SEEDS}, no test images  ({cost_text(len(seeds) * len(variants), flops * len(seeds))})", flush=True)
+    if OPTIONS.dry_run or OPTIONS.redraw or (OPTIONS.only is not None and "rate_search" not in OPTIONS.only):
+        return {float(k): v for k, v in json.loads(out.read_text()).items()} if out.is_file() else None
+    restore_jobs(kept, runs)
+    store = c.RunDir(runs, {**config, "no_test": True})
+    try:
+        run_pool(pending(store, {**config, "no_test": True}, seeds, variants), "rate search")
+    finally:
+        keep_jobs(runs, kept)
+    table, _ = load_table([store], seeds, variants)
+    scores = {lr: [job_scores(table[v][0][s])["all"] for s in seeds] for lr, v in zip(SEARCH_LRS, variants)}
+    write_text(out, [json.dumps({f"{lr:g}": v for lr, v in scores.items()}, indent=1)])
+    return scores
+
+
+def chosen_rate(scores: dict) -> float | None:
+    """The rate with the best mean validation ACC; one that failed on any tuning seed is never chosen."""
+    i = select({i: None if None in v else float(np.mean(v)) for i, v in enumerate(scores.values())})
+    return None if i is None else list(scores)[i]
+
+
+def search_lines(scores: dict, pick: float | None) -> list:
+    """The search's table: each rate's validation ACC per tuning seed and its mean, the pick marked."""
+    lines = ["## The equal dense network's rate, chosen on validation", "",
+             f"`python compete_to_compute.py {' '.join(SEARCH)} --seed {TUNE_SEED} --n-seeds {TUNE_SEEDS}` (run "
+             "without test images): validation ACC at the end, 400 images per class and task held out of the "
+             "training images; the evaluation seeds never enter the choice.", "",
+             "| Adam lr | " + " | ".join(f"seed {TUNE_SEED + i}" for i in range(TUNE_SEEDS)) + " | mean |",
+             "|---|" + "---|" * (TUNE_SEEDS + 1)]
+    for lr, v in scores.items():
+        lines.append(f"| {lr:g}{' (chosen)' if lr == pick else ''} | "
+                     + " | ".join("failed" if x is None else f"{x:.4f}" for x in v)
+                     + f" | {'failed' if None in v else f'{np.mean(v):.4f}'} |")
+    return lines + [""]
+
+
+def write_outputs(docs: dict, settings: dict, search: list) -> None:
+    cells = {name: (docs[label], v) for label, (_, specs) in settings.items() if label in docs
              for name, v in specs.items()}
     kwta_back = [n for n in cells if n.startswith("k-winners") and n != "k-winners"]
+    tuned = [n for n in cells if "chosen" in n]
     dense = [n for n in cells if n.startswith("dense") and n != "dense, all else equal"]
     twins = {next(k for k, v in specs.items() if v == KWTA): next(k for k, v in specs.items() if v == EQUAL_DENSE)
-             for label, (_, specs) in SETTINGS.items() if label in docs}     # competition's effect in each setting
+             for label, (_, specs) in settings.items() if label in docs}     # competition's effect in each setting
     n = min(len(d["per_seed"]) for d in docs.values())
     tables = {             # key: (base, cells, table title, figure panel)
-        "against k-winners": ("k-winners", ["dense, all else equal"] + kwta_back, "Each ingredient switched back, "
+        "against k-winners": ("k-winners", ["dense, all else equal", *tuned] + kwta_back, "Each ingredient switched back, "
                               "and competition removed, against k-winners as the recipe runs it", "ACC − k-winners'"),
         "against the equal dense network": ("dense, all else equal", dense, "The dense network's ingredients, "
                                             "against the dense network with everything but competition equal to "
@@ -70,11 +131,11 @@ def write_outputs(docs: dict) -> None:
              f"`{command}`: permuted MNIST, 10 tasks, under the k-winners source's recipe "
              f"(`python compete_to_compute.py {' '.join(RECIPE)}`, with the flags of each setting below) at "
              f"{EPOCHS} epoch per task (the source: 5), {n} seeds, every cell on the same seeds.", ""]
-    for label, (flags, specs) in SETTINGS.items():
+    for label, (flags, specs) in settings.items():
         lines.append(f"- {label}: `{' '.join(RECIPE + flags)} --models {','.join(specs.values())}`"
                      + ("" if label in docs else " (not run yet)"))
     lines += ["", "## Every cell", "", "Mean over the seeds where the cell did not fail, 95% t interval.", "",
-              *cell_summary(cells), "", "## Comparisons (also in comparisons.json)",
+              *cell_summary(cells), "", *search, "## Comparisons (also in comparisons.json)",
               *[line for key, (base, names, title, _) in tables.items()
                 for line in ["", *cell_table(cells, base, names, title, cmp[key])]]]
     write_text(ROOT / "studies" / STUDY / "summary.md", lines)
@@ -87,12 +148,18 @@ def write_outputs(docs: dict) -> None:
 
 if __name__ == "__main__":
     parse_study_args(__doc__)
-    check_only([label.replace(" ", "_") for label in SETTINGS])
-    docs = {}
-    for label, (flags, specs) in SETTINGS.items():
+    check_only([label.replace(" ", "_") for label in SETTINGS] + ["rate_search", "chosen_rate"])
+    settings, docs, search = dict(SETTINGS), {}, []
+    scores = rate_search()
+    if scores is not None:
+        pick = chosen_rate(scores)
+        search = search_lines(scores, pick)
+        if pick is not None and pick != RECIPE_LR:
+            settings["chosen rate"] = ([], {f"dense all else equal, its chosen lr {pick:g}": f"{EQUAL_DENSE}:lr={pick:g}"})
+    for label, (flags, specs) in settings.items():
         doc = run_setting(STUDY, label.replace(" ", "_"), [*RECIPE, *flags, "--models", ",".join(specs.values())],
                           SEEDS, keep=True, missing_ok=True)
         if doc is not None:
             docs[label] = doc
     if "recipe" in docs:
-        write_outputs(docs)
+        write_outputs(docs, settings, search)

@@ -478,3 +478,23 @@ def test_ablation_cells_pair_by_seed_with_one_base_or_each_its_own():
     assert own["B2"]["diff"]["mean"] == pytest.approx(0.2) and own["B2"]["n_pairs"] == 5   # seed 0 not in B2
     table = common.cell_table(cells, {"B": "A", "B2": "A2"}, ["B", "B2"], "per setting")
     assert "| B2 − A2 | 0 of 5 |" in "\n".join(table) and "ACC − its pair" in table[4]
+
+
+def test_study_20_chooses_the_dense_rate_on_validation_alone():
+    """The rate search: the equal dense network at each rate (only the rate differs), on tuning seeds apart
+    from the evaluation seeds; the best mean validation ACC is chosen, a rate that failed on any tuning seed
+    never is, ties go to the rate listed first, and the table marks the choice."""
+    import importlib
+    s20 = importlib.import_module("20_kwta_ablation")
+    specs = s20.SEARCH[s20.SEARCH.index("--models") + 1].split(",")
+    equal = c.parse_variant(s20.EQUAL_DENSE)
+    for spec, lr in zip(specs, s20.SEARCH_LRS, strict=True):
+        v = c.parse_variant(spec)
+        assert v.lr == pytest.approx(lr) and v.weight_sparsity == equal.weight_sparsity and v.params == equal.params
+    assert s20.RECIPE_LR in s20.SEARCH_LRS and s20.TUNE_SEED >= s20.SEEDS
+    scores = {1e-5: [0.5, 0.6, 0.7], 3e-5: [0.9, None, 0.9], 1e-4: [0.7, 0.6, 0.5], 3e-4: [0.6, 0.6, 0.6]}
+    assert s20.chosen_rate(scores) == 1e-5                       # 0.6 ties: the first listed; 3e-5 failed once
+    assert s20.chosen_rate({1e-5: [None, 0.1, 0.1]}) is None
+    lines = s20.search_lines(scores, 1e-5)
+    assert "| 1e-05 (chosen) | 0.5000 | 0.6000 | 0.7000 | 0.6000 |" in lines
+    assert "| 3e-05 | 0.9000 | failed | 0.9000 | failed |" in lines

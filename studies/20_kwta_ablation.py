@@ -108,10 +108,10 @@ def write_outputs(docs: dict, settings: dict, search: list) -> None:
     cells = {name: (docs[label], v) for label, (_, specs) in settings.items() if label in docs
              for name, v in specs.items()}
     kwta_back = [n for n in cells if n.startswith("k-winners") and n != "k-winners"]
-    tuned = [n for n in cells if "chosen" in n]
+    tuned = [n for n in cells if "validation-chosen" in n]
     dense = [n for n in cells if n.startswith("dense") and n != "dense, all else equal"]
     twins = {next(k for k, v in specs.items() if v == KWTA): next(k for k, v in specs.items() if v == EQUAL_DENSE)
-             for label, (_, specs) in settings.items() if label in docs}     # competition's effect in each setting
+             for label, (_, specs) in settings.items() if label in docs and KWTA in specs.values()}  # in each setting
     n = min(len(d["per_seed"]) for d in docs.values())
     tables = {             # key: (base, cells, table title, figure panel)
         "against k-winners": ("k-winners", ["dense, all else equal", *tuned] + kwta_back, "Each ingredient switched back, "
@@ -155,7 +155,8 @@ if __name__ == "__main__":
         pick = chosen_rate(scores)
         search = search_lines(scores, pick)
         if pick is not None and pick != RECIPE_LR:
-            settings["chosen rate"] = ([], {f"dense all else equal, its chosen lr {pick:g}": f"{EQUAL_DENSE}:lr={pick:g}"})
+            name = f"dense at its validation-chosen lr {pick:.0e}".replace("e-0", "e-")
+            settings["chosen rate"] = ([], {name: f"{EQUAL_DENSE}:lr={pick:g}"})
     for label, (flags, specs) in settings.items():
         doc = run_setting(STUDY, label.replace(" ", "_"), [*RECIPE, *flags, "--models", ",".join(specs.values())],
                           SEEDS, keep=True, missing_ok=True)

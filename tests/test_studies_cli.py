@@ -498,3 +498,33 @@ def test_study_20_chooses_the_dense_rate_on_validation_alone():
     lines = s20.search_lines(scores, 1e-5)
     assert "| 1e-05 (chosen) | 0.5000 | 0.6000 | 0.7000 | 0.6000 |" in lines
     assert "| 3e-05 | 0.9000 | failed | 0.9000 | failed |" in lines
+
+
+def test_study_20_writes_its_tables_with_any_settings_run(tmp_path, monkeypatch):
+    """Study 20's outputs from hand-made results: the recipe alone, then with the dense network at a chosen
+    rate (a setting without k-winners, which the per-setting table must skip) and one more setting; each
+    cell's row shows its seeds' mean difference from k-winners."""
+    import importlib
+    s20 = importlib.import_module("20_kwta_ablation")
+    monkeypatch.setattr(s20, "ROOT", tmp_path)
+    (tmp_path / "studies" / s20.STUDY).mkdir(parents=True)
+
+    def doc(specs, shift):
+        return {"per_seed": [{"seed": s, "summary": {v: {"acc": 0.8 - shift * i + 0.01 * s, "forgetting": 0.1,
+                                                         "learning_acc": 0.9, "failed": False}
+                                                     for i, v in enumerate(specs.values())}} for s in range(6)]}
+    settings = dict(s20.SETTINGS)
+    settings["chosen rate"] = ([], {"dense at its validation-chosen lr 3e-5": f"{s20.EQUAL_DENSE}:lr=3e-05"})
+    docs = {"recipe": doc(settings["recipe"][1], 0.01)}
+    s20.write_outputs(docs, settings, [])
+    first = json.loads((tmp_path / "studies" / s20.STUDY / "comparisons.json").read_text())
+    assert list(first) == ["against k-winners", "against the equal dense network"]
+    docs |= {"chosen rate": doc(settings["chosen rate"][1], 0.0), "pixels": doc(settings["pixels"][1], 0.02)}
+    s20.write_outputs(docs, settings, ["## search", ""])
+    cmp = json.loads((tmp_path / "studies" / s20.STUDY / "comparisons.json").read_text())
+    assert set(cmp["competition in each setting"]["acc"]) == {"k-winners", "k-winners, pixel inputs"}
+    assert cmp["against k-winners"]["acc"]["dense at its validation-chosen lr 3e-5"]["diff"]["mean"] == pytest.approx(0)
+    assert cmp["against k-winners"]["acc"]["dense, all else equal"]["diff"]["mean"] == pytest.approx(-0.01)
+    summary = (tmp_path / "studies" / s20.STUDY / "summary.md").read_text()
+    assert "## search" in summary and "(not run yet)" in summary and (tmp_path / "studies" / s20.STUDY /
+                                                                      "ablation.png").is_file()

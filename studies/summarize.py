@@ -249,6 +249,11 @@ PRIMARY = [
                                                                       "non-negative weights", "bias-free",
                                                                       "GABA switch")]))
       for cell in cells],
+    ("k-winners recipe, 1 epoch: dense, all else equal − k-winners forgetting",
+     "studies/20_kwta_ablation/comparisons.json", ("against k-winners", "forgetting", "dense, all else equal")),
+    *[(f"k-winners recipe, 1 epoch: {cell} − k-winners ACC", "studies/20_kwta_ablation/comparisons.json",
+       ("against k-winners", "acc", cell))
+      for cell in ("dense, all else equal", "k-winners at lr 3e-6", "k-winners, 1 % win", "k-winners, 20 % win")],
     *[(f"{where}: {a} − ReLU ACC, with {m}", *competition(study, m, a))
       for study, where in (("16_methods_class_incremental", "class-incremental"), ("17_methods_permuted", "permuted"))
       for m in ("alone", "ewc", "si", "l2", "replay") for a in ("lwta", "topk")],

@@ -3874,18 +3874,21 @@ def more_seeds_note(config: dict, runs: list, folder: Path, out: Path) -> str | 
             f"{len(extra)} more ({listed}); give another --run-dir for these alone")
 
 
-CORE_FLOPS = 60e9                  # matrix-product FLOP/s of one core here, as measured (benchmarks/README.md)
+CORE_PEAK_FLOPS = 102e9            # one core's float32 GEMM peak here, as measured (benchmarks/README.md)
+CORE_FLOPS = 60e9                  # what a whole job typically reaches per core here: 78 at 2 x 2048 units
 
 
 def plan_text(config: dict) -> str:
-    """--dry-run: what the command would run, and about how long it would take on this machine's cores."""
+    """--dry-run: what the command would run, and how long it would take on this machine's cores: at least
+    its matrix products at peak, and about that at the rate whole jobs typically reach."""
     flops = count_flops(config, task_table(config))["total"]
     jobs = config["n_seeds"] * len(config["models"])
     cores = min(config["workers"], jobs)
     return (f"dry run: {jobs} job(s) ({config['n_seeds']} seed(s) x {len(config['models'])} variant(s)), "
-            f"{flops / 1e12:.2f} TFLOP of matrix products: at least {flops / (CORE_FLOPS * cores) / 60:.1f} min on "
-            f"{cores} core(s) at {CORE_FLOPS / 1e9:.0f} GFLOP/s each, and elementwise work makes real jobs 1.3-3 "
-            "times longer (benchmarks/README.md); nothing was run")
+            f"{flops / 1e12:.2f} TFLOP of matrix products: at least {flops / (CORE_PEAK_FLOPS * cores) / 60:.1f} "
+            f"min on {cores} core(s) at their peak ({CORE_PEAK_FLOPS / 1e9:.0f} GFLOP/s each), about "
+            f"{flops / (CORE_FLOPS * cores) / 60:.1f} min at the {CORE_FLOPS / 1e9:.0f} GFLOP/s whole jobs "
+            "typically reach (benchmarks/README.md); nothing was run")
 
 
 def run_main(argv: list) -> int:

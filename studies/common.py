@@ -385,10 +385,12 @@ def ablation_figure(cells: dict, panels: list, title: str, path: Path) -> None:
     heights = [len(names) + 1.5 for _, _, names in panels]
     longest = max(len(n) for _, _, names in panels for n in names) + 12
     left = min(0.5, 0.3 + 0.0085 * longest)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7.4, 0.3 * sum(heights) + 1.2), sharex=True,
+    axes_in, gap_in, top_in, bottom_in = 0.3 * sum(heights), 0.85, 0.9, 0.6      # inches: a gap holds a panel's
+    height = axes_in + gap_in * (len(panels) - 1) + top_in + bottom_in          # x label and the next title
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.4, height), sharex=True,
                              gridspec_kw={"height_ratios": heights}, squeeze=False)   # one scale: sizes compare
-    height = 0.3 * sum(heights) + 1.2
-    fig.subplots_adjust(left=left, right=0.97, top=1 - 0.75 / height, bottom=0.6 / height, hspace=0.6)
+    fig.subplots_adjust(left=left, right=0.97, top=1 - top_in / height, bottom=bottom_in / height,
+                        hspace=gap_in / (axes_in / len(panels)))
     for ax, (panel, base, names) in zip(axes[:, 0], panels):
         cmp = cell_comparisons(cells, base, names)["acc"]
         labels = [f"{n} ({failures(cells[n]).split()[0]} failed)" if not failures(cells[n]).startswith("0 ")

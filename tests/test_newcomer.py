@@ -296,6 +296,11 @@ def test_a_dry_run_prints_the_plan_and_runs_and_writes_nothing(synthetic, tmp_pa
     assert c.main(tiny_args(tmp_path, synthetic, "--n-seeds", "2", "--dry-run")) == 0
     out = capsys.readouterr().out
     assert out.startswith("dry run: 6 job(s) (2 seed(s) x 3 variant(s))") and "nothing was run" in out
+    config = {**c.parse_config(tiny_args(tmp_path, synthetic, "--n-seeds", "2"))[0], "workers": 2}
+    monkeypatch.setattr(c, "count_flops", lambda *a: {"total": 2 * 60 * 102e9 * 100})   # 100 min at peak
+    plan = c.plan_text(config)
+    assert "at least 100.0 min on 2 core(s) at their peak (102 GFLOP/s each)" in plan   # a bound, never above
+    assert "about 170.0 min at the 60 GFLOP/s whole jobs typically reach" in plan       # the real time
     assert not (tmp_path / "out").exists()
     assert "dry_run" in c.NOT_SETTINGS                                     # it never changes a job's numbers
 

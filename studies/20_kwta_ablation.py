@@ -16,13 +16,13 @@ initialisation (which scales by the expected density of the layer's input). The 
   5,000 per class (so the search trains on 50,000 images per task, the evaluation on all 60,000), the best
   validation ACC at the end chosen (a rate that failed on any tuning seed never is). Then that rate on the
   evaluation seeds, unless it is 1e-4, which the recipe's cells already hold. k-winners keeps its source's
-  1e-4: untuned against a tuned dense network, its advantage can only shrink.
+  1e-4 (untuned, against a tuned dense network).
 The budget is 1 epoch per task instead of 5 (10 tasks of all 60,000 images; about 6 minutes of one core per
 job, a fifth of the recipe's): the ablation asks which ingredient matters, and 12 cells on enough seeds to
 test it do not fit at the full budget. 10 seeds: the fewest at which the first table's 7 rows (8 with a chosen
-rate), Holm-corrected, can each reach p < 0.05 with the exact Wilcoxon test even if one seed disagrees. Three tables: every cell
-against k-winners, the dense cells against the equal dense network, and competition's effect within each
-setting (k-winners against the dense network with everything else equal, on the same inputs and
+rate), Holm-corrected, can each reach p < 0.05 with the exact Wilcoxon test even if one seed disagrees. Three
+tables: every cell against k-winners, the dense cells against the equal dense network, and competition's
+effect within each setting (k-winners against the dense network with everything else equal, on the same inputs and
 initialisation). Finished jobs are committed in studies/20_kwta_ablation/jobs/, so the study runs over
 several sittings and goes on where it stopped.
 """
@@ -114,8 +114,9 @@ def write_outputs(docs: dict, settings: dict, search: list) -> None:
              for label, (_, specs) in settings.items() if label in docs and KWTA in specs.values()}  # in each setting
     n = min(len(d["per_seed"]) for d in docs.values())
     tables = {             # key: (base, cells, table title, figure panel)
-        "against k-winners": ("k-winners", ["dense, all else equal", *tuned] + kwta_back, "Each ingredient switched back, "
-                              "and competition removed, against k-winners as the recipe runs it", "ACC − k-winners'"),
+        "against k-winners": ("k-winners", ["dense, all else equal", *tuned] + kwta_back, "Each ingredient switched "
+                              "back, and competition removed, against k-winners as the recipe runs it",
+                              "ACC − k-winners'"),
         "against the equal dense network": ("dense, all else equal", dense, "The dense network's ingredients, "
                                             "against the dense network with everything but competition equal to "
                                             "k-winners", "ACC − the equal dense network's"),

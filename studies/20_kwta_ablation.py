@@ -52,7 +52,8 @@ SETTINGS = {                                    # label: (extra flags, {cell nam
                                          "dense all else equal, torch init": EQUAL_DENSE}),
 }
 SEARCH_LRS, TUNE_SEEDS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3), 3
-SEARCH = [*RECIPE, "--n-train-per-class", "5000", "--val-per-class", "400",
+VAL_PER_CLASS = 400                             # validation images per class and task, beside 5,000 for training
+SEARCH = [*RECIPE, "--n-train-per-class", "5000", "--val-per-class", str(VAL_PER_CLASS),
           "--models", ",".join(f"{EQUAL_DENSE}:lr={lr:g}" for lr in SEARCH_LRS)]
 RECIPE_LR = 1e-4
 
@@ -64,17 +65,17 @@ def rate_search() -> dict | None:
     --redraw or --only without it, the committed one (None if there is none yet)."""
     out, runs, kept = ROOT / "studies" / STUDY / "rate_search.json", RUNS / STUDY / "rate_search", \
         kept_folder(STUDY, "rate_search")
-    config = c.parse_config([*SEARCH, "--workers", "1"])[0]
+    config = {**c.parse_config([*SEARCH, "--workers", "1"])[0], "no_test": True}
     seeds, variants = list(range(TUNE_SEED, TUNE_SEED + TUNE_SEEDS)), config["models"]
-    flops = sum(c.count_flops({**config, "no_test": True}, c.task_table(config))["per_variant_other_seed"].values())
+    flops = sum(c.count_flops(config, c.task_table(config))["per_variant_other_seed"].values())
     print(f"[{STUDY}] rate_search: python compete_to_compute.py {' '.join(SEARCH)} --seed {TUNE_SEED} --n-seeds "
           f"{TUNE_SEEDS}, no test images  ({cost_text(len(seeds) * len(variants), flops * len(seeds))})", flush=True)
     if OPTIONS.dry_run or OPTIONS.redraw or (OPTIONS.only is not None and "rate_search" not in OPTIONS.only):
         return {float(k): v for k, v in json.loads(out.read_text()).items()} if out.is_file() else None
     restore_jobs(kept, runs)
-    store = c.RunDir(runs, {**config, "no_test": True})
+    store = c.RunDir(runs, config)
     try:
-        run_pool(pending(store, {**config, "no_test": True}, seeds, variants), "rate search")
+        run_pool(pending(store, config, seeds, variants), "rate search")
     finally:
         keep_jobs(runs, kept)
     table, _ = load_table([store], seeds, variants)
@@ -93,8 +94,8 @@ def search_lines(scores: dict, pick: float | None) -> list:
     """The search's table: each rate's validation ACC per tuning seed and its mean, the pick marked."""
     lines = ["## The equal dense network's rate, chosen on validation", "",
              f"`python compete_to_compute.py {' '.join(SEARCH)} --seed {TUNE_SEED} --n-seeds {TUNE_SEEDS}` (run "
-             "without test images): validation ACC at the end, 400 images per class and task held out of the "
-             "training images; the evaluation seeds never enter the choice.", "",
+             f"without test images): validation ACC at the end, {VAL_PER_CLASS} images per class and task held out "
+             "of the training images; the evaluation seeds never enter the choice.", "",
              "| Adam lr | " + " | ".join(f"seed {TUNE_SEED + i}" for i in range(TUNE_SEEDS)) + " | mean |",
              "|---|" + "---|" * (TUNE_SEEDS + 1)]
     for lr, v in scores.items():

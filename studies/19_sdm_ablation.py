@@ -10,7 +10,7 @@ initialisation draws, and each comparison is paired seed by seed:
 - plain Top-K (the k largest pass unchanged) and ReLU.
 The budget is 20 epochs per task (the source: 500), with N scaled to 10,000 firings per epoch as in study 15:
 the smallest budget at which the SDMLP k=10 learned every task on every seed in study 15 (3 of 3 seeds,
-ACC 0.355 against ReLU's 0.197), so that 10 seeds of 13 cells fit one sitting (about 1.5 h on 2 cores).
+ACC 0.355 against ReLU's 0.197), on 20 seeds (13 cells, 260 jobs, about 2.4 h on 2 cores).
 k=1 learned nothing on some task on every seed there at this budget (ACC 0.268), so it is taken apart at 50
 epochs per task instead (study 15: ACC 0.555 on 3 seeds, every task learned), on 10 seeds (about 6 core-hours):
 the second setting, run after the first. Finished jobs are committed in studies/19_sdm_ablation/jobs/, so

@@ -3476,7 +3476,7 @@ def recipe_defaults(parser: argparse.ArgumentParser, name: str, argv: list) -> a
     for a, b in EXCLUSIVE_FLAGS:
         keep -= {b} if a in user else set()
         keep -= {a} if b in user else set()
-    return argparse.Namespace(**{dest: getattr(recipe, dest) for dest in keep - user})
+    return argparse.Namespace(**{dest: v for dest, v in vars(recipe).items() if dest in keep - user})  # flag order
 
 
 class Parser(argparse.ArgumentParser):

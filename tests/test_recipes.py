@@ -2,6 +2,7 @@
 squared-error loss on a ReLU output layer, Adam, gradient clipping, the first-N subsample, SDM's schedule
 key, kNN's k on validation data and distance-weighted votes, and checkpoints that resume bit for bit."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -55,6 +56,20 @@ def test_flags_given_beside_a_recipe_override_it_and_drop_its_alternatives():
     explicit = config_of(*[f for f in c.RECIPES["src-mnist"].flags])
     assert c.experiment_settings(explicit) == c.experiment_settings(config_of("--recipe", "src-mnist"))
 
+
+
+def test_a_recipes_settings_keep_one_order_whatever_the_hash_seed():
+    """A config (and so a results file) lists the recipe's settings in the flags' order, not in the order of
+    a set of names, which Python's string hashing shuffles from one process to the next: the same command
+    must write the same bytes."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import compete_to_compute as c; "
+            "print([list(c.parse_config(['--data-dir', 'unused', '--recipe', r, '--epochs', '1'])[0]) "
+            "for r in sorted(c.RECIPES)])")
+    orders = {subprocess.run([sys.executable, "-c", code, str(c.HERE)], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(orders) == 1, orders
 
 @pytest.mark.robustness
 @pytest.mark.parametrize("flags,message", [

@@ -153,6 +153,18 @@ def finished_jobs(folder: Path, seeds: int) -> int:
     return sum(1 for p in folder.glob("seed*.json") if int(p.name[4:9]) < seeds)
 
 
+def finished_setting(out: Path, kept: Path, args: list, seeds: int) -> bool:
+    """Whether a kept setting's aggregate holds these settings and seeds and every job is committed: then a study
+    run for its other settings reads it rather than aggregating it again (which would rewrite its timings
+    and commit with those of a run that trained nothing)."""
+    if not out.is_file():
+        return False
+    held, config = json.loads(out.read_text())["config"], setting_config(args, seeds)
+    same = c.settings_digest(c.experiment_settings(held)) == c.settings_digest(c.experiment_settings(config))
+    return (same and (held["seed"], held["n_seeds"]) == (0, seeds)
+            and finished_jobs(kept, seeds) >= seeds * len(config["models"]))
+
+
 def kept_folder(study: str, label: str) -> Path:
     """Where a long study commits its finished job files: studies/<study>/jobs/<label>/ (small JSON)."""
     return STUDIES / study / "jobs" / label
@@ -265,6 +277,10 @@ def run_setting(study: str, label: str, args: list, seeds: int, folder: str | No
     print(f"[{study}] {label}: python compete_to_compute.py {' '.join(args)} --n-seeds {seeds}"
           + ("" if OPTIONS.redraw else f"  ({setting_cost_text(args, seeds, kept if keep else None)})"), flush=True)
     committed = OPTIONS.dry_run or OPTIONS.redraw or (OPTIONS.only is not None and label not in OPTIONS.only)
+    if keep and not committed and finished_setting(out, kept, args, seeds):
+        print(f"[{study}] {label}: every job is committed and aggregated; read from studies/{study}/{out.name} "
+              "(delete it to aggregate the jobs again)", flush=True)
+        committed = True
     if keep and not committed:
         restore_jobs(kept, runs)
     if committed:

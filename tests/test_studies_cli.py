@@ -67,7 +67,7 @@ def test_a_long_study_resumes_from_its_committed_job_files_on_a_fresh_machine(tm
     """keep=True: finished jobs are copied to studies/<study>/jobs/<label>/ as JSON (the headline seed's curves
     and firing frequencies inline, its weights left out); with the run folder gone (a fresh clone), the study
     restores them, runs nothing, and gives the same numbers and curves; --dry-run says what is committed
-    and what is left."""
+    and what is left. With its aggregate there too, a finished setting is read and nothing is rewritten."""
     monkeypatch.setenv("MNIST_DIR", MNIST_DIR)
     monkeypatch.setattr(common, "STUDIES", tmp_path / "studies")
     monkeypatch.setattr(common, "RUNS", tmp_path / "runs")
@@ -87,6 +87,11 @@ def test_a_long_study_resumes_from_its_committed_job_files_on_a_fresh_machine(tm
     shutil.rmtree(tmp_path / "runs")                                         # a fresh clone: only git's files
     stamps = {p.name: p.stat().st_mtime_ns for p in kept.iterdir()}
     common.parse_study_args("test", ["--seeds", "3", "--workers", "1"])
+    out = tmp_path / "studies" / "t" / "tiny.json"
+    text = out.read_bytes()
+    assert common.run_setting("t", "tiny", tiny, 3, keep=True) == json.loads(text)   # finished: read, not rewritten
+    assert out.read_bytes() == text and not runs.exists() and "delete it to aggregate" in capsys.readouterr().out
+    out.unlink()                                                             # aggregated again from the jobs
     again = common.run_setting("t", "tiny", tiny, 3, keep=True)
     after = {p.name: p.read_bytes() for p in runs.glob("seed*.json")}
     assert {k: v for k, v in after.items() if k[8] != "0"} == {k: v for k, v in before.items() if k[8] != "0"}

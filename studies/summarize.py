@@ -253,9 +253,9 @@ PRIMARY = [
        ("against k-winners", key, cell))
       for cell, metric, key in (("dense at its validation-chosen lr 3e-5", "ACC", "acc"),
                                 ("dense at its validation-chosen lr 3e-5", "forgetting", "forgetting"),
-                                ("k-winners at lr 3e-6", "ACC", "acc"), ("k-winners, 1 % win", "ACC", "acc"))],
-    ("k-winners recipe, 1 epoch, pixel inputs: k-winners − equal dense ACC", "studies/20_kwta_ablation/comparisons.json",
-     ("competition in each setting", "acc", "k-winners, pixel inputs")),
+                                ("k-winners, 1 % win", "ACC", "acc"))],
+    *[(f"k-winners recipe, 1 epoch, {setting}: k-winners − equal dense ACC", "studies/20_kwta_ablation/comparisons.json",
+       ("competition in each setting", "acc", f"k-winners, {setting}")) for setting in ("pixel inputs", "torch init")],
     *[(f"{where}: {a} − ReLU ACC, with {m}", *competition(study, m, a))
       for study, where in (("16_methods_class_incremental", "class-incremental"), ("17_methods_permuted", "permuted"))
       for m in ("alone", "ewc", "si", "l2", "replay") for a in ("lwta", "topk")],

@@ -67,9 +67,12 @@ def rate_search() -> dict | None:
         kept_folder(STUDY, "rate_search")
     config = {**c.parse_config([*SEARCH, "--workers", "1"])[0], "no_test": True}
     seeds, variants = list(range(TUNE_SEED, TUNE_SEED + TUNE_SEEDS)), config["models"]
-    flops = sum(c.count_flops(config, c.task_table(config))["per_variant_other_seed"].values())
+    cost = ""
+    if not OPTIONS.redraw:                                      # the cost counts images: it reads the data set
+        flops = sum(c.count_flops(config, c.task_table(config))["per_variant_other_seed"].values())
+        cost = f"  ({cost_text(len(seeds) * len(variants), flops * len(seeds))})"
     print(f"[{STUDY}] rate_search: python compete_to_compute.py {' '.join(SEARCH)} --seed {TUNE_SEED} --n-seeds "
-          f"{TUNE_SEEDS}, no test images  ({cost_text(len(seeds) * len(variants), flops * len(seeds))})", flush=True)
+          f"{TUNE_SEEDS}, no test images{cost}", flush=True)
     if OPTIONS.dry_run or OPTIONS.redraw or (OPTIONS.only is not None and "rate_search" not in OPTIONS.only):
         return {float(k): v for k, v in json.loads(out.read_text()).items()} if out.is_file() else None
     restore_jobs(kept, runs)

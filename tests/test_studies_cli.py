@@ -281,6 +281,33 @@ def test_redraw_of_a_tuned_study_runs_nothing_and_rewrites_its_summary_from_tune
     assert "frontier.png kept as committed" in capsys.readouterr().out
 
 
+FIXED = [p for p in STUDY_SCRIPTS if p not in TUNED]
+
+
+@pytest.fixture(scope="module")
+def studies_copy(tmp_path_factory):
+    """The program and the committed study outputs (no run folders, no job files) in a folder of their own."""
+    root = tmp_path_factory.mktemp("repo")
+    for p in ROOT.glob("*.py"):
+        shutil.copy(p, root)
+    shutil.copytree(ROOT / "studies", root / "studies", ignore=shutil.ignore_patterns("runs", "jobs", "__pycache__"))
+    return root
+
+
+@pytest.mark.parametrize("script", FIXED, ids=[p.stem for p in FIXED])
+def test_redraw_needs_no_data_and_gives_the_committed_tables_byte_for_byte(script, studies_copy):
+    """--redraw of a fixed-rate study, with no data set to be found, rewrites its tables and comparisons
+    exactly as committed: the committed outputs are what this code makes of the committed aggregates."""
+    folder = studies_copy / "studies" / script.stem
+    before = {p: p.read_bytes() for p in sorted(folder.glob("*")) if p.suffix in (".md", ".json")}
+    env = {**os.environ, "MNIST_DIR": str(studies_copy / "none"), "FASHION_MNIST_DIR": str(studies_copy / "none"),
+           "XDG_CACHE_HOME": str(studies_copy / "cache")}
+    done = subprocess.run([sys.executable, str(studies_copy / "studies" / script.name), "--redraw"],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=studies_copy)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = {p: p.read_bytes() for p in sorted(folder.glob("*")) if p.suffix in (".md", ".json")}
+    assert before and [p.name for p in after if after[p] != before.get(p)] == []
+
 @needs_mnist
 @pytest.mark.parametrize("flag", ["--redraw", "--dry-run"])
 def test_recipes_redraw_and_dry_run_skip_the_settings_not_run_yet_and_say_so(flag, tmp_path, monkeypatch, capsys):

@@ -23,15 +23,30 @@ def test_there_are_study_scripts():
     assert len(STUDY_SCRIPTS) >= 15
 
 
+@pytest.fixture(scope="module")
+def studies_copy(tmp_path_factory):
+    """The program and the committed study outputs (no run folders, no job files) in a folder of their own,
+    so that what a study script writes there is its own doing (a study running beside the tests writes into
+    the repository's studies/runs)."""
+    root = tmp_path_factory.mktemp("repo")
+    for p in ROOT.glob("*.py"):
+        shutil.copy(p, root)
+    shutil.copytree(ROOT / "studies", root / "studies", ignore=shutil.ignore_patterns("runs", "jobs", "__pycache__"))
+    return root
+
+
+def files_in(root: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if "__pycache__" not in p.parts}
+
+
 @pytest.mark.parametrize("script", STUDY_SCRIPTS, ids=[p.stem for p in STUDY_SCRIPTS])
-def test_help_prints_the_studys_description_and_runs_nothing(script, tmp_path):
-    before = sorted((ROOT / "studies" / "runs").rglob("*")) if (ROOT / "studies" / "runs").exists() else []
-    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path)
+def test_help_prints_the_studys_description_and_runs_nothing(script, studies_copy, tmp_path):
+    before = files_in(studies_copy)
+    done = subprocess.run([sys.executable, "-B", str(studies_copy / "studies" / script.name), "--help"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0 and "--dry-run" in done.stdout and "--seeds" in done.stdout
     assert done.stdout.split("\n\n")[1].strip()                    # the study's own description
-    after = sorted((ROOT / "studies" / "runs").rglob("*")) if (ROOT / "studies" / "runs").exists() else []
-    assert after == before
+    assert files_in(studies_copy) == before and not any(tmp_path.iterdir())
 
 
 @pytest.mark.robustness
@@ -282,16 +297,6 @@ def test_redraw_of_a_tuned_study_runs_nothing_and_rewrites_its_summary_from_tune
 
 
 FIXED = [p for p in STUDY_SCRIPTS if p not in TUNED]
-
-
-@pytest.fixture(scope="module")
-def studies_copy(tmp_path_factory):
-    """The program and the committed study outputs (no run folders, no job files) in a folder of their own."""
-    root = tmp_path_factory.mktemp("repo")
-    for p in ROOT.glob("*.py"):
-        shutil.copy(p, root)
-    shutil.copytree(ROOT / "studies", root / "studies", ignore=shutil.ignore_patterns("runs", "jobs", "__pycache__"))
-    return root
 
 
 @pytest.mark.parametrize("script", FIXED, ids=[p.stem for p in FIXED])

@@ -11,12 +11,14 @@ initialisation (which scales by the expected density of the layer's input). The 
 - k-winners with each ingredient switched back: dense weights, lr 3e-6, and 1 % or 20 % of units winning;
 - k-winners and the equal dense network without the input normalisation, and with torch's initialisation
   (two further settings on the same seeds, so every cell is paired with every other);
-- the equal dense network at its own rate, chosen on validation images: Adam's rate searched over
+- a rate chosen on validation images for the network that trails in each setting at the recipe's rate: the
+  equal dense network with the recipe's inputs and initialisation (k-winners keeps its source's 1e-4), and
+  k-winners on pixel inputs and with torch's initialisation (the dense network keeps 1e-4), so each
+  setting's verdict is read with the tuning on the side it goes against. Adam's rate is searched over
   SEARCH_LRS on TUNE_SEEDS tuning seeds (never evaluation seeds), 400 images per class and task held out of
   5,000 per class (so the search trains on 50,000 images per task, the evaluation on all 60,000), the best
   validation ACC at the end chosen (a rate that failed on any tuning seed never is). Then that rate on the
-  evaluation seeds, unless it is 1e-4, which the recipe's cells already hold. k-winners keeps its source's
-  1e-4 (untuned, against a tuned dense network).
+  evaluation seeds, unless it is 1e-4, which the setting's own cells already hold.
 The budget is 1 epoch per task instead of 5 (10 tasks of all 60,000 images; about 6 minutes of one core per
 job, a fifth of the recipe's): the ablation asks which ingredient matters, and 12 cells on enough seeds to
 test it do not fit at the full budget. 10 seeds: the fewest at which the first table's 7 rows (8 with a chosen
@@ -51,34 +53,51 @@ SETTINGS = {                                    # label: (extra flags, {cell nam
     "torch init": (["--init", "torch"], {"k-winners, torch init": KWTA,
                                          "dense all else equal, torch init": EQUAL_DENSE}),
 }
+SEARCHES = {                                    # setting: (network, its spec, cell suffix) whose rate is chosen
+    "recipe": ("dense", EQUAL_DENSE, ""),
+    "pixels": ("k-winners", KWTA, ", pixel inputs"),
+    "torch init": ("k-winners", KWTA, ", torch init"),
+}
 SEARCH_LRS, TUNE_SEEDS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3), 3
 VAL_PER_CLASS = 400                             # validation images per class and task, beside 5,000 for training
-SEARCH = [*RECIPE, "--n-train-per-class", "5000", "--val-per-class", str(VAL_PER_CLASS),
-          "--models", ",".join(f"{EQUAL_DENSE}:lr={lr:g}" for lr in SEARCH_LRS)]
 RECIPE_LR = 1e-4
 
 
-def rate_search() -> dict | None:
-    """Run (or resume) the search for the equal dense network's rate, on the tuning seeds, as tuned studies
-    search: jobs that read no test image and skip the headline analysis. Returns {rate: [validation ACC at
-    the end per tuning seed, None where the run failed]}, also written to rate_search.json; with --dry-run,
-    --redraw or --only without it, the committed one (None if there is none yet)."""
-    out, runs, kept = ROOT / "studies" / STUDY / "rate_search.json", RUNS / STUDY / "rate_search", \
-        kept_folder(STUDY, "rate_search")
-    config = {**c.parse_config([*SEARCH, "--workers", "1"])[0], "no_test": True}
+def search_names(label: str) -> tuple:
+    """(the search's name, the chosen rate's setting) for a setting; the recipe's, searched first, has no prefix."""
+    prefix = "" if label == "recipe" else label.replace(" ", "_") + "_"
+    return prefix + "rate_search", prefix.replace("_", " ") + "chosen rate"
+
+
+def search_args(label: str) -> list:
+    """The search's command line: the setting's flags, fewer training images, a validation split, one
+    variant per rate of the network searched (only the rate differs)."""
+    _, spec, _ = SEARCHES[label]
+    return [*RECIPE, *SETTINGS[label][0], "--n-train-per-class", "5000", "--val-per-class", str(VAL_PER_CLASS),
+            "--models", ",".join(f"{spec}:lr={lr:g}" for lr in SEARCH_LRS)]
+
+
+def rate_search(label: str) -> dict | None:
+    """Run (or resume) the rate search of one setting, on the tuning seeds, as tuned studies search: jobs that
+    read no test image and skip the headline analysis. Returns {rate: [validation ACC at the end per tuning
+    seed, None where the run failed]}, also written to <search name>.json; with --dry-run, --redraw or --only
+    without it, the committed one (None if there is none yet)."""
+    name, args = search_names(label)[0], search_args(label)
+    out, runs, kept = ROOT / "studies" / STUDY / f"{name}.json", RUNS / STUDY / name, kept_folder(STUDY, name)
+    config = {**c.parse_config([*args, "--workers", "1"])[0], "no_test": True}
     seeds, variants = list(range(TUNE_SEED, TUNE_SEED + TUNE_SEEDS)), config["models"]
     cost = ""
     if not OPTIONS.redraw:                                      # the cost counts images: it reads the data set
         flops = sum(c.count_flops(config, c.task_table(config))["per_variant_other_seed"].values())
         cost = f"  ({cost_text(len(seeds) * len(variants), flops * len(seeds))})"
-    print(f"[{STUDY}] rate_search: python compete_to_compute.py {' '.join(SEARCH)} --seed {TUNE_SEED} --n-seeds "
+    print(f"[{STUDY}] {name}: python compete_to_compute.py {' '.join(args)} --seed {TUNE_SEED} --n-seeds "
           f"{TUNE_SEEDS}, no test images{cost}", flush=True)
-    if OPTIONS.dry_run or OPTIONS.redraw or (OPTIONS.only is not None and "rate_search" not in OPTIONS.only):
+    if OPTIONS.dry_run or OPTIONS.redraw or (OPTIONS.only is not None and name not in OPTIONS.only):
         return {float(k): v for k, v in json.loads(out.read_text()).items()} if out.is_file() else None
     restore_jobs(kept, runs)
     store = c.RunDir(runs, config)
     try:
-        run_pool(pending(store, config, seeds, variants), "rate search")
+        run_pool(pending(store, config, seeds, variants), name.replace("_", " "))
     finally:
         keep_jobs(runs, kept)
     table, _ = load_table([store], seeds, variants)
@@ -93,12 +112,19 @@ def chosen_rate(scores: dict) -> float | None:
     return None if i is None else list(scores)[i]
 
 
-def search_lines(scores: dict, pick: float | None) -> list:
-    """The search's table: each rate's validation ACC per tuning seed and its mean, the pick marked."""
-    lines = ["## The equal dense network's rate, chosen on validation", "",
-             f"`python compete_to_compute.py {' '.join(SEARCH)} --seed {TUNE_SEED} --n-seeds {TUNE_SEEDS}` (run "
-             f"without test images): validation ACC at the end, {VAL_PER_CLASS} images per class and task held out "
-             "of the training images; the evaluation seeds never enter the choice.", "",
+def chosen_cell(label: str, rate: float) -> tuple:
+    """(cell name, spec) of the searched network at its chosen rate, in the setting's flags."""
+    who, spec, suffix = SEARCHES[label]
+    return f"{who} at its validation-chosen lr {rate:.0e}{suffix}".replace("e-0", "e-"), f"{spec}:lr={rate:g}"
+
+
+def search_lines(label: str, scores: dict, pick: float | None) -> list:
+    """A search's table: each rate's validation ACC per tuning seed and its mean, the pick marked."""
+    who, _, suffix = SEARCHES[label]
+    lines = [f"## The rate of {'the equal dense network' if who == 'dense' else who}{suffix}, chosen on validation", "",
+             f"`python compete_to_compute.py {' '.join(search_args(label))} --seed {TUNE_SEED} --n-seeds "
+             f"{TUNE_SEEDS}` (run without test images): validation ACC at the end, {VAL_PER_CLASS} images per class "
+             "and task held out of the training images; the evaluation seeds never enter the choice.", "",
              "| Adam lr | " + " | ".join(f"seed {TUNE_SEED + i}" for i in range(TUNE_SEEDS)) + " | mean |",
              "|---|" + "---|" * (TUNE_SEEDS + 1)]
     for lr, v in scores.items():
@@ -112,10 +138,12 @@ def write_outputs(docs: dict, settings: dict, search: list) -> None:
     cells = {name: (docs[label], v) for label, (_, specs) in settings.items() if label in docs
              for name, v in specs.items()}
     kwta_back = [n for n in cells if n.startswith("k-winners") and n != "k-winners"]
-    tuned = [n for n in cells if "validation-chosen" in n]
     dense = [n for n in cells if n.startswith("dense") and n != "dense, all else equal"]
-    twins = {next(k for k, v in specs.items() if v == KWTA): next(k for k, v in specs.items() if v == EQUAL_DENSE)
-             for label, (_, specs) in settings.items() if label in docs and KWTA in specs.values()}  # in each setting
+    tuned = [n for n in dense if "validation-chosen" in n]
+    equal_dense = {tuple(flags): next(k for k, v in specs.items() if v == EQUAL_DENSE)    # per inputs and init
+                   for label, (flags, specs) in settings.items() if label in docs and EQUAL_DENSE in specs.values()}
+    twins = {name: equal_dense[tuple(flags)] for label, (flags, specs) in settings.items() if label in docs
+             for name, v in specs.items() if v == KWTA or (v.startswith(KWTA + ":lr=") and "validation-chosen" in name)}
     n = min(len(d["per_seed"]) for d in docs.values())
     tables = {             # key: (base, cells, table title, figure panel)
         "against k-winners": ("k-winners", ["dense, all else equal", *tuned] + kwta_back, "Each ingredient switched "
@@ -125,8 +153,9 @@ def write_outputs(docs: dict, settings: dict, search: list) -> None:
                                             "against the dense network with everything but competition equal to "
                                             "k-winners", "ACC − the equal dense network's"),
         **({"competition in each setting": (twins, list(twins), "Competition's effect in each setting: k-winners "
-                                            "against the dense network with everything else equal, on the same "
-                                            "inputs and initialisation", "ACC − the equal dense network's, same "
+                                            "(also at its validation-chosen rate, where one was chosen) against the "
+                                            "dense network with everything else equal, on the same inputs and "
+                                            "initialisation", "ACC − the equal dense network's, same "
                                             "setting")}
            if len(twins) > 1 else {})}                      # one setting: the first table's first row already
     cmp = {key: cell_comparisons(cells, base, names) for key, (base, names, _, _) in tables.items()}
@@ -153,15 +182,16 @@ def write_outputs(docs: dict, settings: dict, search: list) -> None:
 
 if __name__ == "__main__":
     parse_study_args(__doc__)
-    check_only([label.replace(" ", "_") for label in SETTINGS] + ["rate_search", "chosen_rate"])
+    check_only([name for label in SETTINGS for name in (label.replace(" ", "_"), *(
+        n.replace(" ", "_") for n in (search_names(label) if label in SEARCHES else ())))])
     settings, docs, search = dict(SETTINGS), {}, []
-    scores = rate_search()
-    if scores is not None:
-        pick = chosen_rate(scores)
-        search = search_lines(scores, pick)
-        if pick is not None and pick != RECIPE_LR:
-            name = f"dense at its validation-chosen lr {pick:.0e}".replace("e-0", "e-")
-            settings["chosen rate"] = ([], {name: f"{EQUAL_DENSE}:lr={pick:g}"})
+    for label in SEARCHES:
+        scores = rate_search(label)
+        if scores is not None:
+            pick = chosen_rate(scores)
+            search += search_lines(label, scores, pick)
+            if pick is not None and pick != RECIPE_LR:
+                settings[search_names(label)[1]] = (SETTINGS[label][0], dict([chosen_cell(label, pick)]))
     for label, (flags, specs) in settings.items():
         doc = run_setting(STUDY, label.replace(" ", "_"), [*RECIPE, *flags, "--models", ",".join(specs.values())],
                           SEEDS, keep=True, missing_ok=True)

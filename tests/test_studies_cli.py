@@ -1,5 +1,6 @@
 """Issue 17, item 3: every study script reads its command line first (--help, --seeds, --workers,
 --dry-run) and shows progress."""
+import dataclasses
 import json
 import os
 import shutil
@@ -517,29 +518,41 @@ def test_ablation_cells_pair_by_seed_with_one_base_or_each_its_own():
     assert "| B2 − A2 | 0 of 5 |" in "\n".join(table) and "ACC − its pair" in table[4]
 
 
-def test_study_20_chooses_the_dense_rate_on_validation_alone():
-    """The rate search: the equal dense network at each rate (only the rate differs), on tuning seeds apart
-    from the evaluation seeds; the best mean validation ACC is chosen, a rate that failed on any tuning seed
-    never is, ties go to the rate listed first, and the table marks the choice."""
+def test_study_20_chooses_each_rate_on_validation_alone():
+    """The rate searches: in each setting the searched network at each rate (only the rate differs), with the
+    setting's own flags, on tuning seeds apart from the evaluation seeds; the best mean validation ACC is
+    chosen, a rate that failed on any tuning seed never is, ties go to the rate listed first, and the table
+    marks the choice."""
     import importlib
     s20 = importlib.import_module("20_kwta_ablation")
-    specs = s20.SEARCH[s20.SEARCH.index("--models") + 1].split(",")
-    equal = c.parse_variant(s20.EQUAL_DENSE)
-    for spec, lr in zip(specs, s20.SEARCH_LRS, strict=True):
-        v = c.parse_variant(spec)
-        assert v.lr == pytest.approx(lr) and v.weight_sparsity == equal.weight_sparsity and v.params == equal.params
+    assert set(s20.SEARCHES) <= set(s20.SETTINGS)
+    for label, (_, network, _) in s20.SEARCHES.items():
+        args = s20.search_args(label)
+        assert all(flag in args for flag in s20.SETTINGS[label][0]) and "--val-per-class" in args
+        assert network in s20.SETTINGS[label][1].values()          # the setting's own cell, at 1e-4
+        searched = c.parse_variant(network)
+        for spec, lr in zip(args[args.index("--models") + 1].split(","), s20.SEARCH_LRS, strict=True):
+            v = c.parse_variant(spec)
+            assert v.lr == pytest.approx(lr) and dataclasses.replace(v, spec=network, lr=None) == searched
+    assert [s20.search_names(label) for label in s20.SEARCHES] == [
+        ("rate_search", "chosen rate"), ("pixels_rate_search", "pixels chosen rate"),
+        ("torch_init_rate_search", "torch init chosen rate")]
+    assert s20.chosen_cell("pixels", 3e-5) == ("k-winners at its validation-chosen lr 3e-5, pixel inputs",
+                                               s20.KWTA + ":lr=3e-05")
     assert s20.RECIPE_LR in s20.SEARCH_LRS and s20.TUNE_SEED >= s20.SEEDS
     scores = {1e-5: [0.5, 0.6, 0.7], 3e-5: [0.9, None, 0.9], 1e-4: [0.7, 0.6, 0.5], 3e-4: [0.6, 0.6, 0.6]}
     assert s20.chosen_rate(scores) == 1e-5                       # 0.6 ties: the first listed; 3e-5 failed once
     assert s20.chosen_rate({1e-5: [None, 0.1, 0.1]}) is None
-    lines = s20.search_lines(scores, 1e-5)
+    lines = s20.search_lines("recipe", scores, 1e-5)
     assert "| 1e-05 (chosen) | 0.5000 | 0.6000 | 0.7000 | 0.6000 |" in lines
     assert "| 3e-05 | 0.9000 | failed | 0.9000 | failed |" in lines
+    assert s20.search_lines("torch init", scores, None)[0] == "## The rate of k-winners, torch init, chosen on validation"
 
 
 def test_study_20_writes_its_tables_with_any_settings_run(tmp_path, monkeypatch):
     """Study 20's outputs from hand-made results: the recipe alone, then with the dense network at a chosen
-    rate (a setting without k-winners, which the per-setting table must skip) and one more setting; each
+    rate (a setting without k-winners, which the per-setting table must skip), one more setting and k-winners
+    at a chosen rate there (paired with that setting's dense network); each
     cell's row shows its seeds' mean difference from k-winners."""
     import importlib
     s20 = importlib.import_module("20_kwta_ablation")
@@ -556,10 +569,15 @@ def test_study_20_writes_its_tables_with_any_settings_run(tmp_path, monkeypatch)
     s20.write_outputs(docs, settings, [])
     first = json.loads((tmp_path / "studies" / s20.STUDY / "comparisons.json").read_text())
     assert list(first) == ["against k-winners", "against the equal dense network"]
-    docs |= {"chosen rate": doc(settings["chosen rate"][1], 0.0), "pixels": doc(settings["pixels"][1], 0.02)}
+    settings["pixels chosen rate"] = (settings["pixels"][0], dict([s20.chosen_cell("pixels", 3e-4)]))
+    docs |= {"chosen rate": doc(settings["chosen rate"][1], 0.0), "pixels": doc(settings["pixels"][1], 0.02),
+             "pixels chosen rate": doc(settings["pixels chosen rate"][1], -0.5)}
     s20.write_outputs(docs, settings, ["## search", ""])
     cmp = json.loads((tmp_path / "studies" / s20.STUDY / "comparisons.json").read_text())
-    assert set(cmp["competition in each setting"]["acc"]) == {"k-winners", "k-winners, pixel inputs"}
+    tuned = "k-winners at its validation-chosen lr 3e-4, pixel inputs"
+    assert set(cmp["competition in each setting"]["acc"]) == {"k-winners", "k-winners, pixel inputs", tuned}
+    assert cmp["competition in each setting"]["acc"][tuned]["diff"]["mean"] == pytest.approx(0.8 - 0.78)  # the pixel dense
+    assert tuned in cmp["against k-winners"]["acc"] and tuned not in cmp["against the equal dense network"]["acc"]
     assert cmp["against k-winners"]["acc"]["dense at its validation-chosen lr 3e-5"]["diff"]["mean"] == pytest.approx(0)
     assert cmp["against k-winners"]["acc"]["dense, all else equal"]["diff"]["mean"] == pytest.approx(-0.01)
     summary = (tmp_path / "studies" / s20.STUDY / "summary.md").read_text()

@@ -20,9 +20,9 @@ initialisation (which scales by the expected density of the layer's input). The 
   validation ACC at the end chosen (a rate that failed on any tuning seed never is). Then that rate on the
   evaluation seeds, unless it is 1e-4, which the setting's own cells already hold.
 The budget is 1 epoch per task instead of 5 (10 tasks of all 60,000 images; about 6 minutes of one core per
-job, a fifth of the recipe's): the ablation asks which ingredient matters, and 12 cells on enough seeds to
-test it do not fit at the full budget. 10 seeds: the fewest at which the first table's 7 rows (8 with a chosen
-rate), Holm-corrected, can each reach p < 0.05 with the exact Wilcoxon test even if one seed disagrees. Three
+job, a fifth of the recipe's): the ablation asks which ingredient matters, and its 12-15 cells on enough seeds
+to test it do not fit at the full budget. 10 seeds: the fewest at which the first table's 7 rows (10 with the
+chosen rates), Holm-corrected, can each reach p < 0.05 with the exact Wilcoxon test even if one seed disagrees. Three
 tables: every cell against k-winners, the dense cells against the equal dense network, and competition's
 effect within each setting (k-winners against the dense network with everything else equal, on the same inputs and
 initialisation). Finished jobs are committed in studies/20_kwta_ablation/jobs/, so the study runs over

@@ -254,8 +254,10 @@ PRIMARY = [
       for cell, metric, key in (("dense at its validation-chosen lr 3e-5", "ACC", "acc"),
                                 ("dense at its validation-chosen lr 3e-5", "forgetting", "forgetting"),
                                 ("k-winners, 1 % win", "ACC", "acc"))],
-    *[(f"k-winners recipe, 1 epoch, {setting}: k-winners − equal dense ACC", "studies/20_kwta_ablation/comparisons.json",
-       ("competition in each setting", "acc", f"k-winners, {setting}")) for setting in ("pixel inputs", "torch init")],
+    *[(f"k-winners recipe, 1 epoch, {setting}: k-winners at its chosen lr {lr} − equal dense ACC",
+       "studies/20_kwta_ablation/comparisons.json",
+       ("competition in each setting", "acc", f"k-winners at its validation-chosen lr {lr}, {setting}"))
+      for setting, lr in (("pixel inputs", "3e-4"), ("torch init", "3e-4"))],
     *[(f"{where}: {a} − ReLU ACC, with {m}", *competition(study, m, a))
       for study, where in (("16_methods_class_incremental", "class-incremental"), ("17_methods_permuted", "permuted"))
       for m in ("alone", "ewc", "si", "l2", "replay") for a in ("lwta", "topk")],

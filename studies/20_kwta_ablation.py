@@ -182,8 +182,8 @@ def write_outputs(docs: dict, settings: dict, search: list) -> None:
 
 if __name__ == "__main__":
     parse_study_args(__doc__)
-    check_only([name for label in SETTINGS for name in (label.replace(" ", "_"), *(
-        n.replace(" ", "_") for n in (search_names(label) if label in SEARCHES else ())))])
+    searched = [name for label in SEARCHES for name in search_names(label)]
+    check_only([name.replace(" ", "_") for name in [*SETTINGS, *searched]])
     settings, docs, search = dict(SETTINGS), {}, []
     for label in SEARCHES:
         scores = rate_search(label)

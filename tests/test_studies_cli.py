@@ -314,6 +314,7 @@ def test_redraw_needs_no_data_and_gives_the_committed_tables_byte_for_byte(scrip
     after = {p: p.read_bytes() for p in sorted(folder.glob("*")) if p.suffix in (".md", ".json")}
     assert before and [p.name for p in after if after[p] != before.get(p)] == []
 
+
 @needs_mnist
 @pytest.mark.parametrize("flag", ["--redraw", "--dry-run"])
 def test_recipes_redraw_and_dry_run_skip_the_settings_not_run_yet_and_say_so(flag, tmp_path, monkeypatch, capsys):
@@ -546,7 +547,8 @@ def test_study_20_chooses_each_rate_on_validation_alone():
     lines = s20.search_lines("recipe", scores, 1e-5)
     assert "| 1e-05 (chosen) | 0.5000 | 0.6000 | 0.7000 | 0.6000 |" in lines
     assert "| 3e-05 | 0.9000 | failed | 0.9000 | failed |" in lines
-    assert s20.search_lines("torch init", scores, None)[0] == "## The rate of k-winners, torch init, chosen on validation"
+    assert s20.search_lines("torch init", scores, None)[0] == ("## The rate of k-winners, torch init, chosen on "
+                                                               "validation")
 
 
 def test_study_20_writes_its_tables_with_any_settings_run(tmp_path, monkeypatch):
@@ -577,7 +579,8 @@ def test_study_20_writes_its_tables_with_any_settings_run(tmp_path, monkeypatch)
     tuned = "k-winners at its validation-chosen lr 3e-4, pixel inputs"
     assert set(cmp["competition in each setting"]["acc"]) == {"k-winners", "k-winners, pixel inputs", tuned}
     assert cmp["competition in each setting"]["acc"][tuned]["diff"]["mean"] == pytest.approx(0.8 - 0.78)  # the pixel dense
-    assert tuned in cmp["against k-winners"]["acc"] and tuned not in cmp["against the equal dense network"]["acc"]
+    assert tuned in cmp["against k-winners"]["acc"]
+    assert tuned not in cmp["against the equal dense network"]["acc"]
     assert cmp["against k-winners"]["acc"]["dense at its validation-chosen lr 3e-5"]["diff"]["mean"] == pytest.approx(0)
     assert cmp["against k-winners"]["acc"]["dense, all else equal"]["diff"]["mean"] == pytest.approx(-0.01)
     summary = (tmp_path / "studies" / s20.STUDY / "summary.md").read_text()
